@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs what building vcfq needs on a fresh Debian machine (as root, or with sudo), and
+# prints the cargo target directory to use. Sourced by quickstart.sh and test.sh.
+set -euo pipefail
+
+packages=(build-essential pkg-config ca-certificates python3)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "setup: installing ${missing[*]}" >&2
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+if ! command -v cargo >/dev/null 2>&1; then
+  [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
+fi
+command -v cargo >/dev/null 2>&1 || { echo "setup: cargo (Rust 1.88 or newer) is needed: https://rustup.rs" >&2; exit 1; }
+# Build outside the clone, so that repeated runs (and CI on this machine) are incremental.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/vcfq/target}"
+mkdir -p "$CARGO_TARGET_DIR"

@@ -1,0 +1,22 @@
+//! vcfq: a SQL engine for genomic variants, built on Apache DataFusion.
+//!
+//! VCF and BCF files (plain, gzip, BGZF) are SQL tables with a schema typed from their header:
+//!
+//! ```sql
+//! SELECT chrom, count(*) FROM 'calls.vcf.gz' WHERE info.AF[1] > 0.1 GROUP BY chrom;
+//! SELECT sample, count(*) FROM vcf_genotypes('calls.vcf.gz') WHERE gt_dosage(GT) > 0 GROUP BY sample;
+//! ```
+//!
+//! [`SessionBuilder`] makes a DataFusion session with all of it; the `vcfq` binary is a thin
+//! front end over it.
+
+pub mod config;
+pub mod error;
+pub mod generator;
+pub mod output;
+pub mod script;
+pub mod session;
+pub mod vcf;
+
+pub use error::VcfError;
+pub use session::SessionBuilder;

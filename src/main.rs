@@ -1,0 +1,154 @@
+//! The `vcfq` command: `-c SQL`, `-f script.sql`, SQL piped on stdin, and `vcfq gen`.
+//!
+//! Exit codes: 0 success, 1 a statement failed (the message names the script line, file or
+//! object), 2 bad command-line usage.
+
+use std::io::{self, IsTerminal, Read, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use datafusion::prelude::SessionContext;
+use futures::StreamExt;
+use vcfq::output::{OutputFormat, ResultWriter};
+use vcfq::script::split_statements;
+
+/// SQL over VCF/BCF files.
+#[derive(Parser, Debug)]
+#[command(name = "vcfq", version, about = "SQL over VCF/BCF files, built on Apache DataFusion")]
+struct Cli {
+    /// Run these SQL statements (several `;`-separated statements are allowed; repeatable).
+    #[arg(short = 'c', long = "command", value_name = "SQL")]
+    commands: Vec<String>,
+    /// Run the statements of these script files in order; stop at the first error.
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    files: Vec<PathBuf>,
+    /// Output format: table, csv, tsv, json, ndjson or markdown.
+    #[arg(long, default_value = "table", value_parser = parse_format)]
+    format: OutputFormat,
+    /// Do not print warnings (undeclared fields, values read as NULL, skipped lines).
+    #[arg(short, long)]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Write a realistic generated VCF (BGZF when OUTPUT ends in .gz/.bgz).
+    Gen {
+        /// Output file.
+        output: PathBuf,
+        /// Number of records.
+        #[arg(long, default_value_t = 10_000)]
+        records: u64,
+        /// Number of samples (0: sites only).
+        #[arg(long, default_value_t = 0)]
+        samples: usize,
+        /// Seed of the generator (same seed, same file).
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+    },
+}
+
+fn parse_format(s: &str) -> Result<OutputFormat, String> {
+    s.parse()
+}
+
+/// Prints warnings as `warning: …` lines on stderr.
+struct StderrLogger;
+
+impl log::Log for StderrLogger {
+    fn enabled(&self, m: &log::Metadata) -> bool {
+        m.level() <= log::Level::Warn
+    }
+    fn log(&self, r: &log::Record) {
+        if self.enabled(r.metadata()) && r.target().starts_with("vcfq") {
+            let _ = writeln!(io::stderr(), "{}: {}", r.level().as_str().to_lowercase(), r.args());
+        }
+    }
+    fn flush(&self) {}
+}
+
+static LOGGER: StderrLogger = StderrLogger;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if !cli.quiet {
+        let _ = log::set_logger(&LOGGER).map(|()| log::set_max_level(log::LevelFilter::Warn));
+    }
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            if e.downcast_ref::<io::Error>().is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe) {
+                return ExitCode::SUCCESS;
+            }
+            let message = format!("{e:#}").replace('\n', " ");
+            let _ = writeln!(io::stderr(), "error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    if let Some(Command::Gen { output, records, samples, seed }) = cli.command {
+        let options = vcfq::generator::GenOptions { records, samples, seed };
+        return vcfq::generator::generate_file(&output, &options).with_context(|| format!("{}: cannot write", output.display()));
+    }
+    let ctx = vcfq::SessionBuilder::new().build()?;
+    if cli.commands.is_empty() && cli.files.is_empty() {
+        if io::stdin().is_terminal() {
+            anyhow::bail!("the interactive shell is not built yet; run SQL with -c \"SQL\", -f FILE, or pipe it on stdin");
+        }
+        let mut text = String::new();
+        io::stdin().read_to_string(&mut text).context("cannot read SQL from stdin")?;
+        return run_script(&ctx, &text, "<stdin>", cli.format).await;
+    }
+    for sql in &cli.commands {
+        run_script(&ctx, sql, "-c", cli.format).await?;
+    }
+    for file in &cli.files {
+        let text = std::fs::read_to_string(file).with_context(|| format!("{}: cannot read script", file.display()))?;
+        run_script(&ctx, &text, &file.display().to_string(), cli.format).await?;
+    }
+    Ok(())
+}
+
+/// Runs the statements of `text` in order; the first failure names `origin` and its line.
+async fn run_script(ctx: &SessionContext, text: &str, origin: &str, format: OutputFormat) -> Result<()> {
+    let statements = split_statements(text);
+    for st in &statements {
+        let located = || {
+            if origin == "-c" && statements.len() == 1 { String::new() } else { format!("{origin}:{}: ", st.line) }
+        };
+        run_statement(ctx, &st.sql, format).await.map_err(|e| {
+            if e.downcast_ref::<io::Error>().is_some() { e } else { anyhow::anyhow!("{}{e:#}", located()) }
+        })?;
+    }
+    Ok(())
+}
+
+async fn run_statement(ctx: &SessionContext, sql: &str, format: OutputFormat) -> Result<()> {
+    let df = ctx.sql(sql).await?;
+    let schema = df.schema().as_arrow().clone();
+    let mut stream = df.execute_stream().await?;
+    let stdout = io::stdout();
+    let mut writer = ResultWriter::new(format, io::BufWriter::new(stdout.lock()));
+    while let Some(batch) = stream.next().await {
+        writer.write(&batch?).map_err(arrow_to_anyhow)?;
+    }
+    if schema.fields().is_empty() {
+        return Ok(());
+    }
+    writer.finish(&schema).map_err(arrow_to_anyhow)?;
+    Ok(())
+}
+
+fn arrow_to_anyhow(e: datafusion::arrow::error::ArrowError) -> anyhow::Error {
+    match e {
+        datafusion::arrow::error::ArrowError::IoError(_, io) => io.into(),
+        other => other.into(),
+    }
+}

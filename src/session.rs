@@ -1,0 +1,77 @@
+//! The one place a vcfq session is put together: VCF formats and table functions, file paths
+//! as tables, UDFs and `vcf.*` settings. The CLI, the shell and the server all start here.
+
+use std::sync::Arc;
+
+use datafusion::catalog::{DynamicFileCatalog, UrlTableFactory};
+use datafusion::datasource::dynamic_file::DynamicListTableFactory;
+use datafusion::error::Result;
+use datafusion::execution::SessionStateBuilder;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion_session::SessionStore;
+
+use crate::config::VcfConfig;
+use crate::vcf::catalog::{VcfTableFactory, VcfUrlTableFactory};
+use crate::vcf::functions::{ReadVcf, VcfHeaderFunction};
+
+/// Builds [`SessionContext`]s with everything vcfq adds to DataFusion.
+///
+/// ```no_run
+/// # async fn demo() -> datafusion::error::Result<()> {
+/// let ctx = vcfq::SessionBuilder::new().build()?;
+/// let df = ctx.sql("SELECT chrom, count(*) FROM 'calls.vcf.gz' GROUP BY chrom").await?;
+/// df.show().await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct SessionBuilder {
+    config: SessionConfig,
+}
+
+impl Default for SessionBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl SessionBuilder {
+    /// The default configuration: `vcf.*` settings, information_schema, and case-preserving
+    /// identifiers (so `info.AF` and `GT` are written as in the VCF header).
+    pub fn new() -> Self {
+        let mut config = SessionConfig::new().with_information_schema(true).with_option_extension(VcfConfig::default());
+        config.options_mut().sql_parser.enable_ident_normalization = false;
+        SessionBuilder { config }
+    }
+
+    /// Replaces the DataFusion configuration (the `vcf` extension is added when missing).
+    pub fn with_config(mut self, config: SessionConfig) -> Self {
+        self.config = if config.options().extensions.get::<VcfConfig>().is_some() {
+            config
+        } else {
+            config.with_option_extension(VcfConfig::default())
+        };
+        self
+    }
+
+    /// A new session.
+    pub fn build(self) -> Result<SessionContext> {
+        let mut state = SessionStateBuilder::new().with_config(self.config).with_default_features().build();
+        state.table_factories_mut().insert("VCF".to_string(), Arc::new(VcfTableFactory));
+        state.table_factories_mut().insert("BCF".to_string(), Arc::new(VcfTableFactory));
+        let ctx = SessionContext::new_with_state(state);
+        ctx.register_udtf("read_vcf", Arc::new(ReadVcf::wide()));
+        ctx.register_udtf("vcf_genotypes", Arc::new(ReadVcf::long()));
+        ctx.register_udtf("vcf_header", Arc::new(VcfHeaderFunction));
+        vcfq_udfs::register_all(&ctx);
+
+        // file paths as table names: VCF/BCF first, DataFusion's formats otherwise
+        let listing = Arc::new(DynamicListTableFactory::new(SessionStore::new()));
+        let factory = Arc::new(VcfUrlTableFactory::new(Arc::clone(&listing) as Arc<dyn UrlTableFactory>));
+        let catalogs = Arc::new(DynamicFileCatalog::new(Arc::clone(ctx.state().catalog_list()), factory));
+        let session_id = ctx.session_id();
+        let ctx: SessionContext =
+            ctx.into_state_builder().with_session_id(session_id).with_catalog_list(catalogs).build().into();
+        listing.session_store().with_state(ctx.state_weak_ref());
+        Ok(ctx)
+    }
+}

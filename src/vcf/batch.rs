@@ -1,0 +1,408 @@
+//! Record lines → Arrow record batches, decoding only the projected columns.
+//!
+//! A [`BatchBuilder`] is made once per scanned file for the columns a query needs. INFO is split
+//! only when `info` is projected, the sample columns only when genotype data is, and only the
+//! selected samples' columns are split into FORMAT values.
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{
+    ArrayRef, Float32Builder, Int64Builder, ListArray, ListBuilder, RecordBatch, RecordBatchOptions,
+    StringBuilder, StructArray,
+};
+use datafusion::arrow::buffer::OffsetBuffer;
+use datafusion::arrow::datatypes::{DataType, FieldRef, Fields, SchemaRef};
+use datafusion::arrow::error::ArrowError;
+use memchr::memchr_iter;
+
+use super::header::FieldDef;
+use super::record::{RecordFields, sample_columns};
+use super::schema::{Layout, value_data_type};
+use super::values::{ValueBuilder, Warnings};
+
+/// Which table column an output column is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnKind {
+    /// `chrom`.
+    Chrom,
+    /// `pos`.
+    Pos,
+    /// `id`.
+    Id,
+    /// `ref`.
+    Ref,
+    /// `alt`.
+    Alt,
+    /// `qual`.
+    Qual,
+    /// `filter`.
+    Filter,
+    /// `info` (struct of all INFO fields).
+    Info,
+    /// `genotypes` (wide layout).
+    Genotypes,
+    /// `sample` (long layout).
+    Sample,
+    /// One FORMAT field (long layout), by index into the FORMAT definitions.
+    Format(usize),
+}
+
+impl ColumnKind {
+    /// The kind of the table column at `index` in a layout.
+    pub fn of(layout: Layout, index: usize) -> Self {
+        use ColumnKind::*;
+        match layout {
+            Layout::Wide => [Chrom, Pos, Id, Ref, Alt, Qual, Filter, Info, Genotypes][index.min(8)],
+            Layout::Long => match index {
+                0 => Chrom,
+                1 => Pos,
+                2 => Ref,
+                3 => Alt,
+                4 => Sample,
+                i => Format(i - 5),
+            },
+        }
+    }
+}
+
+enum Column {
+    Text(StringBuilder, for<'r> fn(&RecordFields<'r>) -> &'r [u8], bool),
+    Pos(Int64Builder),
+    List(ListBuilder<StringBuilder>, for<'r> fn(&RecordFields<'r>) -> &'r [u8], u8),
+    Qual(Float32Builder),
+    Info(Vec<ValueBuilder>, Fields),
+    Genotypes { sample: StringBuilder, values: Vec<ValueBuilder>, offsets: Vec<i32>, item: FieldRef },
+    Sample(StringBuilder),
+    Format(usize, ValueBuilder),
+}
+
+/// What a scan decodes: the layout, output schema and the samples it reads.
+#[derive(Debug, Clone)]
+pub struct DecodePlan {
+    /// Wide or long.
+    pub layout: Layout,
+    /// The output (projected) schema.
+    pub schema: SchemaRef,
+    /// One kind per output column.
+    pub columns: Vec<ColumnKind>,
+    /// All INFO definitions of the table (declared, then undeclared).
+    pub infos: Vec<FieldDef>,
+    /// All FORMAT definitions of the table.
+    pub formats: Vec<FieldDef>,
+    /// Sample names of the header.
+    pub sample_names: Vec<String>,
+    /// Indices of the samples read, ascending.
+    pub selected: Vec<usize>,
+}
+
+impl DecodePlan {
+    /// Whether the sample columns must be split.
+    pub fn needs_samples(&self) -> bool {
+        self.columns.iter().any(|c| matches!(c, ColumnKind::Genotypes | ColumnKind::Format(_)))
+    }
+
+    /// Output rows produced per record.
+    pub fn rows_per_record(&self) -> usize {
+        match self.layout {
+            Layout::Wide => 1,
+            Layout::Long => self.selected.len(),
+        }
+    }
+
+    /// Records per batch for a target of `batch_size` rows, keeping genotype cells per batch bounded.
+    pub fn records_per_batch(&self, batch_size: usize) -> usize {
+        const MAX_CELLS: usize = 1 << 20;
+        let per_record = if self.needs_samples() || self.layout == Layout::Long { self.selected.len().max(1) } else { 1 };
+        match self.layout {
+            Layout::Wide => batch_size.min(MAX_CELLS / per_record).max(1),
+            Layout::Long => (batch_size / per_record).clamp(1, (MAX_CELLS / per_record).max(1)),
+        }
+    }
+}
+
+/// Builds record batches from record lines, one file at a time.
+pub struct BatchBuilder {
+    plan: Arc<DecodePlan>,
+    columns: Vec<Column>,
+    rows: usize,
+    records: usize,
+    info_index: HashMap<Vec<u8>, usize>,
+    info_slots: Vec<Option<Range<usize>>>,
+    format_index: HashMap<Vec<u8>, usize>,
+    last_format: Vec<u8>,
+    format_keys: Vec<Option<usize>>,
+    /// Value ranges (into the sample text) per selected sample × FORMAT field.
+    sample_slots: Vec<Option<Range<usize>>>,
+    need_samples: bool,
+}
+
+impl BatchBuilder {
+    /// A builder for `plan`.
+    pub fn new(plan: Arc<DecodePlan>) -> Self {
+        let nf = plan.formats.len();
+        let columns = plan
+            .columns
+            .iter()
+            .enumerate()
+            .map(|(i, kind)| match kind {
+                ColumnKind::Chrom => Column::Text(StringBuilder::new(), |r| r.chrom, false),
+                ColumnKind::Id => Column::Text(StringBuilder::new(), |r| r.id, true),
+                ColumnKind::Ref => Column::Text(StringBuilder::new(), |r| r.reference, false),
+                ColumnKind::Pos => Column::Pos(Int64Builder::new()),
+                ColumnKind::Alt => Column::List(ListBuilder::new(StringBuilder::new()), |r| r.alt, b','),
+                ColumnKind::Filter => Column::List(ListBuilder::new(StringBuilder::new()), |r| r.filter, b';'),
+                ColumnKind::Qual => Column::Qual(Float32Builder::new()),
+                ColumnKind::Info => {
+                    let fields = match plan.schema.field(i).data_type() {
+                        DataType::Struct(f) => f.clone(),
+                        _ => Fields::empty(),
+                    };
+                    Column::Info(fields.iter().map(|f| ValueBuilder::new(f.data_type())).collect(), fields)
+                }
+                ColumnKind::Genotypes => {
+                    let item = match plan.schema.field(i).data_type() {
+                        DataType::List(item) => item.clone(),
+                        other => Arc::new(datafusion::arrow::datatypes::Field::new("item", other.clone(), false)),
+                    };
+                    let values = plan.formats.iter().map(|d| ValueBuilder::new(&value_data_type(d))).collect();
+                    Column::Genotypes { sample: StringBuilder::new(), values, offsets: vec![0], item }
+                }
+                ColumnKind::Sample => Column::Sample(StringBuilder::new()),
+                ColumnKind::Format(f) => Column::Format(*f, ValueBuilder::new(&value_data_type(&plan.formats[*f]))),
+            })
+            .collect();
+        let info_index = plan.infos.iter().enumerate().map(|(i, d)| (d.id.as_bytes().to_vec(), i)).collect();
+        let format_index = plan.formats.iter().enumerate().map(|(i, d)| (d.id.as_bytes().to_vec(), i)).collect();
+        let need_samples = plan.needs_samples();
+        BatchBuilder {
+            info_slots: vec![None; plan.infos.len()],
+            sample_slots: vec![None; plan.selected.len() * nf],
+            plan,
+            columns,
+            rows: 0,
+            records: 0,
+            info_index,
+            format_index,
+            last_format: Vec::new(),
+            format_keys: Vec::new(),
+            need_samples,
+        }
+    }
+
+    /// Rows appended since the last [`Self::finish`].
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Records appended since the last [`Self::finish`].
+    pub fn records(&self) -> usize {
+        self.records
+    }
+
+    /// Appends one record. Fails, appending nothing, when the sample columns do not match the
+    /// header (the message is for the caller to place at its line).
+    pub fn append(&mut self, rec: &RecordFields<'_>, warnings: &mut Warnings) -> Result<(), String> {
+        if self.need_samples {
+            self.split_samples(rec, warnings)?;
+        }
+        let copies = self.plan.rows_per_record();
+        let plan = Arc::clone(&self.plan);
+        for col in &mut self.columns {
+            match col {
+                Column::Text(b, get, dot_is_null) => {
+                    let v = get(rec);
+                    for _ in 0..copies {
+                        if *dot_is_null && v == b"." {
+                            b.append_null();
+                        } else {
+                            b.append_value(String::from_utf8_lossy(v));
+                        }
+                    }
+                }
+                Column::Pos(b) => {
+                    for _ in 0..copies {
+                        b.append_value(rec.pos);
+                    }
+                }
+                Column::List(b, get, sep) => {
+                    let v = get(rec);
+                    for _ in 0..copies {
+                        if v == b"." || v.is_empty() {
+                            b.append_null();
+                        } else {
+                            for item in v.split(|c| c == sep) {
+                                b.values().append_value(String::from_utf8_lossy(item));
+                            }
+                            b.append(true);
+                        }
+                    }
+                }
+                Column::Qual(b) => {
+                    let q = if rec.qual == b"." || rec.qual.is_empty() {
+                        None
+                    } else {
+                        super::values::parse_float(rec.qual, "QUAL", warnings)
+                    };
+                    b.append_option(q);
+                }
+                Column::Info(values, _) => {
+                    split_info(rec.info, &self.info_index, &mut self.info_slots, warnings);
+                    for (i, b) in values.iter_mut().enumerate() {
+                        let raw = self.info_slots[i].clone().map(|r| &rec.info[r]);
+                        b.append(raw, &plan.infos[i].id, warnings);
+                    }
+                }
+                Column::Genotypes { sample, values, offsets, .. } => {
+                    let nf = plan.formats.len();
+                    for (j, &s) in plan.selected.iter().enumerate() {
+                        sample.append_value(&plan.sample_names[s]);
+                        for (f, b) in values.iter_mut().enumerate() {
+                            let raw = self.sample_slots[j * nf + f].clone().map(|r| &rec.samples[r]);
+                            b.append(raw, &plan.formats[f].id, warnings);
+                        }
+                    }
+                    let last = offsets.last().copied().unwrap_or(0);
+                    offsets.push(last + plan.selected.len() as i32);
+                }
+                Column::Sample(b) => {
+                    for &s in &plan.selected {
+                        b.append_value(&plan.sample_names[s]);
+                    }
+                }
+                Column::Format(f, b) => {
+                    let nf = plan.formats.len();
+                    for j in 0..plan.selected.len() {
+                        let raw = self.sample_slots[j * nf + *f].clone().map(|r| &rec.samples[r]);
+                        b.append(raw, &plan.formats[*f].id, warnings);
+                    }
+                }
+            }
+        }
+        self.rows += copies;
+        self.records += 1;
+        Ok(())
+    }
+
+    fn split_samples(&mut self, rec: &RecordFields<'_>, warnings: &mut Warnings) -> Result<(), String> {
+        let n = self.plan.sample_names.len();
+        let found = if rec.samples.is_empty() { 0 } else { 1 + memchr_iter(b'\t', rec.samples).count() };
+        if found != n {
+            return Err(format!("record has {found} sample columns, the header names {n} samples"));
+        }
+        self.sample_slots.iter_mut().for_each(|s| *s = None);
+        let format = rec.format.unwrap_or(b"");
+        if format != self.last_format.as_slice() {
+            self.last_format = format.to_vec();
+            self.format_keys.clear();
+            for key in format.split(|&b| b == b':') {
+                let idx = self.format_index.get(key).copied();
+                if idx.is_none() && key != b"." && !key.is_empty() {
+                    warnings.add(|| format!("FORMAT/{} is not in the table schema, ignored", String::from_utf8_lossy(key)));
+                }
+                // a key repeated in FORMAT keeps its first value, as htslib does
+                let idx = idx.filter(|i| !self.format_keys.contains(&Some(*i)));
+                self.format_keys.push(idx);
+            }
+        }
+        let nf = self.plan.formats.len();
+        let base = rec.samples.as_ptr() as usize;
+        let mut want = self.plan.selected.iter().enumerate().peekable();
+        for (i, column) in sample_columns(rec.samples).enumerate() {
+            let Some(&(j, &s)) = want.peek() else { break };
+            if s != i {
+                continue;
+            }
+            want.next();
+            let start = column.as_ptr() as usize - base;
+            let mut offset = start;
+            for (k, value) in column.split(|&b| b == b':').enumerate() {
+                match self.format_keys.get(k) {
+                    Some(Some(f)) => self.sample_slots[j * nf + f] = Some(offset..offset + value.len()),
+                    Some(None) => {}
+                    None if column == b"." => {}
+                    None => {
+                        return Err(format!(
+                            "sample '{}' has more fields than FORMAT '{}'",
+                            self.plan.sample_names[s],
+                            String::from_utf8_lossy(format)
+                        ));
+                    }
+                }
+                offset += value.len() + 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// The batch of everything appended since the last call.
+    pub fn finish(&mut self) -> Result<RecordBatch, ArrowError> {
+        let rows = self.rows;
+        let arrays: Vec<ArrayRef> = self.columns.iter_mut().map(|c| finish_column(c, rows)).collect::<Result<_, _>>()?;
+        let options = RecordBatchOptions::new().with_row_count(Some(self.rows));
+        self.rows = 0;
+        self.records = 0;
+        RecordBatch::try_new_with_options(Arc::clone(&self.plan.schema), arrays, &options)
+    }
+}
+
+fn finish_column(col: &mut Column, rows: usize) -> Result<ArrayRef, ArrowError> {
+    Ok(match col {
+        Column::Text(b, ..) | Column::Sample(b) => Arc::new(b.finish()),
+        Column::Pos(b) => Arc::new(b.finish()),
+        Column::List(b, ..) => Arc::new(b.finish()),
+        Column::Qual(b) => Arc::new(b.finish()),
+        Column::Format(_, b) => b.finish(),
+        Column::Info(values, fields) => {
+            let children: Vec<ArrayRef> = values.iter_mut().map(|v| v.finish()).collect();
+            if fields.is_empty() {
+                Arc::new(StructArray::new_empty_fields(rows, None))
+            } else {
+                Arc::new(StructArray::try_new(fields.clone(), children, None)?)
+            }
+        }
+        Column::Genotypes { sample, values, offsets, item } => {
+            let mut children: Vec<ArrayRef> = vec![Arc::new(sample.finish())];
+            children.extend(values.iter_mut().map(|v| v.finish()));
+            let DataType::Struct(fields) = item.data_type() else {
+                return Err(ArrowError::SchemaError("genotypes items must be structs".into()));
+            };
+            let entries = StructArray::try_new(fields.clone(), children, None)?;
+            let offs = OffsetBuffer::new(std::mem::replace(offsets, vec![0]).into());
+            Arc::new(ListArray::try_new(Arc::clone(item), offs, Arc::new(entries), None)?)
+        }
+    })
+}
+
+/// Splits INFO into value ranges per declared field (first occurrence wins).
+fn split_info(
+    info: &[u8],
+    index: &HashMap<Vec<u8>, usize>,
+    slots: &mut [Option<Range<usize>>],
+    warnings: &mut Warnings,
+) {
+    slots.iter_mut().for_each(|s| *s = None);
+    if info == b"." || info.is_empty() {
+        return;
+    }
+    let mut offset = 0;
+    for item in info.split(|&b| b == b';') {
+        let (key, value) = match memchr::memchr(b'=', item) {
+            Some(eq) => (&item[..eq], offset + eq + 1..offset + item.len()),
+            None => (item, offset + item.len()..offset + item.len()),
+        };
+        offset += item.len() + 1;
+        if key.is_empty() || key == b"." {
+            continue;
+        }
+        match index.get(key) {
+            Some(&i) => {
+                if slots[i].is_none() {
+                    slots[i] = Some(value);
+                }
+            }
+            None => warnings.add(|| format!("INFO/{} is not in the table schema, ignored", String::from_utf8_lossy(key))),
+        }
+    }
+}

@@ -1,0 +1,75 @@
+//! How VCF files become tables: file paths in `FROM` (`SELECT … FROM 'calls.vcf.gz'`) and
+//! `CREATE EXTERNAL TABLE … STORED AS VCF`.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::catalog::{Session, TableProvider, TableProviderFactory, UrlTableFactory};
+use datafusion::error::Result;
+use datafusion::logical_expr::CreateExternalTable;
+
+use super::input::{Container, sniff};
+use super::table::{VcfOptions, VcfTable, has_vcf_extension, resolve_paths};
+
+/// Resolves file paths used as table names: VCF/BCF files (by name, or by content for files
+/// with other names) become [`VcfTable`]s; anything else goes to `fallback` (DataFusion's
+/// CSV/Parquet/JSON listing tables).
+#[derive(Debug)]
+pub struct VcfUrlTableFactory {
+    fallback: Arc<dyn UrlTableFactory>,
+}
+
+impl VcfUrlTableFactory {
+    /// A factory trying VCF first, then `fallback`.
+    pub fn new(fallback: Arc<dyn UrlTableFactory>) -> Self {
+        VcfUrlTableFactory { fallback }
+    }
+}
+
+/// Whether `location` names VCF/BCF data: by its name, or, for an existing file with another
+/// name, by its first bytes.
+pub fn looks_like_vcf(location: &str) -> bool {
+    let plain = location.strip_prefix("file://").unwrap_or(location);
+    if has_vcf_extension(plain) {
+        return true;
+    }
+    let path = Path::new(plain);
+    if path.is_file() {
+        return match sniff(path) {
+            Ok(kind) if kind.container == Container::Bcf => true,
+            Ok(_) => starts_like_vcf_text(path),
+            Err(_) => false,
+        };
+    }
+    // a directory or glob of VCF files
+    resolve_paths(plain).map(|files| files.iter().all(|f| has_vcf_extension(&f.to_string_lossy()))).unwrap_or(false)
+        && (path.is_dir() || plain.contains(['*', '?', '[']))
+}
+
+fn starts_like_vcf_text(path: &Path) -> bool {
+    super::input::VcfInput::open(path, 1).is_ok_and(|i| i.header().file_format.as_deref().is_some_and(|f| f.starts_with("VCF")))
+}
+
+#[async_trait]
+impl UrlTableFactory for VcfUrlTableFactory {
+    async fn try_new(&self, url: &str) -> Result<Option<Arc<dyn TableProvider>>> {
+        if looks_like_vcf(url) {
+            let table = VcfTable::open(url, VcfOptions::default())?;
+            return Ok(Some(Arc::new(table)));
+        }
+        self.fallback.try_new(url).await
+    }
+}
+
+/// `CREATE EXTERNAL TABLE t STORED AS VCF LOCATION 'file | dir/ | glob' [OPTIONS (…)]`.
+#[derive(Debug, Default)]
+pub struct VcfTableFactory;
+
+#[async_trait]
+impl TableProviderFactory for VcfTableFactory {
+    async fn create(&self, _state: &dyn Session, cmd: &CreateExternalTable) -> Result<Arc<dyn TableProvider>> {
+        let options = VcfOptions::from_sql_options(&cmd.options)?;
+        Ok(Arc::new(VcfTable::open(&cmd.location, options)?))
+    }
+}

@@ -1,0 +1,254 @@
+//! Opening a variant file: compression and VCF-vs-BCF are detected from the first bytes, the
+//! header is read, and the records come out as VCF text lines.
+//!
+//! Plain text, plain gzip, BGZF (`.vcf.gz`, `.vcf.bgz`, …) and BCF (compressed or not) all end
+//! up as one [`VcfInput`]; BCF records are rendered to VCF text by noodles so that a single
+//! record parser serves every format.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read};
+use std::num::NonZero;
+use std::path::{Path, PathBuf};
+
+use flate2::read::MultiGzDecoder;
+use noodles::bcf;
+use noodles::vcf;
+use noodles::vcf::variant::io::Write as _;
+
+use super::header::VcfHeader;
+use crate::error::VcfError;
+
+/// How the bytes of a file are compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    /// Not compressed.
+    None,
+    /// gzip that is not BGZF (cannot be split or indexed).
+    Gzip,
+    /// Blocked gzip (BGZF), as written by bgzip/htslib.
+    Bgzf,
+}
+
+/// The record encoding inside the (decompressed) stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Container {
+    /// VCF text.
+    Vcf,
+    /// Binary BCF.
+    Bcf,
+}
+
+/// What a file's first bytes say it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileKind {
+    /// Its compression.
+    pub compression: Compression,
+    /// VCF or BCF.
+    pub container: Container,
+}
+
+const READ_BUFFER: usize = 256 * 1024;
+
+/// Detects compression from the gzip magic and BGZF's `BC` extra field.
+pub fn detect_compression(head: &[u8]) -> Compression {
+    if head.len() >= 2 && head[0] == 0x1f && head[1] == 0x8b {
+        // BGZF: FLG.FEXTRA set and the first extra subfield is 'B','C'.
+        if head.len() >= 16 && head[3] & 4 != 0 && head[12] == b'B' && head[13] == b'C' {
+            Compression::Bgzf
+        } else {
+            Compression::Gzip
+        }
+    } else {
+        Compression::None
+    }
+}
+
+fn open_file(path: &Path) -> Result<File, VcfError> {
+    File::open(path).map_err(|source| VcfError::Open { path: path.to_path_buf(), source })
+}
+
+fn decompressed(path: &Path, compression: Compression, threads: usize) -> Result<Box<dyn BufRead + Send>, VcfError> {
+    let file = open_file(path)?;
+    Ok(match compression {
+        Compression::None => Box::new(BufReader::with_capacity(READ_BUFFER, file)),
+        Compression::Gzip => Box::new(BufReader::with_capacity(READ_BUFFER, MultiGzDecoder::new(file))),
+        Compression::Bgzf if threads > 1 => {
+            let workers = NonZero::new(threads).unwrap_or(NonZero::<usize>::MIN);
+            Box::new(noodles::bgzf::io::MultithreadedReader::with_worker_count(workers, file))
+        }
+        Compression::Bgzf => Box::new(noodles::bgzf::io::Reader::new(file)),
+    })
+}
+
+/// Reads the first bytes of `path` (decompressing if needed) to tell what kind of file it is.
+pub fn sniff(path: &Path) -> Result<FileKind, VcfError> {
+    let mut head = [0u8; 18];
+    let n = read_up_to(&mut open_file(path)?, &mut head).map_err(|e| VcfError::io(path, e))?;
+    let compression = detect_compression(&head[..n]);
+    let mut inner = [0u8; 3];
+    let mut reader = decompressed(path, compression, 1)?;
+    let m = read_up_to(&mut reader, &mut inner).map_err(|e| VcfError::io(path, e))?;
+    let container = if &inner[..m] == b"BCF" { Container::Bcf } else { Container::Vcf };
+    Ok(FileKind { compression, container })
+}
+
+fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+enum Body {
+    Text(Box<dyn BufRead + Send>),
+    Bcf { reader: bcf::io::Reader<Box<dyn BufRead + Send>>, header: Box<vcf::Header>, record: bcf::Record },
+}
+
+/// An open variant file: its header, then its records one text line at a time.
+pub struct VcfInput {
+    path: PathBuf,
+    header: VcfHeader,
+    kind: FileKind,
+    body: Body,
+    line_number: usize,
+}
+
+impl VcfInput {
+    /// Opens `path`, detects its kind and reads the header. `threads` > 1 decodes BGZF blocks
+    /// on that many threads.
+    pub fn open(path: &Path, threads: usize) -> Result<Self, VcfError> {
+        let kind = sniff(path)?;
+        let mut reader = decompressed(path, kind.compression, threads)?;
+        let (header, body) = match kind.container {
+            Container::Vcf => (read_text_header(path, &mut reader)?, Body::Text(reader)),
+            Container::Bcf => {
+                let mut bcf_reader = bcf::io::Reader::from(reader);
+                let nh = bcf_reader.read_header().map_err(|e| VcfError::Header {
+                    path: path.to_path_buf(),
+                    message: format!("invalid BCF header: {e}"),
+                })?;
+                let mut w = vcf::io::Writer::new(Vec::new());
+                w.write_header(&nh).map_err(|e| VcfError::io(path, e))?;
+                let text = String::from_utf8_lossy(&w.into_inner()).into_owned();
+                let header = VcfHeader::parse_text(&text)
+                    .map_err(|e| VcfError::Header { path: path.to_path_buf(), message: e.to_string() })?;
+                (header, Body::Bcf { reader: bcf_reader, header: Box::new(nh), record: bcf::Record::default() })
+            }
+        };
+        let line_number = header.line_count;
+        Ok(VcfInput { path: path.to_path_buf(), header, kind, body, line_number })
+    }
+
+    /// The parsed header.
+    pub fn header(&self) -> &VcfHeader {
+        &self.header
+    }
+
+    /// What the file is.
+    pub fn kind(&self) -> FileKind {
+        self.kind
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The line number of the record last returned by [`Self::next_line`] (for BCF, the record's
+    /// ordinal plus the header's line count, i.e. its line in the equivalent VCF).
+    pub fn line_number(&self) -> usize {
+        self.line_number
+    }
+
+    /// Reads the next record into `buf` as one VCF line without its terminator (`\n` or `\r\n`).
+    /// Empty lines are skipped. Returns false at the end of the file.
+    pub fn next_line(&mut self, buf: &mut Vec<u8>) -> Result<bool, VcfError> {
+        loop {
+            buf.clear();
+            match &mut self.body {
+                Body::Text(reader) => {
+                    let n = reader.read_until(b'\n', buf).map_err(|e| self.read_error(e))?;
+                    if n == 0 {
+                        return Ok(false);
+                    }
+                    self.line_number += 1;
+                    while matches!(buf.last(), Some(b'\n' | b'\r')) {
+                        buf.pop();
+                    }
+                    if buf.is_empty() {
+                        continue;
+                    }
+                    return Ok(true);
+                }
+                Body::Bcf { reader, header, record } => {
+                    let n = reader.read_record(record).map_err(|e| VcfError::Data {
+                        path: self.path.clone(),
+                        line: self.line_number + 1,
+                        message: format!("invalid BCF record: {e}"),
+                    })?;
+                    if n == 0 {
+                        return Ok(false);
+                    }
+                    self.line_number += 1;
+                    let mut w = vcf::io::Writer::new(std::mem::take(buf));
+                    let written = w.write_variant_record(header, record);
+                    *buf = w.into_inner();
+                    written.map_err(|e| VcfError::Data {
+                        path: self.path.clone(),
+                        line: self.line_number,
+                        message: format!("invalid BCF record: {e}"),
+                    })?;
+                    while matches!(buf.last(), Some(b'\n' | b'\r')) {
+                        buf.pop();
+                    }
+                    return Ok(true);
+                }
+            }
+        }
+    }
+
+    fn read_error(&self, e: io::Error) -> VcfError {
+        VcfError::Data { path: self.path.clone(), line: self.line_number + 1, message: format!("read failed: {e}") }
+    }
+}
+
+/// Reads `##` lines and the `#CHROM` line. Stops after `#CHROM`, or at the first line that is
+/// not a header line (which is then an error: the header has no `#CHROM` line).
+fn read_text_header(path: &Path, reader: &mut Box<dyn BufRead + Send>) -> Result<VcfHeader, VcfError> {
+    let mut lines = Vec::new();
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        let n = reader.read_until(b'\n', &mut buf).map_err(|e| VcfError::io(path, e))?;
+        if n == 0 {
+            break;
+        }
+        let line = String::from_utf8_lossy(&buf).trim_end_matches(['\n', '\r']).to_string();
+        let done = line.starts_with("#CHROM") || !line.starts_with('#');
+        lines.push(line);
+        if done {
+            break;
+        }
+    }
+    VcfHeader::parse_lines(lines.iter().map(String::as_str))
+        .map_err(|e| VcfError::Header { path: path.to_path_buf(), message: e.to_string() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detects_gzip_and_bgzf() {
+        assert_eq!(detect_compression(b"##fileformat"), Compression::None);
+        assert_eq!(detect_compression(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff]), Compression::Gzip);
+        let bgzf = [0x1f, 0x8b, 8, 4, 0, 0, 0, 0, 0, 0xff, 6, 0, b'B', b'C', 2, 0, 0x1b, 0];
+        assert_eq!(detect_compression(&bgzf), Compression::Bgzf);
+    }
+}

@@ -1,0 +1,346 @@
+//! The VCF table: resolving paths, inferring the schema from the header (the "format"), and the
+//! [`TableProvider`] that plans scans with projection, sample and limit pushdown.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::{ScalarValue, plan_err};
+use datafusion::datasource::TableType;
+use datafusion::error::Result;
+use datafusion::logical_expr::{Expr, Operator, TableProviderFilterPushDown};
+use datafusion::physical_plan::ExecutionPlan;
+
+use super::batch::{ColumnKind, DecodePlan};
+use super::exec::VcfExec;
+use super::header::{FieldDef, VcfHeader};
+use super::input::VcfInput;
+use super::record::{sample_columns, split_record};
+use super::region::Region;
+use super::schema::{Layout, SAMPLE, table_schema};
+use crate::config::VcfConfig;
+use crate::error::VcfError;
+
+/// Options of a VCF table (`OPTIONS (…)` of `CREATE EXTERNAL TABLE`, or table-function arguments).
+#[derive(Debug, Clone)]
+pub struct VcfOptions {
+    /// Only records overlapping this region are read.
+    pub region: Option<Region>,
+    /// Only these samples are read (all when `None`).
+    pub samples: Option<Vec<String>>,
+    /// Wide (one row per record) or long (record × sample).
+    pub layout: Layout,
+    /// Records read to find undeclared INFO/FORMAT fields.
+    pub infer_records: usize,
+}
+
+impl Default for VcfOptions {
+    fn default() -> Self {
+        VcfOptions { region: None, samples: None, layout: Layout::Wide, infer_records: 1000 }
+    }
+}
+
+impl VcfOptions {
+    /// Sets the region.
+    pub fn with_region(mut self, region: Option<Region>) -> Self {
+        self.region = region;
+        self
+    }
+
+    /// Sets the samples to read.
+    pub fn with_samples(mut self, samples: Option<Vec<String>>) -> Self {
+        self.samples = samples;
+        self
+    }
+
+    /// Sets the layout.
+    pub fn with_layout(mut self, layout: Layout) -> Self {
+        self.layout = layout;
+        self
+    }
+
+    /// Takes the options vcfq knows from a `CREATE EXTERNAL TABLE … OPTIONS` map and rejects the rest.
+    pub fn from_sql_options(options: &HashMap<String, String>) -> Result<Self, VcfError> {
+        let mut out = VcfOptions::default();
+        for (key, value) in options {
+            let key = key.strip_prefix("format.").unwrap_or(key);
+            match key {
+                "region" => out.region = parse_region_arg(value)?,
+                "samples" => out.samples = parse_samples_arg(value),
+                "layout" => {
+                    out.layout = match value.to_ascii_lowercase().as_str() {
+                        "wide" => Layout::Wide,
+                        "long" => Layout::Long,
+                        _ => return Err(VcfError::Invalid(format!("option layout must be 'wide' or 'long', not '{value}'"))),
+                    }
+                }
+                _ => {
+                    return Err(VcfError::Invalid(format!(
+                        "unknown option '{key}' for STORED AS VCF (known: region, samples, layout)"
+                    )));
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Parses a region argument; empty means none.
+pub fn parse_region_arg(text: &str) -> Result<Option<Region>, VcfError> {
+    if text.trim().is_empty() { Ok(None) } else { Region::parse(text).map(Some).map_err(VcfError::Invalid) }
+}
+
+/// Parses a comma-separated sample list; empty means all samples.
+pub fn parse_samples_arg(text: &str) -> Option<Vec<String>> {
+    let names: Vec<String> = text.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+    if names.is_empty() { None } else { Some(names) }
+}
+
+/// Whether a path's name says it is a VCF or BCF file.
+pub fn has_vcf_extension(path: &str) -> bool {
+    let lower = path.to_ascii_lowercase();
+    [".vcf", ".vcf.gz", ".vcf.bgz", ".vcf.bgzf", ".bcf", ".bcf.gz", ".gvcf", ".gvcf.gz"].iter().any(|e| lower.ends_with(e))
+}
+
+/// Expands a location (file, directory of VCF/BCF files, or glob) into files, sorted.
+pub fn resolve_paths(location: &str) -> Result<Vec<PathBuf>, VcfError> {
+    let location = location.strip_prefix("file://").unwrap_or(location);
+    let path = Path::new(location);
+    let mut files = if location.contains(['*', '?', '[']) {
+        let entries = glob::glob(location).map_err(|e| VcfError::Invalid(format!("{location}: invalid glob: {e}")))?;
+        entries.filter_map(|e| e.ok()).filter(|p| p.is_file()).collect::<Vec<_>>()
+    } else if path.is_dir() {
+        let entries = std::fs::read_dir(path).map_err(|e| VcfError::io(path, e))?;
+        entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_file() && has_vcf_extension(&p.to_string_lossy()))
+            .collect()
+    } else if path.exists() {
+        vec![path.to_path_buf()]
+    } else {
+        vec![]
+    };
+    if files.is_empty() {
+        return Err(VcfError::NotFound(location.to_string()));
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// The schema-defining facts of a set of files: the header of the first, and the INFO/FORMAT
+/// fields found in records but not declared (read as text).
+#[derive(Debug, Clone)]
+pub struct VcfFormat {
+    /// The header (of the first file).
+    pub header: Arc<VcfHeader>,
+    /// Declared INFO fields, then undeclared ones.
+    pub infos: Vec<FieldDef>,
+    /// Declared FORMAT fields, then undeclared ones.
+    pub formats: Vec<FieldDef>,
+}
+
+impl VcfFormat {
+    /// Reads the first file's header and its first `infer_records` records; checks that the
+    /// other files name the same samples.
+    pub fn infer(files: &[PathBuf], infer_records: usize) -> Result<Self, VcfError> {
+        let first = files.first().ok_or_else(|| VcfError::NotFound("(no files)".into()))?;
+        let mut input = VcfInput::open(first, 1)?;
+        let header = input.header().clone();
+        let mut infos = header.infos.clone();
+        let mut formats = header.formats.clone();
+        let mut line = Vec::new();
+        for _ in 0..infer_records {
+            if !input.next_line(&mut line)? {
+                break;
+            }
+            let Ok(rec) = split_record(&line) else { continue };
+            if rec.info != b"." {
+                for item in rec.info.split(|&b| b == b';') {
+                    let (key, has_value) = match memchr::memchr(b'=', item) {
+                        Some(eq) => (&item[..eq], true),
+                        None => (item, false),
+                    };
+                    add_undeclared(first, "INFO", &mut infos, key, has_value);
+                }
+            }
+            if let Some(format) = rec.format
+                && !rec.samples.is_empty()
+            {
+                for key in format.split(|&b| b == b':') {
+                    add_undeclared(first, "FORMAT", &mut formats, key, true);
+                }
+                let _ = sample_columns(rec.samples);
+            }
+        }
+        for other in &files[1..] {
+            let o = VcfInput::open(other, 1)?;
+            if o.header().samples != header.samples {
+                return Err(VcfError::Header {
+                    path: other.clone(),
+                    message: format!("samples differ from those of {}", first.display()),
+                });
+            }
+        }
+        Ok(VcfFormat { header: Arc::new(header), infos, formats })
+    }
+
+    /// The table schema in a layout.
+    pub fn schema(&self, layout: Layout) -> SchemaRef {
+        table_schema(&self.header, &self.infos, &self.formats, layout)
+    }
+}
+
+fn add_undeclared(path: &Path, kind: &str, defs: &mut Vec<FieldDef>, key: &[u8], has_value: bool) {
+    if key.is_empty() || key == b"." || defs.iter().any(|d| d.id.as_bytes() == key) {
+        return;
+    }
+    let id = String::from_utf8_lossy(key);
+    log::warn!("{}: {kind} field '{id}' is not declared in the header; read as text", path.display());
+    defs.push(FieldDef::undeclared(&id, has_value || kind == "FORMAT"));
+}
+
+/// A set of VCF/BCF files as one table.
+#[derive(Debug)]
+pub struct VcfTable {
+    files: Vec<PathBuf>,
+    format: VcfFormat,
+    options: VcfOptions,
+    schema: SchemaRef,
+    /// Indices of the samples the options select.
+    selected: Vec<usize>,
+}
+
+impl VcfTable {
+    /// Opens the files of `location` and infers the schema.
+    pub fn open(location: &str, options: VcfOptions) -> Result<Self, VcfError> {
+        let files = resolve_paths(location)?;
+        let format = VcfFormat::infer(&files, options.infer_records)?;
+        let schema = format.schema(options.layout);
+        let selected = select_samples(&format.header.samples, options.samples.as_deref())?;
+        Ok(VcfTable { files, format, options, schema, selected })
+    }
+
+    /// The files scanned, one partition each.
+    pub fn files(&self) -> &[PathBuf] {
+        &self.files
+    }
+
+    /// The header of the first file.
+    pub fn header(&self) -> &VcfHeader {
+        &self.format.header
+    }
+}
+
+/// Indices of the named samples (all when `names` is None); an unknown name is an error.
+pub fn select_samples(header: &[String], names: Option<&[String]>) -> Result<Vec<usize>, VcfError> {
+    let Some(names) = names else { return Ok((0..header.len()).collect()) };
+    let mut idx = Vec::with_capacity(names.len());
+    for n in names {
+        match header.iter().position(|h| h == n) {
+            Some(i) => idx.push(i),
+            None => return Err(VcfError::Invalid(format!("unknown sample '{n}' (the file has {} samples)", header.len()))),
+        }
+    }
+    idx.sort_unstable();
+    idx.dedup();
+    Ok(idx)
+}
+
+/// The sample names a filter on `sample` allows (`sample = 'x'`, `sample IN ('x', 'y')`), if it is one.
+fn sample_filter_names(expr: &Expr) -> Option<Vec<String>> {
+    let lit = |e: &Expr| match e {
+        Expr::Literal(ScalarValue::Utf8(Some(s)) | ScalarValue::Utf8View(Some(s)) | ScalarValue::LargeUtf8(Some(s)), _) => {
+            Some(s.clone())
+        }
+        _ => None,
+    };
+    let is_sample = |e: &Expr| matches!(e, Expr::Column(c) if c.name == SAMPLE);
+    match expr {
+        Expr::BinaryExpr(b) if b.op == Operator::Eq => {
+            if is_sample(&b.left) {
+                lit(&b.right).map(|s| vec![s])
+            } else if is_sample(&b.right) {
+                lit(&b.left).map(|s| vec![s])
+            } else {
+                None
+            }
+        }
+        Expr::InList(l) if !l.negated && is_sample(&l.expr) => l.list.iter().map(lit).collect(),
+        _ => None,
+    }
+}
+
+#[async_trait]
+impl TableProvider for VcfTable {
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.schema)
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> Result<Vec<TableProviderFilterPushDown>> {
+        Ok(filters
+            .iter()
+            .map(|f| {
+                if self.options.layout == Layout::Long && sample_filter_names(f).is_some() {
+                    // the scan reads only those samples; the filter stays above for exactness
+                    TableProviderFilterPushDown::Inexact
+                } else {
+                    TableProviderFilterPushDown::Unsupported
+                }
+            })
+            .collect())
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let config = state.config_options().extensions.get::<VcfConfig>().cloned().unwrap_or_default();
+        let skip_errors = config.skip_errors()?;
+        let indices: Vec<usize> = match projection {
+            Some(p) => p.clone(),
+            None => (0..self.schema.fields().len()).collect(),
+        };
+        let schema = Arc::new(self.schema.project(&indices)?);
+        let columns = indices.iter().map(|&i| ColumnKind::of(self.options.layout, i)).collect();
+        let mut selected = self.selected.clone();
+        let mut limit = limit;
+        for f in filters {
+            if let Some(names) = sample_filter_names(f) {
+                let allowed: Vec<usize> = names.iter().filter_map(|n| self.format.header.samples.iter().position(|h| h == n)).collect();
+                selected.retain(|i| allowed.contains(i));
+                limit = None;
+            }
+        }
+        if filters.iter().any(|f| sample_filter_names(f).is_none()) {
+            return plan_err!("internal: unsupported filter pushed into a VCF scan");
+        }
+        let plan = DecodePlan {
+            layout: self.options.layout,
+            schema,
+            columns,
+            infos: self.format.infos.clone(),
+            formats: self.format.formats.clone(),
+            sample_names: self.format.header.samples.clone(),
+            selected,
+        };
+        let target_partitions = state.config_options().execution.target_partitions;
+        Ok(Arc::new(VcfExec::new(
+            self.files.clone(),
+            Arc::new(plan),
+            self.options.region.clone(),
+            limit,
+            skip_errors,
+            target_partitions,
+        )))
+    }
+}

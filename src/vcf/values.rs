@@ -1,0 +1,249 @@
+//! Typed Arrow builders for INFO and FORMAT values, and the warnings that decoding raises.
+//!
+//! A value that does not fit its declared type (text in an Integer field, an integer beyond
+//! 32 bits) becomes NULL and is counted, as bcftools warns and sets it missing; it never fails
+//! the query.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{
+    ArrayBuilder, ArrayRef, BooleanBuilder, Float32Builder, Int32Builder, ListBuilder, StringBuilder,
+};
+use datafusion::arrow::datatypes::DataType;
+
+/// Non-fatal problems found while decoding, counted per kind and reported once per file.
+#[derive(Debug, Default)]
+pub struct Warnings {
+    entries: HashMap<String, (usize, usize)>,
+    /// The line being decoded, recorded with the first occurrence of each kind.
+    pub line: usize,
+}
+
+impl Warnings {
+    /// Counts one occurrence of `what` at the current line.
+    pub fn add(&mut self, what: impl FnOnce() -> String) {
+        if self.entries.len() > 100 {
+            return;
+        }
+        let key = what();
+        let line = self.line;
+        self.entries.entry(key).or_insert((0, line)).0 += 1;
+    }
+
+    /// One summary line per kind: `N × what (first at line L)`, in line order.
+    pub fn summary(&self) -> Vec<String> {
+        let mut v: Vec<_> = self.entries.iter().collect();
+        v.sort_by_key(|(_, (_, line))| *line);
+        v.into_iter().map(|(what, (n, line))| format!("{what} (line {line}, {n} time(s) in all)")).collect()
+    }
+}
+
+/// A builder for one INFO or FORMAT field, typed from the header.
+#[derive(Debug)]
+pub enum ValueBuilder {
+    /// Integer, Number=1.
+    Int(Int32Builder),
+    /// Float, Number=1.
+    Float(Float32Builder),
+    /// Flag.
+    Flag(BooleanBuilder),
+    /// String/Character, Number=1.
+    Str(StringBuilder),
+    /// Integer list.
+    IntList(ListBuilder<Int32Builder>),
+    /// Float list.
+    FloatList(ListBuilder<Float32Builder>),
+    /// String list.
+    StrList(ListBuilder<StringBuilder>),
+}
+
+impl ValueBuilder {
+    /// A builder producing `data_type` (one of the types `schema::value_data_type` returns).
+    pub fn new(data_type: &DataType) -> Self {
+        match data_type {
+            DataType::Int32 => ValueBuilder::Int(Int32Builder::new()),
+            DataType::Float32 => ValueBuilder::Float(Float32Builder::new()),
+            DataType::Boolean => ValueBuilder::Flag(BooleanBuilder::new()),
+            DataType::List(f) => match f.data_type() {
+                DataType::Int32 => ValueBuilder::IntList(ListBuilder::new(Int32Builder::new())),
+                DataType::Float32 => ValueBuilder::FloatList(ListBuilder::new(Float32Builder::new())),
+                _ => ValueBuilder::StrList(ListBuilder::new(StringBuilder::new())),
+            },
+            _ => ValueBuilder::Str(StringBuilder::new()),
+        }
+    }
+
+    /// Appends one value: `None` when the key is absent, `Some(raw)` with the text after `=`
+    /// (empty for a key written without a value). `field` names the field in warnings.
+    pub fn append(&mut self, raw: Option<&[u8]>, field: &str, warnings: &mut Warnings) {
+        let raw = match (raw, &mut *self) {
+            (raw, ValueBuilder::Flag(b)) => {
+                b.append_value(raw.is_some());
+                return;
+            }
+            (None | Some(b".") | Some(b""), b) => {
+                b.append_null();
+                return;
+            }
+            (Some(raw), _) => raw,
+        };
+        match self {
+            ValueBuilder::Int(b) => b.append_option(parse_int(raw, field, warnings)),
+            ValueBuilder::Float(b) => b.append_option(parse_float(raw, field, warnings)),
+            ValueBuilder::Str(b) => b.append_value(String::from_utf8_lossy(raw)),
+            ValueBuilder::IntList(b) => {
+                for item in raw.split(|&c| c == b',') {
+                    b.values().append_option(parse_int(item, field, warnings));
+                }
+                b.append(true);
+            }
+            ValueBuilder::FloatList(b) => {
+                for item in raw.split(|&c| c == b',') {
+                    b.values().append_option(parse_float(item, field, warnings));
+                }
+                b.append(true);
+            }
+            ValueBuilder::StrList(b) => {
+                for item in raw.split(|&c| c == b',') {
+                    if item == b"." {
+                        b.values().append_null();
+                    } else {
+                        b.values().append_value(String::from_utf8_lossy(item));
+                    }
+                }
+                b.append(true);
+            }
+            ValueBuilder::Flag(_) => {}
+        }
+    }
+
+    /// Appends a NULL (a false for flags).
+    pub fn append_null(&mut self) {
+        match self {
+            ValueBuilder::Int(b) => b.append_null(),
+            ValueBuilder::Float(b) => b.append_null(),
+            ValueBuilder::Flag(b) => b.append_value(false),
+            ValueBuilder::Str(b) => b.append_null(),
+            ValueBuilder::IntList(b) => b.append_null(),
+            ValueBuilder::FloatList(b) => b.append_null(),
+            ValueBuilder::StrList(b) => b.append_null(),
+        }
+    }
+
+    /// The finished array; the builder is reset for the next batch.
+    pub fn finish(&mut self) -> ArrayRef {
+        match self {
+            ValueBuilder::Int(b) => Arc::new(b.finish()),
+            ValueBuilder::Float(b) => Arc::new(b.finish()),
+            ValueBuilder::Flag(b) => Arc::new(b.finish()),
+            ValueBuilder::Str(b) => Arc::new(b.finish()),
+            ValueBuilder::IntList(b) => Arc::new(b.finish()),
+            ValueBuilder::FloatList(b) => Arc::new(b.finish()),
+            ValueBuilder::StrList(b) => Arc::new(b.finish()),
+        }
+    }
+
+    /// Rows appended since the last finish.
+    pub fn len(&self) -> usize {
+        match self {
+            ValueBuilder::Int(b) => b.len(),
+            ValueBuilder::Float(b) => b.len(),
+            ValueBuilder::Flag(b) => b.len(),
+            ValueBuilder::Str(b) => b.len(),
+            ValueBuilder::IntList(b) => b.len(),
+            ValueBuilder::FloatList(b) => b.len(),
+            ValueBuilder::StrList(b) => b.len(),
+        }
+    }
+
+    /// True when nothing was appended since the last finish.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Parses a VCF Integer; `.` is NULL, anything else that is not a 32-bit integer is NULL with a warning.
+pub fn parse_int(s: &[u8], field: &str, warnings: &mut Warnings) -> Option<i32> {
+    if s == b"." || s.is_empty() {
+        return None;
+    }
+    let (neg, digits) = match s[0] {
+        b'-' => (true, &s[1..]),
+        b'+' => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let mut v: i64 = 0;
+    let ok = !digits.is_empty()
+        && digits.len() <= 11
+        && digits.iter().all(|&b| {
+            v = v * 10 + i64::from(b.wrapping_sub(b'0'));
+            b.is_ascii_digit()
+        });
+    let v = if neg { -v } else { v };
+    if ok && let Ok(v) = i32::try_from(v) {
+        return Some(v);
+    }
+    warnings.add(|| format!("{field}: '{}' is not a 32-bit Integer, read as NULL", String::from_utf8_lossy(s)));
+    None
+}
+
+/// Parses a VCF Float (`nan`, `inf` included); `.` is NULL, anything unparsable NULL with a warning.
+pub fn parse_float(s: &[u8], field: &str, warnings: &mut Warnings) -> Option<f32> {
+    if s == b"." || s.is_empty() {
+        return None;
+    }
+    match std::str::from_utf8(s).ok().and_then(|t| t.parse::<f32>().ok()) {
+        Some(v) => Some(v),
+        None => {
+            warnings.add(|| format!("{field}: '{}' is not a Float, read as NULL", String::from_utf8_lossy(s)));
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::{Array, AsArray};
+    use datafusion::arrow::datatypes::{Field, Int32Type};
+
+    #[test]
+    fn integers_and_overflow() {
+        let mut w = Warnings::default();
+        assert_eq!(parse_int(b"-129", "DP", &mut w), Some(-129));
+        assert_eq!(parse_int(b"2147483647", "DP", &mut w), Some(i32::MAX));
+        assert_eq!(parse_int(b".", "DP", &mut w), None);
+        assert!(w.summary().is_empty());
+        assert_eq!(parse_int(b"2147483648", "DP", &mut w), None);
+        assert_eq!(parse_int(b"1e3", "DP", &mut w), None);
+        assert_eq!(w.summary().len(), 2);
+    }
+
+    #[test]
+    fn lists_with_missing_elements() {
+        let mut w = Warnings::default();
+        let ty = DataType::List(Arc::new(Field::new_list_field(DataType::Int32, true)));
+        let mut b = ValueBuilder::new(&ty);
+        b.append(Some(b"1,.,3"), "AC", &mut w);
+        b.append(Some(b"."), "AC", &mut w);
+        b.append(None, "AC", &mut w);
+        let a = b.finish();
+        let l = a.as_list::<i32>();
+        assert_eq!(l.len(), 3);
+        let first = l.value(0);
+        let first = first.as_primitive::<Int32Type>();
+        assert_eq!(first.iter().collect::<Vec<_>>(), vec![Some(1), None, Some(3)]);
+        assert!(l.is_null(1) && l.is_null(2));
+    }
+
+    #[test]
+    fn flags_are_false_when_absent() {
+        let mut w = Warnings::default();
+        let mut b = ValueBuilder::new(&DataType::Boolean);
+        b.append(Some(b""), "DB", &mut w);
+        b.append(None, "DB", &mut w);
+        let a = b.finish();
+        assert_eq!(a.as_boolean().iter().collect::<Vec<_>>(), vec![Some(true), Some(false)]);
+    }
+}
