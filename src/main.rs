@@ -85,8 +85,7 @@ async fn main() -> ExitCode {
             if e.downcast_ref::<io::Error>().is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe) {
                 return ExitCode::SUCCESS;
             }
-            let message = format!("{e:#}").replace('\n', " ");
-            let _ = writeln!(io::stderr(), "error: {message}");
+            let _ = writeln!(io::stderr(), "error: {}", one_line(&e));
             ExitCode::FAILURE
         }
     }
@@ -124,7 +123,7 @@ async fn run_script(ctx: &SessionContext, text: &str, origin: &str, format: Outp
             if origin == "-c" && statements.len() == 1 { String::new() } else { format!("{origin}:{}: ", st.line) }
         };
         run_statement(ctx, &st.sql, format).await.map_err(|e| {
-            if e.downcast_ref::<io::Error>().is_some() { e } else { anyhow::anyhow!("{}{e:#}", located()) }
+            if e.downcast_ref::<io::Error>().is_some() { e } else { anyhow::anyhow!("{}{}", located(), one_line(&e)) }
         })?;
     }
     Ok(())
@@ -144,6 +143,22 @@ async fn run_statement(ctx: &SessionContext, sql: &str, format: OutputFormat) ->
     }
     writer.finish(&schema).map_err(arrow_to_anyhow)?;
     Ok(())
+}
+
+/// The error and its causes on one line, leaving out causes already quoted by the error above them.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        let gist = text.split_once(": ").map_or(text.as_str(), |(_, rest)| rest);
+        if !out.contains(text.trim()) && !out.contains(gist.trim()) {
+            if !out.is_empty() {
+                out.push_str(": ");
+            }
+            out.push_str(text.trim());
+        }
+    }
+    out.replace(['\n', '\r'], " ")
 }
 
 fn arrow_to_anyhow(e: datafusion::arrow::error::ArrowError) -> anyhow::Error {

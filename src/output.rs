@@ -173,11 +173,12 @@ fn formatters<'a>(batch: &'a RecordBatch, options: &FormatOptions<'a>) -> Result
     batch.columns().iter().map(|c| ArrayFormatter::try_new(c.as_ref(), options)).collect()
 }
 
-/// TSV: tabs, newlines and backslashes are escaped; CSV: quoted when needed (RFC 4180).
+/// TSV: tabs and line breaks inside a value are written as `\t`, `\n`, `\r` (everything else,
+/// backslashes included, as is, like bcftools query); CSV: quoted when needed (RFC 4180).
 fn escape(value: &str, tsv: bool) -> String {
     if tsv {
-        if value.contains(['\t', '\n', '\r', '\\']) {
-            value.replace('\\', "\\\\").replace('\t', "\\t").replace('\n', "\\n").replace('\r', "\\r")
+        if value.contains(['\t', '\n', '\r']) {
+            value.replace('\t', "\\t").replace('\n', "\\n").replace('\r', "\\r")
         } else {
             value.to_string()
         }

@@ -128,17 +128,13 @@ impl VcfInput {
         let (header, body) = match kind.container {
             Container::Vcf => (read_text_header(path, &mut reader)?, Body::Text(reader)),
             Container::Bcf => {
-                let mut bcf_reader = bcf::io::Reader::from(reader);
-                let nh = bcf_reader.read_header().map_err(|e| VcfError::Header {
-                    path: path.to_path_buf(),
-                    message: format!("invalid BCF header: {e}"),
-                })?;
-                let mut w = vcf::io::Writer::new(Vec::new());
-                w.write_header(&nh).map_err(|e| VcfError::io(path, e))?;
-                let text = String::from_utf8_lossy(&w.into_inner()).into_owned();
-                let header = VcfHeader::parse_text(&text)
-                    .map_err(|e| VcfError::Header { path: path.to_path_buf(), message: e.to_string() })?;
-                (header, Body::Bcf { reader: bcf_reader, header: Box::new(nh), record: bcf::Record::default() })
+                let (header, noodles_header) = read_bcf_header(path, &mut reader)?;
+                let body = Body::Bcf {
+                    reader: bcf::io::Reader::from(reader),
+                    header: Box::new(noodles_header),
+                    record: bcf::Record::default(),
+                };
+                (header, body)
             }
         };
         let line_number = header.line_count;
@@ -218,6 +214,46 @@ impl VcfInput {
     }
 }
 
+/// Reads the BCF magic and header text. The text is parsed by our lenient parser (for the
+/// schema) and, after adding the `Description` that some writers leave out, by noodles (whose
+/// string maps decode the records).
+fn read_bcf_header(path: &Path, reader: &mut Box<dyn BufRead + Send>) -> Result<(VcfHeader, vcf::Header), VcfError> {
+    let bad = |message: String| VcfError::Header { path: path.to_path_buf(), message };
+    let mut magic = [0u8; 5];
+    reader.read_exact(&mut magic).map_err(|e| bad(format!("truncated BCF magic: {e}")))?;
+    if &magic[..4] != b"BCF\x02" {
+        return Err(bad(format!("unsupported BCF version {}.{}", magic[3], magic[4])));
+    }
+    let mut len = [0u8; 4];
+    reader.read_exact(&mut len).map_err(|e| bad(format!("truncated BCF header: {e}")))?;
+    let mut text = vec![0u8; u32::from_le_bytes(len) as usize];
+    reader.read_exact(&mut text).map_err(|e| bad(format!("truncated BCF header: {e}")))?;
+    while text.last() == Some(&0) {
+        text.pop();
+    }
+    let text = String::from_utf8_lossy(&text).into_owned();
+    let header = VcfHeader::parse_text(&text).map_err(|e| bad(e.to_string()))?;
+    let mut parser = vcf::header::Parser::default();
+    let mut maps = vcf::header::StringMaps::default();
+    for (i, line) in text.lines().enumerate() {
+        let line = with_description(line);
+        let entry = parser.parse_partial(line.as_bytes()).map_err(|e| bad(format!("line {}: {e}", i + 1)))?;
+        maps.insert_entry(&entry).map_err(|e| bad(format!("line {}: {e}", i + 1)))?;
+    }
+    let mut noodles_header = parser.finish().map_err(|e| bad(e.to_string()))?;
+    *noodles_header.string_maps_mut() = maps;
+    Ok((header, noodles_header))
+}
+
+/// `##INFO`, `##FORMAT` and `##FILTER` lines written without a Description get an empty one.
+fn with_description(line: &str) -> std::borrow::Cow<'_, str> {
+    let structured = ["##INFO=<", "##FORMAT=<", "##FILTER=<"].iter().any(|p| line.starts_with(p));
+    match line.strip_suffix('>') {
+        Some(body) if structured && !line.contains("Description=") => format!("{body},Description=\"\">").into(),
+        _ => line.into(),
+    }
+}
+
 /// Reads `##` lines and the `#CHROM` line. Stops after `#CHROM`, or at the first line that is
 /// not a header line (which is then an error: the header has no `#CHROM` line).
 fn read_text_header(path: &Path, reader: &mut Box<dyn BufRead + Send>) -> Result<VcfHeader, VcfError> {
@@ -250,5 +286,12 @@ mod tests {
         assert_eq!(detect_compression(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff]), Compression::Gzip);
         let bgzf = [0x1f, 0x8b, 8, 4, 0, 0, 0, 0, 0, 0xff, 6, 0, b'B', b'C', 2, 0, 0x1b, 0];
         assert_eq!(detect_compression(&bgzf), Compression::Bgzf);
+    }
+
+    #[test]
+    fn adds_missing_descriptions() {
+        assert_eq!(with_description("##INFO=<ID=I16,Number=16,Type=Integer,IDX=2>"), "##INFO=<ID=I16,Number=16,Type=Integer,IDX=2,Description=\"\">");
+        assert_eq!(with_description("##INFO=<ID=DP,Description=\"x\">"), "##INFO=<ID=DP,Description=\"x\">");
+        assert_eq!(with_description("##contig=<ID=1>"), "##contig=<ID=1>");
     }
 }
