@@ -53,7 +53,10 @@ pub enum VcfError {
 impl VcfError {
     /// An I/O error about `path`.
     pub fn io(path: &Path, source: io::Error) -> Self {
-        VcfError::Io { path: path.to_path_buf(), source }
+        VcfError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
     }
 
     /// Whether the user's SQL (arguments, options, paths) is at fault rather than the data.

@@ -23,7 +23,11 @@ pub struct GenOptions {
 
 impl Default for GenOptions {
     fn default() -> Self {
-        GenOptions { records: 10_000, samples: 0, seed: 42 }
+        GenOptions {
+            records: 10_000,
+            samples: 0,
+            seed: 42,
+        }
     }
 }
 
@@ -81,22 +85,58 @@ fn write_header(out: &mut impl Write, samples: usize) -> io::Result<()> {
     writeln!(out, "##source=vcfq gen")?;
     writeln!(out, "##FILTER=<ID=PASS,Description=\"All filters passed\">")?;
     writeln!(out, "##FILTER=<ID=q10,Description=\"Quality below 10\">")?;
-    writeln!(out, "##FILTER=<ID=LowDP,Description=\"Total depth below 10\">")?;
+    writeln!(
+        out,
+        "##FILTER=<ID=LowDP,Description=\"Total depth below 10\">"
+    )?;
     for (name, len) in CONTIGS {
         writeln!(out, "##contig=<ID={name},length={len},assembly=GRCh38>")?;
     }
-    writeln!(out, "##INFO=<ID=DP,Number=1,Type=Integer,Description=\"Total read depth\">")?;
-    writeln!(out, "##INFO=<ID=AF,Number=A,Type=Float,Description=\"Allele frequency, for each ALT allele\">")?;
-    writeln!(out, "##INFO=<ID=AC,Number=A,Type=Integer,Description=\"Allele count in genotypes, for each ALT allele\">")?;
-    writeln!(out, "##INFO=<ID=AN,Number=1,Type=Integer,Description=\"Total number of alleles in called genotypes\">")?;
-    writeln!(out, "##INFO=<ID=MQ,Number=1,Type=Float,Description=\"RMS mapping quality\">")?;
-    writeln!(out, "##INFO=<ID=DB,Number=0,Type=Flag,Description=\"dbSNP membership\">")?;
-    writeln!(out, "##INFO=<ID=TYPE,Number=A,Type=String,Description=\"Variant type: snp, ins or del\">")?;
+    writeln!(
+        out,
+        "##INFO=<ID=DP,Number=1,Type=Integer,Description=\"Total read depth\">"
+    )?;
+    writeln!(
+        out,
+        "##INFO=<ID=AF,Number=A,Type=Float,Description=\"Allele frequency, for each ALT allele\">"
+    )?;
+    writeln!(
+        out,
+        "##INFO=<ID=AC,Number=A,Type=Integer,Description=\"Allele count in genotypes, for each ALT allele\">"
+    )?;
+    writeln!(
+        out,
+        "##INFO=<ID=AN,Number=1,Type=Integer,Description=\"Total number of alleles in called genotypes\">"
+    )?;
+    writeln!(
+        out,
+        "##INFO=<ID=MQ,Number=1,Type=Float,Description=\"RMS mapping quality\">"
+    )?;
+    writeln!(
+        out,
+        "##INFO=<ID=DB,Number=0,Type=Flag,Description=\"dbSNP membership\">"
+    )?;
+    writeln!(
+        out,
+        "##INFO=<ID=TYPE,Number=A,Type=String,Description=\"Variant type: snp, ins or del\">"
+    )?;
     if samples > 0 {
-        writeln!(out, "##FORMAT=<ID=GT,Number=1,Type=String,Description=\"Genotype\">")?;
-        writeln!(out, "##FORMAT=<ID=GQ,Number=1,Type=Integer,Description=\"Genotype quality\">")?;
-        writeln!(out, "##FORMAT=<ID=DP,Number=1,Type=Integer,Description=\"Read depth\">")?;
-        writeln!(out, "##FORMAT=<ID=AD,Number=R,Type=Integer,Description=\"Allelic depths\">")?;
+        writeln!(
+            out,
+            "##FORMAT=<ID=GT,Number=1,Type=String,Description=\"Genotype\">"
+        )?;
+        writeln!(
+            out,
+            "##FORMAT=<ID=GQ,Number=1,Type=Integer,Description=\"Genotype quality\">"
+        )?;
+        writeln!(
+            out,
+            "##FORMAT=<ID=DP,Number=1,Type=Integer,Description=\"Read depth\">"
+        )?;
+        writeln!(
+            out,
+            "##FORMAT=<ID=AD,Number=R,Type=Integer,Description=\"Allelic depths\">"
+        )?;
     }
     write!(out, "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO")?;
     if samples > 0 {
@@ -135,7 +175,14 @@ pub fn generate(out: &mut impl Write, options: &GenOptions) -> io::Result<()> {
     Ok(())
 }
 
-fn write_record(line: &mut Vec<u8>, rng: &mut Rng, chrom: &str, pos: u64, rsid: &mut u64, samples: usize) -> io::Result<()> {
+fn write_record(
+    line: &mut Vec<u8>,
+    rng: &mut Rng,
+    chrom: &str,
+    pos: u64,
+    rsid: &mut u64,
+    samples: usize,
+) -> io::Result<()> {
     let reference = rng.base();
     let kind = rng.below(100);
     let mut alts: Vec<Vec<u8>> = Vec::new();
@@ -172,14 +219,20 @@ fn write_record(line: &mut Vec<u8>, rng: &mut Rng, chrom: &str, pos: u64, rsid: 
         }
     }
     // skewed towards rare variants; the second ALT rarer still
-    let afs: Vec<f64> = (0..alts.len()).map(|i| (rng.unit().powi(3) * 0.5 / (i + 1) as f64).max(0.0005)).collect();
+    let afs: Vec<f64> = (0..alts.len())
+        .map(|i| (rng.unit().powi(3) * 0.5 / (i + 1) as f64).max(0.0005))
+        .collect();
     let id = if rng.below(10) < 4 {
         *rsid += 1 + rng.below(50);
         format!("rs{rsid}")
     } else {
         ".".to_string()
     };
-    let qual = if rng.below(10) == 0 { ".".to_string() } else { format!("{:.1}", 5.0 + rng.unit() * 995.0) };
+    let qual = if rng.below(10) == 0 {
+        ".".to_string()
+    } else {
+        format!("{:.1}", 5.0 + rng.unit() * 995.0)
+    };
     let filter = match rng.below(100) {
         0..=84 => "PASS",
         85..=94 => "q10",
@@ -255,9 +308,17 @@ fn write_record(line: &mut Vec<u8>, rng: &mut Rng, chrom: &str, pos: u64, rsid: 
                     let depth = 5 + rng.below(40);
                     let gq = 10 + rng.below(89);
                     let alt_depth = if *a + *b > 0 { depth / 2 } else { rng.below(2) };
-                    write!(line, "\t{a}{sep}{b}:{gq}:{depth}:{}", depth - alt_depth.min(depth))?;
+                    write!(
+                        line,
+                        "\t{a}{sep}{b}:{gq}:{depth}:{}",
+                        depth - alt_depth.min(depth)
+                    )?;
                     for i in 0..alts.len() {
-                        let d = if (i as u32 + 1 == *a) || (i as u32 + 1 == *b) { alt_depth } else { 0 };
+                        let d = if (i as u32 + 1 == *a) || (i as u32 + 1 == *b) {
+                            alt_depth
+                        } else {
+                            0
+                        };
                         write!(line, ",{d}")?;
                     }
                 }
@@ -289,7 +350,11 @@ mod tests {
 
     #[test]
     fn deterministic_and_sized() {
-        let opts = GenOptions { records: 500, samples: 3, seed: 7 };
+        let opts = GenOptions {
+            records: 500,
+            samples: 3,
+            seed: 7,
+        };
         let mut a = Vec::new();
         let mut b = Vec::new();
         generate(&mut a, &opts).unwrap();

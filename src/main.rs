@@ -16,7 +16,11 @@ use vcfq::script::split_statements;
 
 /// SQL over VCF/BCF files.
 #[derive(Parser, Debug)]
-#[command(name = "vcfq", version, about = "SQL over VCF/BCF files, built on Apache DataFusion")]
+#[command(
+    name = "vcfq",
+    version,
+    about = "SQL over VCF/BCF files, built on Apache DataFusion"
+)]
 struct Cli {
     /// Run these SQL statements (several `;`-separated statements are allowed; repeatable).
     #[arg(short = 'c', long = "command", value_name = "SQL")]
@@ -65,7 +69,12 @@ impl log::Log for StderrLogger {
     }
     fn log(&self, r: &log::Record) {
         if self.enabled(r.metadata()) && r.target().starts_with("vcfq") {
-            let _ = writeln!(io::stderr(), "{}: {}", r.level().as_str().to_lowercase(), r.args());
+            let _ = writeln!(
+                io::stderr(),
+                "{}: {}",
+                r.level().as_str().to_lowercase(),
+                r.args()
+            );
         }
     }
     fn flush(&self) {}
@@ -82,7 +91,9 @@ async fn main() -> ExitCode {
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            if e.downcast_ref::<io::Error>().is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe) {
+            if e.downcast_ref::<io::Error>()
+                .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+            {
                 return ExitCode::SUCCESS;
             }
             let _ = writeln!(io::stderr(), "error: {}", one_line(&e));
@@ -92,38 +103,67 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<()> {
-    if let Some(Command::Gen { output, records, samples, seed }) = cli.command {
-        let options = vcfq::generator::GenOptions { records, samples, seed };
-        return vcfq::generator::generate_file(&output, &options).with_context(|| format!("{}: cannot write", output.display()));
+    if let Some(Command::Gen {
+        output,
+        records,
+        samples,
+        seed,
+    }) = cli.command
+    {
+        let options = vcfq::generator::GenOptions {
+            records,
+            samples,
+            seed,
+        };
+        return vcfq::generator::generate_file(&output, &options)
+            .with_context(|| format!("{}: cannot write", output.display()));
     }
     let ctx = vcfq::SessionBuilder::new().build()?;
     if cli.commands.is_empty() && cli.files.is_empty() {
         if io::stdin().is_terminal() {
-            anyhow::bail!("the interactive shell is not built yet; run SQL with -c \"SQL\", -f FILE, or pipe it on stdin");
+            anyhow::bail!(
+                "the interactive shell is not built yet; run SQL with -c \"SQL\", -f FILE, or pipe it on stdin"
+            );
         }
         let mut text = String::new();
-        io::stdin().read_to_string(&mut text).context("cannot read SQL from stdin")?;
+        io::stdin()
+            .read_to_string(&mut text)
+            .context("cannot read SQL from stdin")?;
         return run_script(&ctx, &text, "<stdin>", cli.format).await;
     }
     for sql in &cli.commands {
         run_script(&ctx, sql, "-c", cli.format).await?;
     }
     for file in &cli.files {
-        let text = std::fs::read_to_string(file).with_context(|| format!("{}: cannot read script", file.display()))?;
+        let text = std::fs::read_to_string(file)
+            .with_context(|| format!("{}: cannot read script", file.display()))?;
         run_script(&ctx, &text, &file.display().to_string(), cli.format).await?;
     }
     Ok(())
 }
 
 /// Runs the statements of `text` in order; the first failure names `origin` and its line.
-async fn run_script(ctx: &SessionContext, text: &str, origin: &str, format: OutputFormat) -> Result<()> {
+async fn run_script(
+    ctx: &SessionContext,
+    text: &str,
+    origin: &str,
+    format: OutputFormat,
+) -> Result<()> {
     let statements = split_statements(text);
     for st in &statements {
         let located = || {
-            if origin == "-c" && statements.len() == 1 { String::new() } else { format!("{origin}:{}: ", st.line) }
+            if origin == "-c" && statements.len() == 1 {
+                String::new()
+            } else {
+                format!("{origin}:{}: ", st.line)
+            }
         };
         run_statement(ctx, &st.sql, format).await.map_err(|e| {
-            if e.downcast_ref::<io::Error>().is_some() { e } else { anyhow::anyhow!("{}{}", located(), one_line(&e)) }
+            if e.downcast_ref::<io::Error>().is_some() {
+                e
+            } else {
+                anyhow::anyhow!("{}{}", located(), one_line(&e))
+            }
         })?;
     }
     Ok(())
@@ -150,7 +190,9 @@ fn one_line(e: &anyhow::Error) -> String {
     let mut out = String::new();
     for cause in e.chain() {
         let text = cause.to_string();
-        let gist = text.split_once(": ").map_or(text.as_str(), |(_, rest)| rest);
+        let gist = text
+            .split_once(": ")
+            .map_or(text.as_str(), |(_, rest)| rest);
         if !out.contains(text.trim()) && !out.contains(gist.trim()) {
             if !out.is_empty() {
                 out.push_str(": ");

@@ -10,7 +10,7 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::Schema;
 use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
-use datafusion::arrow::util::pretty::pretty_format_batches;
+use datafusion::arrow::util::pretty::pretty_format_batches_with_options;
 
 /// An output format of results.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -41,7 +41,11 @@ impl FromStr for OutputFormat {
             "json" => OutputFormat::Json,
             "ndjson" | "jsonl" => OutputFormat::Ndjson,
             "markdown" | "md" => OutputFormat::Markdown,
-            other => return Err(format!("unknown format '{other}' (table, csv, tsv, json, ndjson, markdown)")),
+            other => {
+                return Err(format!(
+                    "unknown format '{other}' (table, csv, tsv, json, ndjson, markdown)"
+                ));
+            }
         })
     }
 }
@@ -62,7 +66,13 @@ fn io_err(e: std::io::Error) -> ArrowError {
 impl<W: Write> ResultWriter<W> {
     /// A writer of `format` into `out`.
     pub fn new(format: OutputFormat, out: W) -> Self {
-        ResultWriter { format, out, header_written: false, held: Vec::new(), rows: 0 }
+        ResultWriter {
+            format,
+            out,
+            header_written: false,
+            held: Vec::new(),
+            rows: 0,
+        }
     }
 
     /// Rows written so far.
@@ -121,7 +131,13 @@ impl<W: Write> ResultWriter<W> {
                 } else {
                     std::mem::take(&mut self.held)
                 };
-                writeln!(self.out, "{}", pretty_format_batches(&batches)?).map_err(io_err)?;
+                let options = FormatOptions::default().with_null("NULL");
+                writeln!(
+                    self.out,
+                    "{}",
+                    pretty_format_batches_with_options(&batches, &options)?
+                )
+                .map_err(io_err)?;
             }
             OutputFormat::Markdown => {
                 let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
@@ -132,8 +148,10 @@ impl<W: Write> ResultWriter<W> {
                     let options = FormatOptions::default().with_null("");
                     let fmts = formatters(batch, &options)?;
                     for row in 0..batch.num_rows() {
-                        let cells: Vec<String> =
-                            fmts.iter().map(|f| f.value(row).to_string().replace('|', "\\|")).collect();
+                        let cells: Vec<String> = fmts
+                            .iter()
+                            .map(|f| f.value(row).to_string().replace('|', "\\|"))
+                            .collect();
                         writeln!(self.out, "| {} |", cells.join(" | ")).map_err(io_err)?;
                     }
                 }
@@ -145,7 +163,11 @@ impl<W: Write> ResultWriter<W> {
 
     fn write_header(&mut self, schema: &Schema, tsv: bool) -> Result<(), ArrowError> {
         self.header_written = true;
-        let names: Vec<String> = schema.fields().iter().map(|f| escape(f.name(), tsv)).collect();
+        let names: Vec<String> = schema
+            .fields()
+            .iter()
+            .map(|f| escape(f.name(), tsv))
+            .collect();
         writeln!(self.out, "{}", names.join(if tsv { "\t" } else { "," })).map_err(io_err)
     }
 
@@ -156,12 +178,17 @@ impl<W: Write> ResultWriter<W> {
         for row in 0..batch.num_rows() {
             for (i, f) in fmts.iter().enumerate() {
                 if i > 0 {
-                    self.out.write_all(if tsv { b"\t" } else { b"," }).map_err(io_err)?;
+                    self.out
+                        .write_all(if tsv { b"\t" } else { b"," })
+                        .map_err(io_err)?;
                 }
                 cell.clear();
                 use std::fmt::Write as _;
-                write!(cell, "{}", f.value(row)).map_err(|e| ArrowError::ExternalError(Box::new(e)))?;
-                self.out.write_all(escape(&cell, tsv).as_bytes()).map_err(io_err)?;
+                write!(cell, "{}", f.value(row))
+                    .map_err(|e| ArrowError::ExternalError(Box::new(e)))?;
+                self.out
+                    .write_all(escape(&cell, tsv).as_bytes())
+                    .map_err(io_err)?;
             }
             self.out.write_all(b"\n").map_err(io_err)?;
         }
@@ -169,8 +196,15 @@ impl<W: Write> ResultWriter<W> {
     }
 }
 
-fn formatters<'a>(batch: &'a RecordBatch, options: &FormatOptions<'a>) -> Result<Vec<ArrayFormatter<'a>>, ArrowError> {
-    batch.columns().iter().map(|c| ArrayFormatter::try_new(c.as_ref(), options)).collect()
+fn formatters<'a>(
+    batch: &'a RecordBatch,
+    options: &FormatOptions<'a>,
+) -> Result<Vec<ArrayFormatter<'a>>, ArrowError> {
+    batch
+        .columns()
+        .iter()
+        .map(|c| ArrayFormatter::try_new(c.as_ref(), options))
+        .collect()
 }
 
 /// TSV: tabs and line breaks inside a value are written as `\t`, `\n`, `\r` (everything else,
@@ -178,7 +212,10 @@ fn formatters<'a>(batch: &'a RecordBatch, options: &FormatOptions<'a>) -> Result
 fn escape(value: &str, tsv: bool) -> String {
     if tsv {
         if value.contains(['\t', '\n', '\r']) {
-            value.replace('\t', "\\t").replace('\n', "\\n").replace('\r', "\\r")
+            value
+                .replace('\t', "\\t")
+                .replace('\n', "\\n")
+                .replace('\r', "\\r")
         } else {
             value.to_string()
         }
@@ -220,13 +257,22 @@ mod tests {
 
     #[test]
     fn delimited_formats() {
-        assert_eq!(render(OutputFormat::Tsv), "chrom\tn\nchr1\t1\na,\"b\"\t\n\t3\n");
-        assert_eq!(render(OutputFormat::Csv), "chrom,n\nchr1,1\n\"a,\"\"b\"\"\",\n,3\n");
+        assert_eq!(
+            render(OutputFormat::Tsv),
+            "chrom\tn\nchr1\t1\na,\"b\"\t\n\t3\n"
+        );
+        assert_eq!(
+            render(OutputFormat::Csv),
+            "chrom,n\nchr1,1\n\"a,\"\"b\"\"\",\n,3\n"
+        );
     }
 
     #[test]
     fn json_formats() {
-        assert_eq!(render(OutputFormat::Ndjson), "{\"chrom\":\"chr1\",\"n\":1}\n{\"chrom\":\"a,\\\"b\\\"\"}\n{\"n\":3}\n");
+        assert_eq!(
+            render(OutputFormat::Ndjson),
+            "{\"chrom\":\"chr1\",\"n\":1}\n{\"chrom\":\"a,\\\"b\\\"\"}\n{\"n\":3}\n"
+        );
         assert!(render(OutputFormat::Json).starts_with("[{\"chrom\":\"chr1\",\"n\":1},"));
     }
 
@@ -234,6 +280,9 @@ mod tests {
     fn header_without_rows() {
         let b = batch();
         let w = ResultWriter::new(OutputFormat::Tsv, Vec::new());
-        assert_eq!(String::from_utf8(w.finish(&b.schema()).unwrap()).unwrap(), "chrom\tn\n");
+        assert_eq!(
+            String::from_utf8(w.finish(&b.schema()).unwrap()).unwrap(),
+            "chrom\tn\n"
+        );
     }
 }

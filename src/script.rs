@@ -97,13 +97,26 @@ mod tests {
 
     #[test]
     fn splits_with_lines() {
-        let text = "-- header; comment\nSELECT 1;\n\n/* a; b */ SELECT ';' AS x,\n  'it''s;';\nSELECT 3";
+        let text =
+            "-- header; comment\nSELECT 1;\n\n/* a; b */ SELECT ';' AS x,\n  'it''s;';\nSELECT 3";
         let s = split_statements(text);
         assert_eq!(s.len(), 3);
-        assert_eq!(s[0], Statement { line: 2, sql: "SELECT 1".into() });
+        assert_eq!(
+            s[0],
+            Statement {
+                line: 2,
+                sql: "SELECT 1".into()
+            }
+        );
         assert_eq!(s[1].line, 4);
         assert!(s[1].sql.ends_with("'it''s;'"));
-        assert_eq!(s[2], Statement { line: 6, sql: "SELECT 3".into() });
+        assert_eq!(
+            s[2],
+            Statement {
+                line: 6,
+                sql: "SELECT 3".into()
+            }
+        );
     }
 
     #[test]

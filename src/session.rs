@@ -13,6 +13,7 @@ use datafusion_session::SessionStore;
 use crate::config::VcfConfig;
 use crate::vcf::catalog::{VcfTableFactory, VcfUrlTableFactory};
 use crate::vcf::functions::{ReadVcf, VcfHeaderFunction};
+use crate::vcf::prune::PruneInfoFields;
 
 /// Builds [`SessionContext`]s with everything vcfq adds to DataFusion.
 ///
@@ -38,8 +39,16 @@ impl SessionBuilder {
     /// The default configuration: `vcf.*` settings, information_schema, and case-preserving
     /// identifiers (so `info.AF` and `GT` are written as in the VCF header).
     pub fn new() -> Self {
-        let mut config = SessionConfig::new().with_information_schema(true).with_option_extension(VcfConfig::default());
+        let mut config = SessionConfig::new()
+            .with_information_schema(true)
+            .with_option_extension(VcfConfig::default());
         config.options_mut().sql_parser.enable_ident_normalization = false;
+        // VCF scans read in parallel but return records in file order; round-robin
+        // repartitioning after them would shuffle the rows of plain SELECTs
+        config
+            .options_mut()
+            .optimizer
+            .enable_round_robin_repartition = false;
         SessionBuilder { config }
     }
 
@@ -55,9 +64,17 @@ impl SessionBuilder {
 
     /// A new session.
     pub fn build(self) -> Result<SessionContext> {
-        let mut state = SessionStateBuilder::new().with_config(self.config).with_default_features().build();
-        state.table_factories_mut().insert("VCF".to_string(), Arc::new(VcfTableFactory));
-        state.table_factories_mut().insert("BCF".to_string(), Arc::new(VcfTableFactory));
+        let mut state = SessionStateBuilder::new()
+            .with_config(self.config)
+            .with_default_features()
+            .with_optimizer_rule(Arc::new(PruneInfoFields))
+            .build();
+        state
+            .table_factories_mut()
+            .insert("VCF".to_string(), Arc::new(VcfTableFactory));
+        state
+            .table_factories_mut()
+            .insert("BCF".to_string(), Arc::new(VcfTableFactory));
         let ctx = SessionContext::new_with_state(state);
         ctx.register_udtf("read_vcf", Arc::new(ReadVcf::wide()));
         ctx.register_udtf("vcf_genotypes", Arc::new(ReadVcf::long()));
@@ -66,11 +83,20 @@ impl SessionBuilder {
 
         // file paths as table names: VCF/BCF first, DataFusion's formats otherwise
         let listing = Arc::new(DynamicListTableFactory::new(SessionStore::new()));
-        let factory = Arc::new(VcfUrlTableFactory::new(Arc::clone(&listing) as Arc<dyn UrlTableFactory>));
-        let catalogs = Arc::new(DynamicFileCatalog::new(Arc::clone(ctx.state().catalog_list()), factory));
+        let factory = Arc::new(VcfUrlTableFactory::new(
+            Arc::clone(&listing) as Arc<dyn UrlTableFactory>
+        ));
+        let catalogs = Arc::new(DynamicFileCatalog::new(
+            Arc::clone(ctx.state().catalog_list()),
+            factory,
+        ));
         let session_id = ctx.session_id();
-        let ctx: SessionContext =
-            ctx.into_state_builder().with_session_id(session_id).with_catalog_list(catalogs).build().into();
+        let ctx: SessionContext = ctx
+            .into_state_builder()
+            .with_session_id(session_id)
+            .with_catalog_list(catalogs)
+            .build()
+            .into();
         listing.session_store().with_state(ctx.state_weak_ref());
         Ok(ctx)
     }

@@ -1,11 +1,11 @@
 //! The one integration-test binary: SQL behaviour (sqllogictest files), the CLI, and the saved
 //! queries of `queries/`.
 
-#[path = "integration/fixtures.rs"]
-mod fixtures;
-#[path = "integration/slt.rs"]
-mod slt;
 #[path = "integration/cli.rs"]
 mod cli;
+#[path = "integration/fixtures.rs"]
+mod fixtures;
 #[path = "integration/queries.rs"]
 mod queries;
+#[path = "integration/slt.rs"]
+mod slt;

@@ -9,8 +9,8 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    ArrayRef, Float32Builder, Int64Builder, ListArray, ListBuilder, RecordBatch, RecordBatchOptions,
-    StringBuilder, StructArray,
+    ArrayRef, Float32Builder, Int64Builder, ListArray, ListBuilder, RecordBatch,
+    RecordBatchOptions, StringBuilder, StructArray,
 };
 use datafusion::arrow::buffer::OffsetBuffer;
 use datafusion::arrow::datatypes::{DataType, FieldRef, Fields, SchemaRef};
@@ -68,12 +68,25 @@ impl ColumnKind {
 }
 
 enum Column {
-    Text(StringBuilder, for<'r> fn(&RecordFields<'r>) -> &'r [u8], bool),
+    Text(
+        StringBuilder,
+        for<'r> fn(&RecordFields<'r>) -> &'r [u8],
+        bool,
+    ),
     Pos(Int64Builder),
-    List(ListBuilder<StringBuilder>, for<'r> fn(&RecordFields<'r>) -> &'r [u8], u8),
+    List(
+        ListBuilder<StringBuilder>,
+        for<'r> fn(&RecordFields<'r>) -> &'r [u8],
+        u8,
+    ),
     Qual(Float32Builder),
     Info(Vec<ValueBuilder>, Fields),
-    Genotypes { sample: StringBuilder, values: Vec<ValueBuilder>, offsets: Vec<i32>, item: FieldRef },
+    Genotypes {
+        sample: StringBuilder,
+        values: Vec<ValueBuilder>,
+        offsets: Vec<i32>,
+        item: FieldRef,
+    },
     Sample(StringBuilder),
     Format(usize, ValueBuilder),
 }
@@ -87,8 +100,10 @@ pub struct DecodePlan {
     pub schema: SchemaRef,
     /// One kind per output column.
     pub columns: Vec<ColumnKind>,
-    /// All INFO definitions of the table (declared, then undeclared).
+    /// The INFO fields decoded into the `info` struct.
     pub infos: Vec<FieldDef>,
+    /// INFO fields of the file that this scan does not decode (skipped without a warning).
+    pub skipped_infos: Vec<String>,
     /// All FORMAT definitions of the table.
     pub formats: Vec<FieldDef>,
     /// Sample names of the header.
@@ -100,7 +115,9 @@ pub struct DecodePlan {
 impl DecodePlan {
     /// Whether the sample columns must be split.
     pub fn needs_samples(&self) -> bool {
-        self.columns.iter().any(|c| matches!(c, ColumnKind::Genotypes | ColumnKind::Format(_)))
+        self.columns
+            .iter()
+            .any(|c| matches!(c, ColumnKind::Genotypes | ColumnKind::Format(_)))
     }
 
     /// Output rows produced per record.
@@ -114,7 +131,11 @@ impl DecodePlan {
     /// Records per batch for a target of `batch_size` rows, keeping genotype cells per batch bounded.
     pub fn records_per_batch(&self, batch_size: usize) -> usize {
         const MAX_CELLS: usize = 1 << 20;
-        let per_record = if self.needs_samples() || self.layout == Layout::Long { self.selected.len().max(1) } else { 1 };
+        let per_record = if self.needs_samples() || self.layout == Layout::Long {
+            self.selected.len().max(1)
+        } else {
+            1
+        };
         match self.layout {
             Layout::Wide => batch_size.min(MAX_CELLS / per_record).max(1),
             Layout::Long => (batch_size / per_record).clamp(1, (MAX_CELLS / per_record).max(1)),
@@ -128,11 +149,14 @@ pub struct BatchBuilder {
     columns: Vec<Column>,
     rows: usize,
     records: usize,
-    info_index: HashMap<Vec<u8>, usize>,
+    info_index: HashMap<Vec<u8>, Option<usize>>,
     info_slots: Vec<Option<Range<usize>>>,
-    format_index: HashMap<Vec<u8>, usize>,
+    /// FORMAT key → field index, `None` for fields this scan does not decode.
+    format_index: HashMap<Vec<u8>, Option<usize>>,
     last_format: Vec<u8>,
     format_keys: Vec<Option<usize>>,
+    /// Position in FORMAT of the last key decoded: sample columns are split no further.
+    last_needed_key: usize,
     /// Value ranges (into the sample text) per selected sample × FORMAT field.
     sample_slots: Vec<Option<Range<usize>>>,
     need_samples: bool,
@@ -151,30 +175,75 @@ impl BatchBuilder {
                 ColumnKind::Id => Column::Text(StringBuilder::new(), |r| r.id, true),
                 ColumnKind::Ref => Column::Text(StringBuilder::new(), |r| r.reference, false),
                 ColumnKind::Pos => Column::Pos(Int64Builder::new()),
-                ColumnKind::Alt => Column::List(ListBuilder::new(StringBuilder::new()), |r| r.alt, b','),
-                ColumnKind::Filter => Column::List(ListBuilder::new(StringBuilder::new()), |r| r.filter, b';'),
+                ColumnKind::Alt => {
+                    Column::List(ListBuilder::new(StringBuilder::new()), |r| r.alt, b',')
+                }
+                ColumnKind::Filter => {
+                    Column::List(ListBuilder::new(StringBuilder::new()), |r| r.filter, b';')
+                }
                 ColumnKind::Qual => Column::Qual(Float32Builder::new()),
                 ColumnKind::Info => {
                     let fields = match plan.schema.field(i).data_type() {
                         DataType::Struct(f) => f.clone(),
                         _ => Fields::empty(),
                     };
-                    Column::Info(fields.iter().map(|f| ValueBuilder::new(f.data_type())).collect(), fields)
+                    Column::Info(
+                        fields
+                            .iter()
+                            .map(|f| ValueBuilder::new(f.data_type()))
+                            .collect(),
+                        fields,
+                    )
                 }
                 ColumnKind::Genotypes => {
                     let item = match plan.schema.field(i).data_type() {
                         DataType::List(item) => item.clone(),
-                        other => Arc::new(datafusion::arrow::datatypes::Field::new("item", other.clone(), false)),
+                        other => Arc::new(datafusion::arrow::datatypes::Field::new(
+                            "item",
+                            other.clone(),
+                            false,
+                        )),
                     };
-                    let values = plan.formats.iter().map(|d| ValueBuilder::new(&value_data_type(d))).collect();
-                    Column::Genotypes { sample: StringBuilder::new(), values, offsets: vec![0], item }
+                    let values = plan
+                        .formats
+                        .iter()
+                        .map(|d| ValueBuilder::new(&value_data_type(d)))
+                        .collect();
+                    Column::Genotypes {
+                        sample: StringBuilder::new(),
+                        values,
+                        offsets: vec![0],
+                        item,
+                    }
                 }
                 ColumnKind::Sample => Column::Sample(StringBuilder::new()),
-                ColumnKind::Format(f) => Column::Format(*f, ValueBuilder::new(&value_data_type(&plan.formats[*f]))),
+                ColumnKind::Format(f) => {
+                    Column::Format(*f, ValueBuilder::new(&value_data_type(&plan.formats[*f])))
+                }
             })
             .collect();
-        let info_index = plan.infos.iter().enumerate().map(|(i, d)| (d.id.as_bytes().to_vec(), i)).collect();
-        let format_index = plan.formats.iter().enumerate().map(|(i, d)| (d.id.as_bytes().to_vec(), i)).collect();
+        let mut info_index: HashMap<Vec<u8>, Option<usize>> = plan
+            .infos
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (d.id.as_bytes().to_vec(), Some(i)))
+            .collect();
+        info_index.extend(
+            plan.skipped_infos
+                .iter()
+                .map(|id| (id.as_bytes().to_vec(), None)),
+        );
+        // the long layout decodes only the FORMAT columns it outputs; `genotypes` needs them all
+        let wide = plan.columns.contains(&ColumnKind::Genotypes);
+        let format_index = plan
+            .formats
+            .iter()
+            .enumerate()
+            .map(|(i, d)| {
+                let needed = wide || plan.columns.contains(&ColumnKind::Format(i));
+                (d.id.as_bytes().to_vec(), needed.then_some(i))
+            })
+            .collect();
         let need_samples = plan.needs_samples();
         BatchBuilder {
             info_slots: vec![None; plan.infos.len()],
@@ -187,6 +256,7 @@ impl BatchBuilder {
             format_index,
             last_format: Vec::new(),
             format_keys: Vec::new(),
+            last_needed_key: 0,
             need_samples,
         }
     }
@@ -201,9 +271,19 @@ impl BatchBuilder {
         self.records
     }
 
+    /// Counts one record without decoding it (for queries that read no column).
+    pub fn append_empty(&mut self) {
+        self.rows += self.plan.rows_per_record();
+        self.records += 1;
+    }
+
     /// Appends one record. Fails, appending nothing, when the sample columns do not match the
     /// header (the message is for the caller to place at its line).
-    pub fn append(&mut self, rec: &RecordFields<'_>, warnings: &mut Warnings) -> Result<(), String> {
+    pub fn append(
+        &mut self,
+        rec: &RecordFields<'_>,
+        warnings: &mut Warnings,
+    ) -> Result<(), String> {
         if self.need_samples {
             self.split_samples(rec, warnings)?;
         }
@@ -254,12 +334,19 @@ impl BatchBuilder {
                         b.append(raw, &plan.infos[i].id, warnings);
                     }
                 }
-                Column::Genotypes { sample, values, offsets, .. } => {
+                Column::Genotypes {
+                    sample,
+                    values,
+                    offsets,
+                    ..
+                } => {
                     let nf = plan.formats.len();
                     for (j, &s) in plan.selected.iter().enumerate() {
                         sample.append_value(&plan.sample_names[s]);
                         for (f, b) in values.iter_mut().enumerate() {
-                            let raw = self.sample_slots[j * nf + f].clone().map(|r| &rec.samples[r]);
+                            let raw = self.sample_slots[j * nf + f]
+                                .clone()
+                                .map(|r| &rec.samples[r]);
                             b.append(raw, &plan.formats[f].id, warnings);
                         }
                     }
@@ -274,7 +361,9 @@ impl BatchBuilder {
                 Column::Format(f, b) => {
                     let nf = plan.formats.len();
                     for j in 0..plan.selected.len() {
-                        let raw = self.sample_slots[j * nf + *f].clone().map(|r| &rec.samples[r]);
+                        let raw = self.sample_slots[j * nf + *f]
+                            .clone()
+                            .map(|r| &rec.samples[r]);
                         b.append(raw, &plan.formats[*f].id, warnings);
                     }
                 }
@@ -285,11 +374,21 @@ impl BatchBuilder {
         Ok(())
     }
 
-    fn split_samples(&mut self, rec: &RecordFields<'_>, warnings: &mut Warnings) -> Result<(), String> {
+    fn split_samples(
+        &mut self,
+        rec: &RecordFields<'_>,
+        warnings: &mut Warnings,
+    ) -> Result<(), String> {
         let n = self.plan.sample_names.len();
-        let found = if rec.samples.is_empty() { 0 } else { 1 + memchr_iter(b'\t', rec.samples).count() };
+        let found = if rec.samples.is_empty() {
+            0
+        } else {
+            1 + memchr_iter(b'\t', rec.samples).count()
+        };
         if found != n {
-            return Err(format!("record has {found} sample columns, the header names {n} samples"));
+            return Err(format!(
+                "record has {found} sample columns, the header names {n} samples"
+            ));
         }
         self.sample_slots.iter_mut().for_each(|s| *s = None);
         let format = rec.format.unwrap_or(b"");
@@ -297,15 +396,31 @@ impl BatchBuilder {
             self.last_format = format.to_vec();
             self.format_keys.clear();
             for key in format.split(|&b| b == b':') {
-                let idx = self.format_index.get(key).copied();
-                if idx.is_none() && key != b"." && !key.is_empty() {
-                    warnings.add(|| format!("FORMAT/{} is not in the table schema, ignored", String::from_utf8_lossy(key)));
-                }
+                let idx = match self.format_index.get(key) {
+                    Some(idx) => *idx,
+                    None => {
+                        if key != b"." && !key.is_empty() {
+                            warnings.add(|| {
+                                format!(
+                                    "FORMAT/{} is not in the table schema, ignored",
+                                    String::from_utf8_lossy(key)
+                                )
+                            });
+                        }
+                        None
+                    }
+                };
                 // a key repeated in FORMAT keeps its first value, as htslib does
                 let idx = idx.filter(|i| !self.format_keys.contains(&Some(*i)));
                 self.format_keys.push(idx);
             }
+            self.last_needed_key = self
+                .format_keys
+                .iter()
+                .rposition(Option::is_some)
+                .unwrap_or(0);
         }
+        let last_needed = self.last_needed_key;
         let nf = self.plan.formats.len();
         let base = rec.samples.as_ptr() as usize;
         let mut want = self.plan.selected.iter().enumerate().peekable();
@@ -318,8 +433,14 @@ impl BatchBuilder {
             let start = column.as_ptr() as usize - base;
             let mut offset = start;
             for (k, value) in column.split(|&b| b == b':').enumerate() {
+                if k > last_needed && k < self.format_keys.len() {
+                    // nothing more to decode in this column (and no need to count its fields)
+                    break;
+                }
                 match self.format_keys.get(k) {
-                    Some(Some(f)) => self.sample_slots[j * nf + f] = Some(offset..offset + value.len()),
+                    Some(Some(f)) => {
+                        self.sample_slots[j * nf + f] = Some(offset..offset + value.len())
+                    }
                     Some(None) => {}
                     None if column == b"." => {}
                     None => {
@@ -339,7 +460,11 @@ impl BatchBuilder {
     /// The batch of everything appended since the last call.
     pub fn finish(&mut self) -> Result<RecordBatch, ArrowError> {
         let rows = self.rows;
-        let arrays: Vec<ArrayRef> = self.columns.iter_mut().map(|c| finish_column(c, rows)).collect::<Result<_, _>>()?;
+        let arrays: Vec<ArrayRef> = self
+            .columns
+            .iter_mut()
+            .map(|c| finish_column(c, rows))
+            .collect::<Result<_, _>>()?;
         let options = RecordBatchOptions::new().with_row_count(Some(self.rows));
         self.rows = 0;
         self.records = 0;
@@ -362,15 +487,27 @@ fn finish_column(col: &mut Column, rows: usize) -> Result<ArrayRef, ArrowError> 
                 Arc::new(StructArray::try_new(fields.clone(), children, None)?)
             }
         }
-        Column::Genotypes { sample, values, offsets, item } => {
+        Column::Genotypes {
+            sample,
+            values,
+            offsets,
+            item,
+        } => {
             let mut children: Vec<ArrayRef> = vec![Arc::new(sample.finish())];
             children.extend(values.iter_mut().map(|v| v.finish()));
             let DataType::Struct(fields) = item.data_type() else {
-                return Err(ArrowError::SchemaError("genotypes items must be structs".into()));
+                return Err(ArrowError::SchemaError(
+                    "genotypes items must be structs".into(),
+                ));
             };
             let entries = StructArray::try_new(fields.clone(), children, None)?;
             let offs = OffsetBuffer::new(std::mem::replace(offsets, vec![0]).into());
-            Arc::new(ListArray::try_new(Arc::clone(item), offs, Arc::new(entries), None)?)
+            Arc::new(ListArray::try_new(
+                Arc::clone(item),
+                offs,
+                Arc::new(entries),
+                None,
+            )?)
         }
     })
 }
@@ -378,7 +515,7 @@ fn finish_column(col: &mut Column, rows: usize) -> Result<ArrayRef, ArrowError> 
 /// Splits INFO into value ranges per declared field (first occurrence wins).
 fn split_info(
     info: &[u8],
-    index: &HashMap<Vec<u8>, usize>,
+    index: &HashMap<Vec<u8>, Option<usize>>,
     slots: &mut [Option<Range<usize>>],
     warnings: &mut Warnings,
 ) {
@@ -397,12 +534,18 @@ fn split_info(
             continue;
         }
         match index.get(key) {
-            Some(&i) => {
+            Some(&Some(i)) => {
                 if slots[i].is_none() {
                     slots[i] = Some(value);
                 }
             }
-            None => warnings.add(|| format!("INFO/{} is not in the table schema, ignored", String::from_utf8_lossy(key))),
+            Some(None) => {}
+            None => warnings.add(|| {
+                format!(
+                    "INFO/{} is not in the table schema, ignored",
+                    String::from_utf8_lossy(key)
+                )
+            }),
         }
     }
 }

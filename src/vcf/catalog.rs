@@ -27,28 +27,27 @@ impl VcfUrlTableFactory {
     }
 }
 
-/// Whether `location` names VCF/BCF data: by its name, or, for an existing file with another
-/// name, by its first bytes.
+/// Whether `location` names VCF/BCF data: by its name; for an existing file with another name,
+/// by its first bytes; for a directory, when it holds VCF/BCF files.
 pub fn looks_like_vcf(location: &str) -> bool {
     let plain = location.strip_prefix("file://").unwrap_or(location);
-    if has_vcf_extension(plain) {
-        return true;
-    }
     let path = Path::new(plain);
-    if path.is_file() {
-        return match sniff(path) {
+    if has_vcf_extension(plain) {
+        true
+    } else if path.is_file() {
+        match sniff(path) {
             Ok(kind) if kind.container == Container::Bcf => true,
-            Ok(_) => starts_like_vcf_text(path),
+            Ok(_) => super::input::VcfInput::open(path, 1).is_ok_and(|i| {
+                i.header()
+                    .file_format
+                    .as_deref()
+                    .is_some_and(|f| f.starts_with("VCF"))
+            }),
             Err(_) => false,
-        };
+        }
+    } else {
+        path.is_dir() && resolve_paths(plain).is_ok()
     }
-    // a directory or glob of VCF files
-    resolve_paths(plain).map(|files| files.iter().all(|f| has_vcf_extension(&f.to_string_lossy()))).unwrap_or(false)
-        && (path.is_dir() || plain.contains(['*', '?', '[']))
-}
-
-fn starts_like_vcf_text(path: &Path) -> bool {
-    super::input::VcfInput::open(path, 1).is_ok_and(|i| i.header().file_format.as_deref().is_some_and(|f| f.starts_with("VCF")))
 }
 
 #[async_trait]
@@ -68,7 +67,11 @@ pub struct VcfTableFactory;
 
 #[async_trait]
 impl TableProviderFactory for VcfTableFactory {
-    async fn create(&self, _state: &dyn Session, cmd: &CreateExternalTable) -> Result<Arc<dyn TableProvider>> {
+    async fn create(
+        &self,
+        _state: &dyn Session,
+        cmd: &CreateExternalTable,
+    ) -> Result<Arc<dyn TableProvider>> {
         let options = VcfOptions::from_sql_options(&cmd.options)?;
         Ok(Arc::new(VcfTable::open(&cmd.location, options)?))
     }

@@ -1,63 +1,138 @@
-//! `VcfExec`, the physical scan of VCF/BCF files (the "source"): one partition per file.
+//! `VcfExec`, the physical scan of VCF/BCF files (the "source").
 //!
-//! It holds only serialisable state (paths, decode plan, region, limit), so it can later be
+//! It holds only serialisable state (paths, byte ranges, index chunks, decode plan, regions, limit), so it can later be
 //! shipped to another executor (DESIGN.md §5).
 
 use std::fmt;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use datafusion::error::Result;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::EquivalenceProperties;
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
-use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties};
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
+};
 
-use super::batch::DecodePlan;
-use super::opener::VcfOpener;
+use super::batch::{ColumnKind, DecodePlan};
+use super::opener::{FileRange, VcfOpener};
+use super::partition::ScanLayout;
 use super::region::Region;
+use super::schema::Layout;
 
-/// Scans VCF/BCF files, one partition per file.
+/// Scans VCF/BCF files. In file order (the default), one output partition is fed by several
+/// reader threads in unit order; otherwise each partition reads its share of the units.
 #[derive(Debug)]
 pub struct VcfExec {
-    files: Vec<PathBuf>,
+    layout: ScanLayout,
+    partitions: Vec<Vec<FileRange>>,
+    readers: usize,
     opener: VcfOpener,
     properties: Arc<PlanProperties>,
 }
 
+/// How a scan runs: its readers, limit and error handling.
+#[derive(Debug, Clone, Copy)]
+pub struct ScanOptions {
+    /// Stop after this many rows.
+    pub limit: Option<usize>,
+    /// Skip (and count) unreadable lines.
+    pub skip_errors: bool,
+    /// Threads (and, when order does not matter, partitions).
+    pub threads: usize,
+    /// Keep the records in file order.
+    pub preserve_order: bool,
+}
+
 impl VcfExec {
-    /// A scan of `files` decoding `plan`.
+    /// A scan of the units of `layout`, decoding `plan`, keeping records that overlap
+    /// `regions` (all when empty).
     pub fn new(
-        files: Vec<PathBuf>,
+        layout: ScanLayout,
         plan: Arc<DecodePlan>,
-        region: Option<Region>,
-        limit: Option<usize>,
-        skip_errors: bool,
-        target_partitions: usize,
+        regions: Vec<Region>,
+        options: ScanOptions,
     ) -> Self {
+        let threads = options.threads.max(1);
+        let (partitions, readers) = if options.preserve_order {
+            (
+                vec![layout.units.clone()],
+                threads.min(layout.units.len().max(1)),
+            )
+        } else {
+            (layout.partitions(threads), 1)
+        };
         let properties = Arc::new(PlanProperties::new(
             EquivalenceProperties::new(Arc::clone(&plan.schema)),
-            Partitioning::UnknownPartitioning(files.len().max(1)),
+            Partitioning::UnknownPartitioning(partitions.len()),
             EmissionType::Incremental,
             Boundedness::Bounded,
         ));
-        // one file: decode its BGZF blocks on every core; several files: one core each
-        let bgzf_threads = if files.len() == 1 { target_partitions.max(1) } else { 1 };
-        let opener = VcfOpener { plan, region, limit, skip_errors, batch_size: 8192, bgzf_threads };
-        VcfExec { files, opener, properties }
+        // a single unit read by a single reader: decode its BGZF blocks on every core
+        let single = partitions.len() == 1 && layout.units.len() == 1;
+        let opener = VcfOpener {
+            plan,
+            regions: Arc::new(regions),
+            limit: options.limit,
+            skip_errors: options.skip_errors,
+            batch_size: 8192,
+            bgzf_threads: if single { threads } else { 1 },
+        };
+        VcfExec {
+            layout,
+            partitions,
+            readers,
+            opener,
+            properties,
+        }
     }
 }
 
 impl DisplayAs for VcfExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
-        let names: Vec<String> = self.files.iter().map(|p| p.display().to_string()).collect();
-        let cols: Vec<&str> = self.opener.plan.schema.fields().iter().map(|f| f.name().as_str()).collect();
-        write!(f, "VcfExec: files=[{}], projection=[{}]", names.join(", "), cols.join(", "))?;
-        if self.opener.plan.needs_samples() || self.opener.plan.layout == super::schema::Layout::Long {
-            write!(f, ", samples={}/{}", self.opener.plan.selected.len(), self.opener.plan.sample_names.len())?;
+        let mut names: Vec<String> = Vec::new();
+        for r in &self.layout.units {
+            let name = r.path.display().to_string();
+            if !names.contains(&name) {
+                names.push(name);
+            }
         }
-        if let Some(r) = &self.opener.region {
-            write!(f, ", region={r}")?;
+        let plan = &self.opener.plan;
+        let cols: Vec<&str> = plan
+            .schema
+            .fields()
+            .iter()
+            .map(|f| f.name().as_str())
+            .collect();
+        write!(
+            f,
+            "VcfExec: files=[{}], units={}, partitions={}, readers={}, projection=[{}]",
+            names.join(", "),
+            self.layout.units.len(),
+            self.partitions.len(),
+            self.readers,
+            cols.join(", ")
+        )?;
+        if plan.columns.contains(&ColumnKind::Info) {
+            let keys: Vec<&str> = plan.infos.iter().map(|d| d.id.as_str()).collect();
+            write!(f, ", info=[{}]", keys.join(", "))?;
+        }
+        if plan.needs_samples() || plan.layout == Layout::Long {
+            write!(
+                f,
+                ", samples={}/{}",
+                plan.selected.len(),
+                plan.sample_names.len()
+            )?;
+        }
+        if !self.opener.regions.is_empty() {
+            let regions: Vec<String> = self.opener.regions.iter().map(|r| r.to_string()).collect();
+            write!(
+                f,
+                ", regions=[{}], index={}",
+                regions.join(", "),
+                self.layout.index
+            )?;
         }
         if let Some(l) = self.opener.limit {
             write!(f, ", limit={l}")?;
@@ -79,16 +154,23 @@ impl ExecutionPlan for VcfExec {
         vec![]
     }
 
-    fn with_new_children(self: Arc<Self>, _children: Vec<Arc<dyn ExecutionPlan>>) -> Result<Arc<dyn ExecutionPlan>> {
+    fn with_new_children(
+        self: Arc<Self>,
+        _children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
         Ok(self)
     }
 
-    fn execute(&self, partition: usize, context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
-        let Some(path) = self.files.get(partition) else {
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
+        let Some(units) = self.partitions.get(partition) else {
             return datafusion::common::internal_err!("VcfExec has no partition {partition}");
         };
         let mut opener = self.opener.clone();
         opener.batch_size = context.session_config().batch_size();
-        Ok(opener.open(path.clone()))
+        Ok(opener.open(units.clone(), self.readers))
     }
 }

@@ -22,11 +22,16 @@ fn text_arg(name: &str, args: &[Expr], i: usize) -> Result<Option<String>> {
     match args.get(i) {
         None => Ok(None),
         Some(Expr::Literal(v, _)) => match v {
-            ScalarValue::Utf8(s) | ScalarValue::Utf8View(s) | ScalarValue::LargeUtf8(s) => Ok(s.clone()),
+            ScalarValue::Utf8(s) | ScalarValue::Utf8View(s) | ScalarValue::LargeUtf8(s) => {
+                Ok(s.clone())
+            }
             ScalarValue::Null => Ok(None),
             other => plan_err!("{name}: argument {} must be a string, not {other}", i + 1),
         },
-        Some(other) => plan_err!("{name}: argument {} must be a string literal, not {other}", i + 1),
+        Some(other) => plan_err!(
+            "{name}: argument {} must be a string literal, not {other}",
+            i + 1
+        ),
     }
 }
 
@@ -39,12 +44,16 @@ pub struct ReadVcf {
 impl ReadVcf {
     /// `read_vcf`: one row per record.
     pub fn wide() -> Self {
-        ReadVcf { layout: Layout::Wide }
+        ReadVcf {
+            layout: Layout::Wide,
+        }
     }
 
     /// `vcf_genotypes`: one row per record × sample.
     pub fn long() -> Self {
-        ReadVcf { layout: Layout::Long }
+        ReadVcf {
+            layout: Layout::Long,
+        }
     }
 
     fn name(&self) -> &'static str {
@@ -60,15 +69,26 @@ impl TableFunctionImpl for ReadVcf {
         let name = self.name();
         let exprs = args.exprs();
         if exprs.is_empty() || exprs.len() > 3 {
-            return plan_err!("{name}(path [, region [, samples]]) takes 1 to 3 arguments, got {}", exprs.len());
+            return plan_err!(
+                "{name}(path [, region [, samples]]) takes 1 to 3 arguments, got {}",
+                exprs.len()
+            );
         }
         let Some(path) = text_arg(name, exprs, 0)? else {
             return plan_err!("{name}: the path must not be NULL");
         };
         let region = parse_region_arg(&text_arg(name, exprs, 1)?.unwrap_or_default())?;
         let samples = parse_samples_arg(&text_arg(name, exprs, 2)?.unwrap_or_default());
-        let mut options = VcfOptions::default().with_layout(self.layout).with_region(region).with_samples(samples);
-        if let Some(config) = args.session().config_options().extensions.get::<VcfConfig>() {
+        let mut options = VcfOptions::default()
+            .with_layout(self.layout)
+            .with_region(region)
+            .with_samples(samples);
+        if let Some(config) = args
+            .session()
+            .config_options()
+            .extensions
+            .get::<VcfConfig>()
+        {
             options.infer_records = config.infer_records;
         }
         Ok(Arc::new(VcfTable::open(&path, options)?))
@@ -91,7 +111,10 @@ impl TableFunctionImpl for VcfHeaderFunction {
         let files = resolve_paths(&path)?;
         let input = VcfInput::open(&files[0], 1)?;
         let batch = header_batch(input.header())?;
-        Ok(Arc::new(MemTable::try_new(batch.schema(), vec![vec![batch]])?))
+        Ok(Arc::new(MemTable::try_new(
+            batch.schema(),
+            vec![vec![batch]],
+        )?))
     }
 }
 
@@ -113,7 +136,13 @@ pub fn header_batch(h: &VcfHeader) -> Result<RecordBatch> {
     let mut desc = StringBuilder::new();
     let mut length = Int64Builder::new();
     let mut value = StringBuilder::new();
-    let mut row = |s: &str, i: Option<&str>, n: Option<String>, t: Option<String>, d: Option<&str>, l: Option<u64>, v: Option<&str>| {
+    let mut row = |s: &str,
+                   i: Option<&str>,
+                   n: Option<String>,
+                   t: Option<String>,
+                   d: Option<&str>,
+                   l: Option<u64>,
+                   v: Option<&str>| {
         section.append_value(s);
         id.append_option(i);
         number.append_option(n);
@@ -127,7 +156,15 @@ pub fn header_batch(h: &VcfHeader) -> Result<RecordBatch> {
     }
     for (name, defs) in [("INFO", &h.infos), ("FORMAT", &h.formats)] {
         for d in defs {
-            row(name, Some(&d.id), Some(d.number.to_string()), Some(d.ty.to_string()), Some(&d.description), None, None);
+            row(
+                name,
+                Some(&d.id),
+                Some(d.number.to_string()),
+                Some(d.ty.to_string()),
+                Some(&d.description),
+                None,
+                None,
+            );
         }
     }
     for (fid, d) in &h.filters {

@@ -28,7 +28,10 @@ impl Number {
             "A" => Number::A,
             "R" => Number::R,
             "G" => Number::G,
-            _ => s.parse::<usize>().map(Number::Count).unwrap_or_else(|_| Number::Unknown(s.to_string())),
+            _ => s
+                .parse::<usize>()
+                .map(Number::Count)
+                .unwrap_or_else(|_| Number::Unknown(s.to_string())),
         }
     }
 
@@ -109,8 +112,16 @@ impl FieldDef {
     pub fn undeclared(id: &str, has_value: bool) -> Self {
         FieldDef {
             id: id.to_string(),
-            number: if has_value { Number::Count(1) } else { Number::Count(0) },
-            ty: if has_value { ValueType::String } else { ValueType::Flag },
+            number: if has_value {
+                Number::Count(1)
+            } else {
+                Number::Count(0)
+            },
+            ty: if has_value {
+                ValueType::String
+            } else {
+                ValueType::Flag
+            },
             description: "not declared in the header".to_string(),
             declared: false,
         }
@@ -192,7 +203,11 @@ impl VcfHeader {
                 return Err(HeaderError::NoChromLine(header.line_count));
             }
         }
-        if seen_any { Err(HeaderError::NoChromLine(header.line_count)) } else { Err(HeaderError::Empty) }
+        if seen_any {
+            Err(HeaderError::NoChromLine(header.line_count))
+        } else {
+            Err(HeaderError::Empty)
+        }
     }
 
     /// Parses a complete header text (as produced by a VCF writer).
@@ -213,7 +228,9 @@ impl VcfHeader {
             self.other.push((meta.to_string(), String::new()));
             return;
         };
-        let structured = value.strip_prefix('<').map(|v| v.strip_suffix('>').unwrap_or(v));
+        let structured = value
+            .strip_prefix('<')
+            .map(|v| v.strip_suffix('>').unwrap_or(v));
         match (key, structured) {
             ("fileformat", _) => self.file_format = Some(value.to_string()),
             ("INFO" | "FORMAT", Some(body)) => {
@@ -230,7 +247,11 @@ impl VcfHeader {
                     description: get("Description").unwrap_or("").to_string(),
                     declared: true,
                 };
-                let list = if key == "INFO" { &mut self.infos } else { &mut self.formats };
+                let list = if key == "INFO" {
+                    &mut self.infos
+                } else {
+                    &mut self.formats
+                };
                 if !list.iter().any(|d| d.id == def.id) {
                     list.push(def);
                 }
@@ -239,7 +260,8 @@ impl VcfHeader {
                 let kv = parse_structured(body);
                 let get = |k: &str| kv.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone());
                 if let Some(id) = get("ID") {
-                    self.filters.push((id, get("Description").unwrap_or_default()));
+                    self.filters
+                        .push((id, get("Description").unwrap_or_default()));
                 }
             }
             ("contig", Some(body)) => {
@@ -338,8 +360,17 @@ mod tests {
         assert_eq!(h.infos[0].description, "Allele \"frequency\", per ALT");
         assert_eq!(h.infos[1].ty, ValueType::Flag);
         assert_eq!(h.formats[0].id, "GT");
-        assert_eq!(h.filters, vec![("q10".to_string(), "Quality below 10".to_string())]);
-        assert_eq!(h.contigs, vec![Contig { id: "chr1".into(), length: Some(248956422) }]);
+        assert_eq!(
+            h.filters,
+            vec![("q10".to_string(), "Quality below 10".to_string())]
+        );
+        assert_eq!(
+            h.contigs,
+            vec![Contig {
+                id: "chr1".into(),
+                length: Some(248956422)
+            }]
+        );
         assert_eq!(h.samples, vec!["NA 1", "NA2"]);
         assert_eq!(h.other, vec![("source".to_string(), "test".to_string())]);
         assert_eq!(h.line_count, 9);
@@ -348,14 +379,23 @@ mod tests {
     #[test]
     fn rejects_headers_without_chrom_line() {
         assert_eq!(VcfHeader::parse_text(""), Err(HeaderError::Empty));
-        assert_eq!(VcfHeader::parse_text("##fileformat=VCFv4.2\n"), Err(HeaderError::NoChromLine(1)));
-        assert_eq!(VcfHeader::parse_text("##fileformat=VCFv4.2\n1\t2\n"), Err(HeaderError::NoChromLine(2)));
+        assert_eq!(
+            VcfHeader::parse_text("##fileformat=VCFv4.2\n"),
+            Err(HeaderError::NoChromLine(1))
+        );
+        assert_eq!(
+            VcfHeader::parse_text("##fileformat=VCFv4.2\n1\t2\n"),
+            Err(HeaderError::NoChromLine(2))
+        );
         assert_eq!(VcfHeader::parse_text("chr1\t1\n"), Err(HeaderError::NotVcf));
     }
 
     #[test]
     fn odd_numbers_are_kept_as_unknown() {
-        let h = VcfHeader::parse_text("##FORMAT=<ID=X,Number=-1,Type=Integer,Description=\"\">\n#CHROM\tPOS\n").unwrap();
+        let h = VcfHeader::parse_text(
+            "##FORMAT=<ID=X,Number=-1,Type=Integer,Description=\"\">\n#CHROM\tPOS\n",
+        )
+        .unwrap();
         assert_eq!(h.formats[0].number, Number::Unknown("-1".into()));
         assert!(!h.formats[0].number.is_scalar());
     }

@@ -6,7 +6,7 @@
 //! record parser serves every format.
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 use std::num::NonZero;
 use std::path::{Path, PathBuf};
 
@@ -64,20 +64,137 @@ pub fn detect_compression(head: &[u8]) -> Compression {
 }
 
 fn open_file(path: &Path) -> Result<File, VcfError> {
-    File::open(path).map_err(|source| VcfError::Open { path: path.to_path_buf(), source })
+    File::open(path).map_err(|source| VcfError::Open {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
-fn decompressed(path: &Path, compression: Compression, threads: usize) -> Result<Box<dyn BufRead + Send>, VcfError> {
-    let file = open_file(path)?;
-    Ok(match compression {
-        Compression::None => Box::new(BufReader::with_capacity(READ_BUFFER, file)),
-        Compression::Gzip => Box::new(BufReader::with_capacity(READ_BUFFER, MultiGzDecoder::new(file))),
-        Compression::Bgzf if threads > 1 => {
-            let workers = NonZero::new(threads).unwrap_or(NonZero::<usize>::MIN);
-            Box::new(noodles::bgzf::io::MultithreadedReader::with_worker_count(workers, file))
+/// A decompressing reader that knows where it is, so scans can start and stop at byte ranges
+/// and index chunks.
+pub enum TextReader {
+    /// Uncompressed.
+    Plain(BufReader<File>),
+    /// gzip that is not BGZF: read from the start only.
+    Gzip(BufReader<MultiGzDecoder<File>>),
+    /// BGZF, decoded on the reading thread; seekable by virtual position.
+    Bgzf(noodles::bgzf::io::Reader<File>),
+    /// BGZF, blocks decoded on worker threads (whole-file scans).
+    BgzfThreads(noodles::bgzf::io::MultithreadedReader<File>),
+}
+
+impl TextReader {
+    fn open(path: &Path, compression: Compression, threads: usize) -> Result<Self, VcfError> {
+        let file = open_file(path)?;
+        Ok(match compression {
+            Compression::None => TextReader::Plain(BufReader::with_capacity(READ_BUFFER, file)),
+            Compression::Gzip => TextReader::Gzip(BufReader::with_capacity(
+                READ_BUFFER,
+                MultiGzDecoder::new(file),
+            )),
+            Compression::Bgzf if threads > 1 => {
+                let workers = NonZero::new(threads).unwrap_or(NonZero::<usize>::MIN);
+                TextReader::BgzfThreads(noodles::bgzf::io::MultithreadedReader::with_worker_count(
+                    workers, file,
+                ))
+            }
+            Compression::Bgzf => TextReader::Bgzf(noodles::bgzf::io::Reader::new(file)),
+        })
+    }
+
+    fn buf_read(&mut self) -> &mut dyn BufRead {
+        match self {
+            TextReader::Plain(r) => r,
+            TextReader::Gzip(r) => r,
+            TextReader::Bgzf(r) => r,
+            TextReader::BgzfThreads(r) => r,
         }
-        Compression::Bgzf => Box::new(noodles::bgzf::io::Reader::new(file)),
-    })
+    }
+
+    /// The position of the next byte: a byte offset (plain) or a BGZF virtual position packed
+    /// into a u64 (compressed offset << 16 | offset in block); `None` for plain gzip.
+    pub fn position(&mut self) -> Option<u64> {
+        match self {
+            TextReader::Plain(r) => r.stream_position().ok(),
+            TextReader::Gzip(_) => None,
+            // loading the next block first makes "end of block c" read as "start of block c+1"
+            TextReader::Bgzf(r) => {
+                let _ = r.fill_buf();
+                Some(u64::from(r.virtual_position()))
+            }
+            TextReader::BgzfThreads(r) => {
+                let _ = r.fill_buf();
+                Some(u64::from(r.virtual_position()))
+            }
+        }
+    }
+
+    /// Moves to a position as [`Self::position`] reports it.
+    pub fn seek(&mut self, pos: u64) -> io::Result<()> {
+        match self {
+            TextReader::Plain(r) => r.seek(SeekFrom::Start(pos)).map(drop),
+            TextReader::Bgzf(r) => r.seek(noodles::bgzf::VirtualPosition::from(pos)).map(drop),
+            TextReader::Gzip(_) | TextReader::BgzfThreads(_) => Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "this reader cannot seek",
+            )),
+        }
+    }
+}
+
+impl Read for TextReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.buf_read().read(buf)
+    }
+}
+
+impl BufRead for TextReader {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        self.buf_read().fill_buf()
+    }
+    fn consume(&mut self, amt: usize) {
+        self.buf_read().consume(amt)
+    }
+}
+
+/// The start of the first BGZF block at or after byte `offset` (the file's size when there is
+/// none). A candidate header is accepted only when the block after it also starts with a BGZF
+/// header or ends the file, so bytes inside compressed data are not mistaken for a block.
+pub fn next_bgzf_block(path: &Path, offset: u64) -> Result<u64, VcfError> {
+    const HEADER: [u8; 4] = [0x1f, 0x8b, 8, 4];
+    let mut file = open_file(path)?;
+    let size = file.metadata().map_err(|e| VcfError::io(path, e))?.len();
+    if offset == 0 || offset >= size {
+        return Ok(offset.min(size));
+    }
+    let mut window = vec![0u8; 2 * 65536 + 18];
+    file.seek(SeekFrom::Start(offset))
+        .map_err(|e| VcfError::io(path, e))?;
+    let n = read_up_to(&mut file, &mut window).map_err(|e| VcfError::io(path, e))?;
+    let window = &window[..n];
+    let is_block = |w: &[u8]| {
+        w.len() >= 18 && w[..4] == HEADER && w[10] == 6 && w[12] == b'B' && w[13] == b'C'
+    };
+    for i in memchr::memchr_iter(0x1f, window) {
+        if !is_block(&window[i..]) {
+            continue;
+        }
+        let bsize = u64::from(u16::from_le_bytes([window[i + 16], window[i + 17]])) + 1;
+        let next = offset + i as u64 + bsize;
+        let next_ok = if next >= size {
+            next == size
+        } else {
+            let mut head = [0u8; 18];
+            file.seek(SeekFrom::Start(next))
+                .map_err(|e| VcfError::io(path, e))?;
+            let m = read_up_to(&mut file, &mut head).map_err(|e| VcfError::io(path, e))?;
+            is_block(&head[..m])
+        };
+        if next_ok {
+            return Ok(offset + i as u64);
+        }
+    }
+    Ok(size)
 }
 
 /// Reads the first bytes of `path` (decompressing if needed) to tell what kind of file it is.
@@ -86,10 +203,17 @@ pub fn sniff(path: &Path) -> Result<FileKind, VcfError> {
     let n = read_up_to(&mut open_file(path)?, &mut head).map_err(|e| VcfError::io(path, e))?;
     let compression = detect_compression(&head[..n]);
     let mut inner = [0u8; 3];
-    let mut reader = decompressed(path, compression, 1)?;
+    let mut reader = TextReader::open(path, compression, 1)?;
     let m = read_up_to(&mut reader, &mut inner).map_err(|e| VcfError::io(path, e))?;
-    let container = if &inner[..m] == b"BCF" { Container::Bcf } else { Container::Vcf };
-    Ok(FileKind { compression, container })
+    let container = if &inner[..m] == b"BCF" {
+        Container::Bcf
+    } else {
+        Container::Vcf
+    };
+    Ok(FileKind {
+        compression,
+        container,
+    })
 }
 
 fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
@@ -106,8 +230,12 @@ fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
 }
 
 enum Body {
-    Text(Box<dyn BufRead + Send>),
-    Bcf { reader: bcf::io::Reader<Box<dyn BufRead + Send>>, header: Box<vcf::Header>, record: bcf::Record },
+    Text(TextReader),
+    Bcf {
+        reader: bcf::io::Reader<TextReader>,
+        header: Box<vcf::Header>,
+        record: bcf::Record,
+    },
 }
 
 /// An open variant file: its header, then its records one text line at a time.
@@ -116,7 +244,8 @@ pub struct VcfInput {
     header: VcfHeader,
     kind: FileKind,
     body: Body,
-    line_number: usize,
+    /// Line of the last record read; unknown after a seek.
+    line_number: Option<usize>,
 }
 
 impl VcfInput {
@@ -124,7 +253,7 @@ impl VcfInput {
     /// on that many threads.
     pub fn open(path: &Path, threads: usize) -> Result<Self, VcfError> {
         let kind = sniff(path)?;
-        let mut reader = decompressed(path, kind.compression, threads)?;
+        let mut reader = TextReader::open(path, kind.compression, threads)?;
         let (header, body) = match kind.container {
             Container::Vcf => (read_text_header(path, &mut reader)?, Body::Text(reader)),
             Container::Bcf => {
@@ -137,8 +266,14 @@ impl VcfInput {
                 (header, body)
             }
         };
-        let line_number = header.line_count;
-        Ok(VcfInput { path: path.to_path_buf(), header, kind, body, line_number })
+        let line_number = Some(header.line_count);
+        Ok(VcfInput {
+            path: path.to_path_buf(),
+            header,
+            kind,
+            body,
+            line_number,
+        })
     }
 
     /// The parsed header.
@@ -157,9 +292,43 @@ impl VcfInput {
     }
 
     /// The line number of the record last returned by [`Self::next_line`] (for BCF, the record's
-    /// ordinal plus the header's line count, i.e. its line in the equivalent VCF).
-    pub fn line_number(&self) -> usize {
+    /// ordinal plus the header's line count, i.e. its line in the equivalent VCF); `None` after
+    /// a seek, when counting would mean reading from the start (see [`line_at`]).
+    pub fn line_number(&self) -> Option<usize> {
         self.line_number
+    }
+
+    /// The position of the next line (see [`TextReader::position`]); `None` for gzip and BCF.
+    pub fn position(&mut self) -> Option<u64> {
+        match &mut self.body {
+            Body::Text(r) => r.position(),
+            Body::Bcf { .. } => None,
+        }
+    }
+
+    /// Moves to `pos` (as [`Self::position`] reports it); line numbers are unknown from then on.
+    pub fn seek(&mut self, pos: u64) -> Result<(), VcfError> {
+        match &mut self.body {
+            Body::Text(r) => r.seek(pos).map_err(|e| VcfError::io(&self.path, e))?,
+            Body::Bcf { .. } => {
+                return Err(VcfError::Invalid(format!(
+                    "{}: BCF files are read from the start",
+                    self.path.display()
+                )));
+            }
+        }
+        self.line_number = None;
+        Ok(())
+    }
+
+    /// Discards the rest of the current line (after a seek into the middle of one).
+    pub fn skip_line(&mut self) -> Result<(), VcfError> {
+        if let Body::Text(r) = &mut self.body {
+            let mut sink = Vec::new();
+            r.read_until(b'\n', &mut sink)
+                .map_err(|e| VcfError::io(&self.path, e))?;
+        }
+        Ok(())
     }
 
     /// Reads the next record into `buf` as one VCF line without its terminator (`\n` or `\r\n`).
@@ -169,11 +338,13 @@ impl VcfInput {
             buf.clear();
             match &mut self.body {
                 Body::Text(reader) => {
-                    let n = reader.read_until(b'\n', buf).map_err(|e| self.read_error(e))?;
+                    let n = reader
+                        .read_until(b'\n', buf)
+                        .map_err(|e| self.read_error(e))?;
                     if n == 0 {
                         return Ok(false);
                     }
-                    self.line_number += 1;
+                    self.line_number = self.line_number.map(|l| l + 1);
                     while matches!(buf.last(), Some(b'\n' | b'\r')) {
                         buf.pop();
                     }
@@ -182,22 +353,27 @@ impl VcfInput {
                     }
                     return Ok(true);
                 }
-                Body::Bcf { reader, header, record } => {
+                Body::Bcf {
+                    reader,
+                    header,
+                    record,
+                } => {
+                    let line = self.line_number.unwrap_or(0) + 1;
                     let n = reader.read_record(record).map_err(|e| VcfError::Data {
                         path: self.path.clone(),
-                        line: self.line_number + 1,
+                        line,
                         message: format!("invalid BCF record: {e}"),
                     })?;
                     if n == 0 {
                         return Ok(false);
                     }
-                    self.line_number += 1;
+                    self.line_number = Some(line);
                     let mut w = vcf::io::Writer::new(std::mem::take(buf));
                     let written = w.write_variant_record(header, record);
                     *buf = w.into_inner();
                     written.map_err(|e| VcfError::Data {
                         path: self.path.clone(),
-                        line: self.line_number,
+                        line,
                         message: format!("invalid BCF record: {e}"),
                     })?;
                     while matches!(buf.last(), Some(b'\n' | b'\r')) {
@@ -210,24 +386,68 @@ impl VcfInput {
     }
 
     fn read_error(&self, e: io::Error) -> VcfError {
-        VcfError::Data { path: self.path.clone(), line: self.line_number + 1, message: format!("read failed: {e}") }
+        match self.line_number {
+            Some(l) => VcfError::Data {
+                path: self.path.clone(),
+                line: l + 1,
+                message: format!("read failed: {e}"),
+            },
+            None => VcfError::io(&self.path, e),
+        }
+    }
+}
+
+/// The line number of the line starting at `pos` (as [`VcfInput::position`] reports it),
+/// found by reading the file from its start: used only to name the line of an error met in a
+/// scan that started in the middle of a file.
+pub fn line_at(path: &Path, pos: u64) -> Option<usize> {
+    let mut input = VcfInput::open(path, 1).ok()?;
+    let mut buf = Vec::new();
+    let mut line = input.header.line_count;
+    let Body::Text(reader) = &mut input.body else {
+        return None;
+    };
+    loop {
+        if reader.position()? >= pos {
+            return Some(line + 1);
+        }
+        buf.clear();
+        if reader.read_until(b'\n', &mut buf).ok()? == 0 {
+            return None;
+        }
+        line += 1;
     }
 }
 
 /// Reads the BCF magic and header text. The text is parsed by our lenient parser (for the
 /// schema) and, after adding the `Description` that some writers leave out, by noodles (whose
 /// string maps decode the records).
-fn read_bcf_header(path: &Path, reader: &mut Box<dyn BufRead + Send>) -> Result<(VcfHeader, vcf::Header), VcfError> {
-    let bad = |message: String| VcfError::Header { path: path.to_path_buf(), message };
+fn read_bcf_header(
+    path: &Path,
+    reader: &mut TextReader,
+) -> Result<(VcfHeader, vcf::Header), VcfError> {
+    let bad = |message: String| VcfError::Header {
+        path: path.to_path_buf(),
+        message,
+    };
     let mut magic = [0u8; 5];
-    reader.read_exact(&mut magic).map_err(|e| bad(format!("truncated BCF magic: {e}")))?;
+    reader
+        .read_exact(&mut magic)
+        .map_err(|e| bad(format!("truncated BCF magic: {e}")))?;
     if &magic[..4] != b"BCF\x02" {
-        return Err(bad(format!("unsupported BCF version {}.{}", magic[3], magic[4])));
+        return Err(bad(format!(
+            "unsupported BCF version {}.{}",
+            magic[3], magic[4]
+        )));
     }
     let mut len = [0u8; 4];
-    reader.read_exact(&mut len).map_err(|e| bad(format!("truncated BCF header: {e}")))?;
+    reader
+        .read_exact(&mut len)
+        .map_err(|e| bad(format!("truncated BCF header: {e}")))?;
     let mut text = vec![0u8; u32::from_le_bytes(len) as usize];
-    reader.read_exact(&mut text).map_err(|e| bad(format!("truncated BCF header: {e}")))?;
+    reader
+        .read_exact(&mut text)
+        .map_err(|e| bad(format!("truncated BCF header: {e}")))?;
     while text.last() == Some(&0) {
         text.pop();
     }
@@ -237,8 +457,11 @@ fn read_bcf_header(path: &Path, reader: &mut Box<dyn BufRead + Send>) -> Result<
     let mut maps = vcf::header::StringMaps::default();
     for (i, line) in text.lines().enumerate() {
         let line = with_description(line);
-        let entry = parser.parse_partial(line.as_bytes()).map_err(|e| bad(format!("line {}: {e}", i + 1)))?;
-        maps.insert_entry(&entry).map_err(|e| bad(format!("line {}: {e}", i + 1)))?;
+        let entry = parser
+            .parse_partial(line.as_bytes())
+            .map_err(|e| bad(format!("line {}: {e}", i + 1)))?;
+        maps.insert_entry(&entry)
+            .map_err(|e| bad(format!("line {}: {e}", i + 1)))?;
     }
     let mut noodles_header = parser.finish().map_err(|e| bad(e.to_string()))?;
     *noodles_header.string_maps_mut() = maps;
@@ -247,33 +470,43 @@ fn read_bcf_header(path: &Path, reader: &mut Box<dyn BufRead + Send>) -> Result<
 
 /// `##INFO`, `##FORMAT` and `##FILTER` lines written without a Description get an empty one.
 fn with_description(line: &str) -> std::borrow::Cow<'_, str> {
-    let structured = ["##INFO=<", "##FORMAT=<", "##FILTER=<"].iter().any(|p| line.starts_with(p));
+    let structured = ["##INFO=<", "##FORMAT=<", "##FILTER=<"]
+        .iter()
+        .any(|p| line.starts_with(p));
     match line.strip_suffix('>') {
-        Some(body) if structured && !line.contains("Description=") => format!("{body},Description=\"\">").into(),
+        Some(body) if structured && !line.contains("Description=") => {
+            format!("{body},Description=\"\">").into()
+        }
         _ => line.into(),
     }
 }
 
 /// Reads `##` lines and the `#CHROM` line. Stops after `#CHROM`, or at the first line that is
 /// not a header line (which is then an error: the header has no `#CHROM` line).
-fn read_text_header(path: &Path, reader: &mut Box<dyn BufRead + Send>) -> Result<VcfHeader, VcfError> {
+fn read_text_header(path: &Path, reader: &mut TextReader) -> Result<VcfHeader, VcfError> {
     let mut lines = Vec::new();
     let mut buf = Vec::new();
     loop {
         buf.clear();
-        let n = reader.read_until(b'\n', &mut buf).map_err(|e| VcfError::io(path, e))?;
+        let n = reader
+            .read_until(b'\n', &mut buf)
+            .map_err(|e| VcfError::io(path, e))?;
         if n == 0 {
             break;
         }
-        let line = String::from_utf8_lossy(&buf).trim_end_matches(['\n', '\r']).to_string();
+        let line = String::from_utf8_lossy(&buf)
+            .trim_end_matches(['\n', '\r'])
+            .to_string();
         let done = line.starts_with("#CHROM") || !line.starts_with('#');
         lines.push(line);
         if done {
             break;
         }
     }
-    VcfHeader::parse_lines(lines.iter().map(String::as_str))
-        .map_err(|e| VcfError::Header { path: path.to_path_buf(), message: e.to_string() })
+    VcfHeader::parse_lines(lines.iter().map(String::as_str)).map_err(|e| VcfError::Header {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })
 }
 
 #[cfg(test)]
@@ -283,15 +516,26 @@ mod tests {
     #[test]
     fn detects_gzip_and_bgzf() {
         assert_eq!(detect_compression(b"##fileformat"), Compression::None);
-        assert_eq!(detect_compression(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff]), Compression::Gzip);
-        let bgzf = [0x1f, 0x8b, 8, 4, 0, 0, 0, 0, 0, 0xff, 6, 0, b'B', b'C', 2, 0, 0x1b, 0];
+        assert_eq!(
+            detect_compression(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff]),
+            Compression::Gzip
+        );
+        let bgzf = [
+            0x1f, 0x8b, 8, 4, 0, 0, 0, 0, 0, 0xff, 6, 0, b'B', b'C', 2, 0, 0x1b, 0,
+        ];
         assert_eq!(detect_compression(&bgzf), Compression::Bgzf);
     }
 
     #[test]
     fn adds_missing_descriptions() {
-        assert_eq!(with_description("##INFO=<ID=I16,Number=16,Type=Integer,IDX=2>"), "##INFO=<ID=I16,Number=16,Type=Integer,IDX=2,Description=\"\">");
-        assert_eq!(with_description("##INFO=<ID=DP,Description=\"x\">"), "##INFO=<ID=DP,Description=\"x\">");
+        assert_eq!(
+            with_description("##INFO=<ID=I16,Number=16,Type=Integer,IDX=2>"),
+            "##INFO=<ID=I16,Number=16,Type=Integer,IDX=2,Description=\"\">"
+        );
+        assert_eq!(
+            with_description("##INFO=<ID=DP,Description=\"x\">"),
+            "##INFO=<ID=DP,Description=\"x\">"
+        );
         assert_eq!(with_description("##contig=<ID=1>"), "##contig=<ID=1>");
     }
 }

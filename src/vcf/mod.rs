@@ -12,6 +12,8 @@ pub mod functions;
 pub mod header;
 pub mod input;
 pub mod opener;
+pub mod partition;
+pub mod prune;
 pub mod record;
 pub mod region;
 pub mod schema;

@@ -1,10 +1,15 @@
-//! One file → a stream of record batches, decoded on a thread of its own.
+//! One partition (files, byte ranges or index chunks) → a stream of record batches, decoded
+//! on a thread of its own.
 //!
 //! The reader thread sends batches through a channel of two slots, so at most a few batches
 //! are in memory per partition; when the consumer goes away (LIMIT satisfied, query cancelled)
 //! the next send fails and the thread stops reading.
+//!
+//! A byte range owns the lines that start after its first byte and at or before its last
+//! (the first range of a file also owns the line at its start), so adjacent ranges split a
+//! file without losing or repeating a line.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use datafusion::arrow::array::RecordBatch;
@@ -14,47 +19,158 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use tokio::sync::mpsc;
 
 use super::batch::{BatchBuilder, DecodePlan};
-use super::input::VcfInput;
-use super::record::{record_end, split_record};
+use super::input::{Compression, VcfInput, line_at, next_bgzf_block};
+use super::record::{RecordFields, record_end, split_record};
 use super::region::Region;
 use super::values::Warnings;
 use crate::error::VcfError;
 
-/// Everything needed to read one file of a scan.
+/// Which part of a file a partition reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Extent {
+    /// All records, from the header on.
+    Whole,
+    /// The records starting in this byte range of the (compressed) file.
+    Bytes {
+        /// First byte (a BGZF block is found at or after it).
+        start: u64,
+        /// End of the range (exclusive, likewise moved to a block start).
+        end: u64,
+    },
+    /// BGZF virtual-position ranges `[start, end)` from an index.
+    Chunks(Vec<(u64, u64)>),
+}
+
+/// One unit of work: a file, or a part of one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileRange {
+    /// The file.
+    pub path: PathBuf,
+    /// The part of it.
+    pub extent: Extent,
+}
+
+/// Everything needed to read the ranges of one partition.
 #[derive(Debug, Clone)]
 pub struct VcfOpener {
     /// What to decode.
     pub plan: Arc<DecodePlan>,
-    /// Only records overlapping this region.
-    pub region: Option<Region>,
+    /// Only records overlapping one of these regions (all records when empty).
+    pub regions: Arc<Vec<Region>>,
     /// Stop after this many rows.
     pub limit: Option<usize>,
     /// Skip (and count) unreadable lines instead of failing.
     pub skip_errors: bool,
     /// Target rows per batch.
     pub batch_size: usize,
-    /// Threads decoding BGZF blocks.
+    /// Threads decoding BGZF blocks of a whole-file scan.
     pub bgzf_threads: usize,
 }
 
-type Sender = mpsc::Sender<Result<RecordBatch>>;
+/// What a reader thread sends: a batch, `None` at the end of each unit, or an error.
+type Sender = mpsc::Sender<Result<Option<RecordBatch>>>;
+
+/// State of one reader's work, across its units.
+struct Progress {
+    builder: BatchBuilder,
+    per_batch: usize,
+    produced: usize,
+    warnings: Warnings,
+    skipped: usize,
+    first_skipped: Option<String>,
+}
+
+/// Whether to go on reading.
+enum Flow {
+    Continue,
+    Stop,
+}
+
+/// The consumer's side of ordered reading: which unit comes next, from which reader.
+struct Ordered {
+    readers: Vec<mpsc::Receiver<Result<Option<RecordBatch>>>>,
+    unit: usize,
+    units: usize,
+}
 
 impl VcfOpener {
-    /// Starts reading `path`; the stream ends at the end of the file or the limit.
-    pub fn open(&self, path: PathBuf) -> SendableRecordBatchStream {
-        let (tx, rx) = mpsc::channel(2);
-        let opener = self.clone();
-        std::thread::spawn(move || {
-            if let Err(e) = opener.run(&path, &tx) {
-                let _ = tx.blocking_send(Err(e));
+    /// Reads `units` with `readers` threads, unit `i` on reader `i % readers`, and yields the
+    /// batches in unit order: records come out in file order, decoded in parallel, with at
+    /// most two batches waiting per reader. The stream ends after the last unit or the limit.
+    pub fn open(&self, units: Vec<FileRange>, readers: usize) -> SendableRecordBatchStream {
+        let n = readers.clamp(1, units.len().max(1));
+        let mut receivers = Vec::with_capacity(n);
+        for k in 0..n {
+            let (tx, rx) = mpsc::channel(2);
+            let mine: Vec<FileRange> = units.iter().skip(k).step_by(n).cloned().collect();
+            let opener = self.clone();
+            std::thread::spawn(move || {
+                if let Err(e) = opener.run(&mine, &tx) {
+                    let _ = tx.blocking_send(Err(e));
+                }
+            });
+            receivers.push(rx);
+        }
+        let state = Ordered {
+            readers: receivers,
+            unit: 0,
+            units: units.len(),
+        };
+        let stream = futures::stream::unfold(state, |mut st| async move {
+            while st.unit < st.units {
+                let k = st.unit % st.readers.len();
+                match st.readers[k].recv().await {
+                    Some(Ok(Some(batch))) => return Some((Ok(batch), st)),
+                    Some(Ok(None)) => st.unit += 1,
+                    Some(Err(e)) => {
+                        st.unit = st.units;
+                        return Some((Err(e), st));
+                    }
+                    // the reader stopped early: it reached the limit, so the rows are enough
+                    None => return None,
+                }
             }
+            None
         });
-        let stream = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
-        Box::pin(RecordBatchStreamAdapter::new(Arc::clone(&self.plan.schema), stream))
+        Box::pin(RecordBatchStreamAdapter::new(
+            Arc::clone(&self.plan.schema),
+            stream,
+        ))
     }
 
-    fn run(&self, path: &std::path::Path, tx: &Sender) -> Result<()> {
-        let mut input = VcfInput::open(path, self.bgzf_threads)?;
+    fn run(&self, units: &[FileRange], tx: &Sender) -> Result<()> {
+        let mut p = Progress {
+            builder: BatchBuilder::new(Arc::clone(&self.plan)),
+            per_batch: self.plan.records_per_batch(self.batch_size),
+            produced: 0,
+            warnings: Warnings::default(),
+            skipped: 0,
+            first_skipped: None,
+        };
+        for unit in units {
+            let flow = self.read_range(unit, &mut p, tx)?;
+            self.report(&unit.path, &mut p);
+            if p.builder.records() > 0 {
+                p.produced += p.builder.rows();
+                if tx.blocking_send(Ok(Some(p.builder.finish()?))).is_err() {
+                    return Ok(());
+                }
+            }
+            if matches!(flow, Flow::Stop) || tx.blocking_send(Ok(None)).is_err() {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
+    fn read_range(&self, range: &FileRange, p: &mut Progress, tx: &Sender) -> Result<Flow> {
+        let path = range.path.as_path();
+        let threads = if range.extent == Extent::Whole {
+            self.bgzf_threads
+        } else {
+            1
+        };
+        let mut input = VcfInput::open(path, threads)?;
         if input.header().samples != self.plan.sample_names {
             return Err(VcfError::Header {
                 path: path.to_path_buf(),
@@ -62,54 +178,169 @@ impl VcfOpener {
             }
             .into());
         }
-        let mut builder = BatchBuilder::new(Arc::clone(&self.plan));
-        let per_batch = self.plan.records_per_batch(self.batch_size);
-        let mut warnings = Warnings::default();
-        let mut skipped = 0usize;
-        let mut first_skipped: Option<String> = None;
-        let mut produced = 0usize;
         let mut line = Vec::new();
-        let send = |batch: RecordBatch| tx.blocking_send(Ok(batch)).is_ok();
-        while input.next_line(&mut line)? {
-            let line_no = input.line_number();
-            warnings.line = line_no;
-            let outcome = split_record(&line).and_then(|rec| {
-                if let Some(region) = &self.region
-                    && !region.overlaps(rec.chrom, rec.pos, record_end(&rec))
-                {
-                    return Ok(());
+        match &range.extent {
+            Extent::Whole => {
+                while input.next_line(&mut line)? {
+                    let at = Location::Line(input.line_number());
+                    if let Flow::Stop = self.take(&line, at, path, p, tx)? {
+                        return Ok(Flow::Stop);
+                    }
                 }
-                builder.append(&rec, &mut warnings)
-            });
-            if let Err(message) = outcome {
-                if !self.skip_errors {
-                    return Err(VcfError::Data { path: path.to_path_buf(), line: line_no, message }.into());
-                }
-                skipped += 1;
-                first_skipped.get_or_insert_with(|| format!("line {line_no}: {message}"));
-                continue;
             }
-            let limit_reached = self.limit.is_some_and(|l| produced + builder.rows() >= l);
-            if builder.records() >= per_batch || limit_reached {
-                produced += builder.rows();
-                if !send(builder.finish()?) || limit_reached {
-                    return Ok(());
+            Extent::Bytes { start, end } => {
+                let bgzf = input.kind().compression == Compression::Bgzf;
+                let first = if bgzf {
+                    next_bgzf_block(path, *start)?
+                } else {
+                    *start
+                };
+                let last = if bgzf {
+                    next_bgzf_block(path, *end)?
+                } else {
+                    *end
+                };
+                let (first, last) = if bgzf {
+                    (first << 16, last << 16)
+                } else {
+                    (first, last)
+                };
+                if *start > 0 {
+                    input.seek(first)?;
+                    // the line under the range's first byte belongs to the range before
+                    input.skip_line()?;
+                }
+                loop {
+                    let Some(pos) = input.position() else { break };
+                    if pos > last || !input.next_line(&mut line)? {
+                        break;
+                    }
+                    if line.first() == Some(&b'#') {
+                        continue;
+                    }
+                    if let Flow::Stop = self.take(&line, Location::Position(pos), path, p, tx)? {
+                        return Ok(Flow::Stop);
+                    }
+                }
+            }
+            Extent::Chunks(chunks) => {
+                for &(start, end) in chunks {
+                    input.seek(start)?;
+                    loop {
+                        let Some(pos) = input.position() else { break };
+                        if pos >= end || !input.next_line(&mut line)? {
+                            break;
+                        }
+                        if let Flow::Stop =
+                            self.take(&line, Location::Position(pos), path, p, tx)?
+                        {
+                            return Ok(Flow::Stop);
+                        }
+                    }
                 }
             }
         }
-        if builder.records() > 0 {
-            send(builder.finish()?);
+        Ok(Flow::Continue)
+    }
+
+    /// Decodes one record line into the batch (if it is in the regions), sending full batches.
+    fn take(
+        &self,
+        line: &[u8],
+        at: Location,
+        path: &Path,
+        p: &mut Progress,
+        tx: &Sender,
+    ) -> Result<Flow> {
+        p.warnings.line = at.line().unwrap_or(0);
+        let outcome = if self.plan.columns.is_empty() && self.regions.is_empty() {
+            // count(*): a record line is a record; nothing to decode
+            p.builder.append_empty();
+            Ok(())
+        } else {
+            split_record(line).and_then(|rec| {
+                if self.in_regions(&rec) {
+                    p.builder.append(&rec, &mut p.warnings)
+                } else {
+                    Ok(())
+                }
+            })
+        };
+        if let Err(message) = outcome {
+            let line_no = at.resolve(path);
+            if !self.skip_errors {
+                return Err(VcfError::Data {
+                    path: path.to_path_buf(),
+                    line: line_no,
+                    message,
+                }
+                .into());
+            }
+            p.skipped += 1;
+            p.first_skipped
+                .get_or_insert_with(|| format!("line {line_no}: {message}"));
+            return Ok(Flow::Continue);
         }
-        for w in warnings.summary() {
+        let limit_reached = self
+            .limit
+            .is_some_and(|l| p.produced + p.builder.rows() >= l);
+        if p.builder.records() >= p.per_batch || limit_reached {
+            p.produced += p.builder.rows();
+            if tx.blocking_send(Ok(Some(p.builder.finish()?))).is_err() || limit_reached {
+                return Ok(Flow::Stop);
+            }
+        }
+        Ok(Flow::Continue)
+    }
+
+    fn in_regions(&self, rec: &RecordFields<'_>) -> bool {
+        if self.regions.is_empty() {
+            return true;
+        }
+        let mut end = None;
+        self.regions.iter().any(|r| {
+            r.chrom.as_bytes() == rec.chrom
+                && rec.pos <= r.end
+                && (rec.pos >= r.start || *end.get_or_insert_with(|| record_end(rec)) >= r.start)
+        })
+    }
+
+    fn report(&self, path: &Path, p: &mut Progress) {
+        for w in std::mem::take(&mut p.warnings).summary() {
             log::warn!("{}: {w}", path.display());
         }
-        if skipped > 0 {
+        if p.skipped > 0 {
             log::warn!(
-                "{}: skipped {skipped} unreadable line(s) (vcf.on_error = 'skip'); first: {}",
+                "{}: skipped {} unreadable line(s) (vcf.on_error = 'skip'); first: {}",
                 path.display(),
-                first_skipped.unwrap_or_default()
+                p.skipped,
+                p.first_skipped.take().unwrap_or_default()
             );
+            p.skipped = 0;
         }
-        Ok(())
+    }
+}
+
+/// Where a record line is: its line number, or (after a seek) its position in the file.
+#[derive(Debug, Clone, Copy)]
+enum Location {
+    Line(Option<usize>),
+    Position(u64),
+}
+
+impl Location {
+    fn line(self) -> Option<usize> {
+        match self {
+            Location::Line(l) => l,
+            Location::Position(_) => None,
+        }
+    }
+
+    /// The line number, counting from the start of the file when only the position is known.
+    fn resolve(self, path: &Path) -> usize {
+        match self {
+            Location::Line(l) => l.unwrap_or(0),
+            Location::Position(pos) => line_at(path, pos).unwrap_or(0),
+        }
     }
 }

@@ -48,7 +48,12 @@ pub fn split_record(line: &[u8]) -> Result<RecordFields<'_>, String> {
                 rest = &[];
             }
             None if i == 0 => return Err("not a VCF record: no tab-separated columns".to_string()),
-            None => return Err(format!("record has {} columns, a VCF record needs at least 8", i + 1)),
+            None => {
+                return Err(format!(
+                    "record has {} columns, a VCF record needs at least 8",
+                    i + 1
+                ));
+            }
         }
     }
     let (format, samples) = if !has_format {
@@ -59,7 +64,12 @@ pub fn split_record(line: &[u8]) -> Result<RecordFields<'_>, String> {
             None => (Some(rest), &[][..]),
         }
     };
-    let pos = parse_pos(fixed[1]).ok_or_else(|| format!("POS '{}' is not a position", String::from_utf8_lossy(fixed[1])))?;
+    let pos = parse_pos(fixed[1]).ok_or_else(|| {
+        format!(
+            "POS '{}' is not a position",
+            String::from_utf8_lossy(fixed[1])
+        )
+    })?;
     Ok(RecordFields {
         chrom: fixed[0],
         pos,
@@ -114,7 +124,8 @@ mod tests {
 
     #[test]
     fn splits_sites_and_samples() {
-        let r = split_record(b"chr1\t100\trs1\tA\tG,T\t29.5\tPASS\tDP=3\tGT:DP\t0/1:3\t./.").unwrap();
+        let r =
+            split_record(b"chr1\t100\trs1\tA\tG,T\t29.5\tPASS\tDP=3\tGT:DP\t0/1:3\t./.").unwrap();
         assert_eq!(r.chrom, b"chr1");
         assert_eq!(r.pos, 100);
         assert_eq!(r.alt, b"G,T");
@@ -129,8 +140,16 @@ mod tests {
     #[test]
     fn rejects_short_lines_and_bad_pos() {
         assert!(split_record(b"chr1 100").unwrap_err().contains("no tab"));
-        assert!(split_record(b"chr1\t100\t.\tA").unwrap_err().contains("4 columns"));
-        assert!(split_record(b"chr1\tx\t.\tA\tC\t.\t.\t.").unwrap_err().contains("POS 'x'"));
+        assert!(
+            split_record(b"chr1\t100\t.\tA")
+                .unwrap_err()
+                .contains("4 columns")
+        );
+        assert!(
+            split_record(b"chr1\tx\t.\tA\tC\t.\t.\t.")
+                .unwrap_err()
+                .contains("POS 'x'")
+        );
     }
 
     #[test]

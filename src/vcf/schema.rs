@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef};
 
-use super::header::{FieldDef, Number, ValueType, VcfHeader};
+use super::header::{FieldDef, ValueType, VcfHeader};
 
 /// Which shape of table a scan produces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -42,7 +42,11 @@ pub fn value_data_type(def: &FieldDef) -> DataType {
         ValueType::Flag => return DataType::Boolean,
         ValueType::Character | ValueType::String => DataType::Utf8,
     };
-    if def.number.is_scalar() { scalar } else { DataType::List(Arc::new(Field::new_list_field(scalar, true))) }
+    if def.number.is_scalar() {
+        scalar
+    } else {
+        DataType::List(Arc::new(Field::new_list_field(scalar, true)))
+    }
 }
 
 fn field_for(def: &FieldDef) -> Field {
@@ -81,7 +85,12 @@ pub fn genotype_struct(formats: &[FieldDef]) -> DataType {
 
 /// The table schema of a file with this header, INFO and FORMAT definitions (declared and
 /// undeclared), in the given layout. Header facts travel in the schema metadata.
-pub fn table_schema(header: &VcfHeader, infos: &[FieldDef], formats: &[FieldDef], layout: Layout) -> SchemaRef {
+pub fn table_schema(
+    header: &VcfHeader,
+    infos: &[FieldDef],
+    formats: &[FieldDef],
+    layout: Layout,
+) -> SchemaRef {
     let mut fields = Vec::new();
     match layout {
         Layout::Wide => {
@@ -92,7 +101,11 @@ pub fn table_schema(header: &VcfHeader, infos: &[FieldDef], formats: &[FieldDef]
             fields.push(Field::new("alt", list_of_utf8(), true));
             fields.push(Field::new("qual", DataType::Float32, true));
             fields.push(Field::new("filter", list_of_utf8(), true));
-            fields.push(Field::new("info", DataType::Struct(info_fields(infos)), false));
+            fields.push(Field::new(
+                "info",
+                DataType::Struct(info_fields(infos)),
+                false,
+            ));
             if !header.samples.is_empty() {
                 let item = Field::new_list_field(genotype_struct(formats), false);
                 fields.push(Field::new(GENOTYPES, DataType::List(Arc::new(item)), true));
@@ -132,17 +145,13 @@ pub fn schema_metadata(header: &VcfHeader) -> HashMap<String, String> {
     meta
 }
 
-/// Whether the number of values of a field depends on the record (so it must be a list).
-pub fn is_list(def: &FieldDef) -> bool {
-    def.id != "GT" && def.ty != ValueType::Flag && !matches!(def.number, Number::Count(1))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn def(id: &str, number: &str, ty: &str) -> FieldDef {
-        let text = format!("##INFO=<ID={id},Number={number},Type={ty},Description=\"d\">\n#CHROM\tPOS\n");
+        let text =
+            format!("##INFO=<ID={id},Number={number},Type={ty},Description=\"d\">\n#CHROM\tPOS\n");
         VcfHeader::parse_text(&text).unwrap().infos.remove(0)
     }
 
@@ -153,11 +162,21 @@ mod tests {
         assert_eq!(value_data_type(&def("DB", "0", "Flag")), DataType::Boolean);
         assert_eq!(value_data_type(&def("C", "1", "Character")), DataType::Utf8);
         let af = value_data_type(&def("AF", "A", "Float"));
-        assert_eq!(af, DataType::List(Arc::new(Field::new_list_field(DataType::Float32, true))));
+        assert_eq!(
+            af,
+            DataType::List(Arc::new(Field::new_list_field(DataType::Float32, true)))
+        );
         for n in ["R", "G", ".", "2", "-1"] {
-            assert!(matches!(value_data_type(&def("X", n, "Integer")), DataType::List(_)), "Number={n}");
+            assert!(
+                matches!(value_data_type(&def("X", n, "Integer")), DataType::List(_)),
+                "Number={n}"
+            );
         }
-        assert_eq!(value_data_type(&def("GT", "1", "Integer")), DataType::Utf8, "GT is always text");
+        assert_eq!(
+            value_data_type(&def("GT", "1", "Integer")),
+            DataType::Utf8,
+            "GT is always text"
+        );
     }
 
     #[test]
@@ -168,13 +187,28 @@ mod tests {
         .unwrap();
         let wide = table_schema(&h, &h.infos, &h.formats, Layout::Wide);
         let names: Vec<&str> = wide.fields().iter().map(|f| f.name().as_str()).collect();
-        assert_eq!(names, ["chrom", "pos", "id", "ref", "alt", "qual", "filter", "info", "genotypes"]);
+        assert_eq!(
+            names,
+            [
+                "chrom",
+                "pos",
+                "id",
+                "ref",
+                "alt",
+                "qual",
+                "filter",
+                "info",
+                "genotypes"
+            ]
+        );
         assert_eq!(wide.metadata()["vcf.samples"], "S1");
         let long = table_schema(&h, &h.infos, &h.formats, Layout::Long);
         let names: Vec<&str> = long.fields().iter().map(|f| f.name().as_str()).collect();
         assert_eq!(names, ["chrom", "pos", "ref", "alt", "sample", "GT"]);
         let info = wide.field_with_name("info").unwrap();
-        let DataType::Struct(children) = info.data_type() else { panic!("info is a struct") };
+        let DataType::Struct(children) = info.data_type() else {
+            panic!("info is a struct")
+        };
         assert_eq!(children[0].metadata()["vcf.description"], "x");
     }
 }

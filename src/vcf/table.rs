@@ -13,13 +13,15 @@ use datafusion::datasource::TableType;
 use datafusion::error::Result;
 use datafusion::logical_expr::{Expr, Operator, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::empty::EmptyExec;
 
 use super::batch::{ColumnKind, DecodePlan};
-use super::exec::VcfExec;
+use super::exec::{ScanOptions, VcfExec};
 use super::header::{FieldDef, VcfHeader};
 use super::input::VcfInput;
-use super::record::{sample_columns, split_record};
-use super::region::Region;
+use super::partition;
+use super::record::split_record;
+use super::region::{Region, is_region_filter, regions_from_filters};
 use super::schema::{Layout, SAMPLE, table_schema};
 use crate::config::VcfConfig;
 use crate::error::VcfError;
@@ -39,7 +41,12 @@ pub struct VcfOptions {
 
 impl Default for VcfOptions {
     fn default() -> Self {
-        VcfOptions { region: None, samples: None, layout: Layout::Wide, infer_records: 1000 }
+        VcfOptions {
+            region: None,
+            samples: None,
+            layout: Layout::Wide,
+            infer_records: 1000,
+        }
     }
 }
 
@@ -74,7 +81,11 @@ impl VcfOptions {
                     out.layout = match value.to_ascii_lowercase().as_str() {
                         "wide" => Layout::Wide,
                         "long" => Layout::Long,
-                        _ => return Err(VcfError::Invalid(format!("option layout must be 'wide' or 'long', not '{value}'"))),
+                        _ => {
+                            return Err(VcfError::Invalid(format!(
+                                "option layout must be 'wide' or 'long', not '{value}'"
+                            )));
+                        }
                     }
                 }
                 _ => {
@@ -90,19 +101,38 @@ impl VcfOptions {
 
 /// Parses a region argument; empty means none.
 pub fn parse_region_arg(text: &str) -> Result<Option<Region>, VcfError> {
-    if text.trim().is_empty() { Ok(None) } else { Region::parse(text).map(Some).map_err(VcfError::Invalid) }
+    if text.trim().is_empty() {
+        Ok(None)
+    } else {
+        Region::parse(text).map(Some).map_err(VcfError::Invalid)
+    }
 }
 
 /// Parses a comma-separated sample list; empty means all samples.
 pub fn parse_samples_arg(text: &str) -> Option<Vec<String>> {
-    let names: Vec<String> = text.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+    let names: Vec<String> = text
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect();
     if names.is_empty() { None } else { Some(names) }
 }
 
 /// Whether a path's name says it is a VCF or BCF file.
 pub fn has_vcf_extension(path: &str) -> bool {
     let lower = path.to_ascii_lowercase();
-    [".vcf", ".vcf.gz", ".vcf.bgz", ".vcf.bgzf", ".bcf", ".bcf.gz", ".gvcf", ".gvcf.gz"].iter().any(|e| lower.ends_with(e))
+    [
+        ".vcf",
+        ".vcf.gz",
+        ".vcf.bgz",
+        ".vcf.bgzf",
+        ".bcf",
+        ".bcf.gz",
+        ".gvcf",
+        ".gvcf.gz",
+    ]
+    .iter()
+    .any(|e| lower.ends_with(e))
 }
 
 /// Expands a location (file, directory of VCF/BCF files, or glob) into files, sorted.
@@ -110,8 +140,12 @@ pub fn resolve_paths(location: &str) -> Result<Vec<PathBuf>, VcfError> {
     let location = location.strip_prefix("file://").unwrap_or(location);
     let path = Path::new(location);
     let mut files = if location.contains(['*', '?', '[']) {
-        let entries = glob::glob(location).map_err(|e| VcfError::Invalid(format!("{location}: invalid glob: {e}")))?;
-        entries.filter_map(|e| e.ok()).filter(|p| p.is_file()).collect::<Vec<_>>()
+        let entries = glob::glob(location)
+            .map_err(|e| VcfError::Invalid(format!("{location}: invalid glob: {e}")))?;
+        entries
+            .filter_map(|e| e.ok())
+            .filter(|p| p.is_file())
+            .collect::<Vec<_>>()
     } else if path.is_dir() {
         let entries = std::fs::read_dir(path).map_err(|e| VcfError::io(path, e))?;
         entries
@@ -146,7 +180,9 @@ impl VcfFormat {
     /// Reads the first file's header and its first `infer_records` records; checks that the
     /// other files name the same samples.
     pub fn infer(files: &[PathBuf], infer_records: usize) -> Result<Self, VcfError> {
-        let first = files.first().ok_or_else(|| VcfError::NotFound("(no files)".into()))?;
+        let first = files
+            .first()
+            .ok_or_else(|| VcfError::NotFound("(no files)".into()))?;
         let mut input = VcfInput::open(first, 1)?;
         let header = input.header().clone();
         let mut infos = header.infos.clone();
@@ -156,7 +192,9 @@ impl VcfFormat {
             if !input.next_line(&mut line)? {
                 break;
             }
-            let Ok(rec) = split_record(&line) else { continue };
+            let Ok(rec) = split_record(&line) else {
+                continue;
+            };
             if rec.info != b"." {
                 for item in rec.info.split(|&b| b == b';') {
                     let (key, has_value) = match memchr::memchr(b'=', item) {
@@ -172,7 +210,6 @@ impl VcfFormat {
                 for key in format.split(|&b| b == b':') {
                     add_undeclared(first, "FORMAT", &mut formats, key, true);
                 }
-                let _ = sample_columns(rec.samples);
             }
         }
         for other in &files[1..] {
@@ -184,7 +221,11 @@ impl VcfFormat {
                 });
             }
         }
-        Ok(VcfFormat { header: Arc::new(header), infos, formats })
+        Ok(VcfFormat {
+            header: Arc::new(header),
+            infos,
+            formats,
+        })
     }
 
     /// The table schema in a layout.
@@ -198,12 +239,15 @@ fn add_undeclared(path: &Path, kind: &str, defs: &mut Vec<FieldDef>, key: &[u8],
         return;
     }
     let id = String::from_utf8_lossy(key);
-    log::warn!("{}: {kind} field '{id}' is not declared in the header; read as text", path.display());
+    log::warn!(
+        "{}: {kind} field '{id}' is not declared in the header; read as text",
+        path.display()
+    );
     defs.push(FieldDef::undeclared(&id, has_value || kind == "FORMAT"));
 }
 
 /// A set of VCF/BCF files as one table.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct VcfTable {
     files: Vec<PathBuf>,
     format: VcfFormat,
@@ -211,6 +255,8 @@ pub struct VcfTable {
     schema: SchemaRef,
     /// Indices of the samples the options select.
     selected: Vec<usize>,
+    /// The INFO fields in the `info` struct (all, unless narrowed to those a query reads).
+    infos: Vec<FieldDef>,
 }
 
 impl VcfTable {
@@ -220,7 +266,45 @@ impl VcfTable {
         let format = VcfFormat::infer(&files, options.infer_records)?;
         let schema = format.schema(options.layout);
         let selected = select_samples(&format.header.samples, options.samples.as_deref())?;
-        Ok(VcfTable { files, format, options, schema, selected })
+        let infos = format.infos.clone();
+        Ok(VcfTable {
+            files,
+            format,
+            options,
+            schema,
+            selected,
+            infos,
+        })
+    }
+
+    /// The same table with only the INFO fields named in `keys` in its `info` struct (header
+    /// order); `None` when that is what it already has.
+    pub fn with_info_fields(&self, keys: &[String]) -> Option<Self> {
+        let infos: Vec<FieldDef> = self
+            .format
+            .infos
+            .iter()
+            .filter(|d| keys.contains(&d.id))
+            .cloned()
+            .collect();
+        if infos
+            .iter()
+            .map(|d| &d.id)
+            .eq(self.infos.iter().map(|d| &d.id))
+        {
+            return None;
+        }
+        let schema = table_schema(
+            &self.format.header,
+            &infos,
+            &self.format.formats,
+            self.options.layout,
+        );
+        Some(VcfTable {
+            schema,
+            infos,
+            ..self.clone()
+        })
     }
 
     /// The files scanned, one partition each.
@@ -236,12 +320,19 @@ impl VcfTable {
 
 /// Indices of the named samples (all when `names` is None); an unknown name is an error.
 pub fn select_samples(header: &[String], names: Option<&[String]>) -> Result<Vec<usize>, VcfError> {
-    let Some(names) = names else { return Ok((0..header.len()).collect()) };
+    let Some(names) = names else {
+        return Ok((0..header.len()).collect());
+    };
     let mut idx = Vec::with_capacity(names.len());
     for n in names {
         match header.iter().position(|h| h == n) {
             Some(i) => idx.push(i),
-            None => return Err(VcfError::Invalid(format!("unknown sample '{n}' (the file has {} samples)", header.len()))),
+            None => {
+                return Err(VcfError::Invalid(format!(
+                    "unknown sample '{n}' (the file has {} samples)",
+                    header.len()
+                )));
+            }
         }
     }
     idx.sort_unstable();
@@ -252,9 +343,12 @@ pub fn select_samples(header: &[String], names: Option<&[String]>) -> Result<Vec
 /// The sample names a filter on `sample` allows (`sample = 'x'`, `sample IN ('x', 'y')`), if it is one.
 fn sample_filter_names(expr: &Expr) -> Option<Vec<String>> {
     let lit = |e: &Expr| match e {
-        Expr::Literal(ScalarValue::Utf8(Some(s)) | ScalarValue::Utf8View(Some(s)) | ScalarValue::LargeUtf8(Some(s)), _) => {
-            Some(s.clone())
-        }
+        Expr::Literal(
+            ScalarValue::Utf8(Some(s))
+            | ScalarValue::Utf8View(Some(s))
+            | ScalarValue::LargeUtf8(Some(s)),
+            _,
+        ) => Some(s.clone()),
         _ => None,
     };
     let is_sample = |e: &Expr| matches!(e, Expr::Column(c) if c.name == SAMPLE);
@@ -283,12 +377,17 @@ impl TableProvider for VcfTable {
         TableType::Base
     }
 
-    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> Result<Vec<TableProviderFilterPushDown>> {
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> Result<Vec<TableProviderFilterPushDown>> {
+        // the scan narrows to samples or regions; the filter stays above for exactness
         Ok(filters
             .iter()
             .map(|f| {
-                if self.options.layout == Layout::Long && sample_filter_names(f).is_some() {
-                    // the scan reads only those samples; the filter stays above for exactness
+                if (self.options.layout == Layout::Long && sample_filter_names(f).is_some())
+                    || is_region_filter(f)
+                {
                     TableProviderFilterPushDown::Inexact
                 } else {
                     TableProviderFilterPushDown::Unsupported
@@ -304,43 +403,79 @@ impl TableProvider for VcfTable {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let config = state.config_options().extensions.get::<VcfConfig>().cloned().unwrap_or_default();
+        let config = state
+            .config_options()
+            .extensions
+            .get::<VcfConfig>()
+            .cloned()
+            .unwrap_or_default();
         let skip_errors = config.skip_errors()?;
         let indices: Vec<usize> = match projection {
             Some(p) => p.clone(),
             None => (0..self.schema.fields().len()).collect(),
         };
         let schema = Arc::new(self.schema.project(&indices)?);
-        let columns = indices.iter().map(|&i| ColumnKind::of(self.options.layout, i)).collect();
+        let columns = indices
+            .iter()
+            .map(|&i| ColumnKind::of(self.options.layout, i))
+            .collect();
         let mut selected = self.selected.clone();
         let mut limit = limit;
         for f in filters {
             if let Some(names) = sample_filter_names(f) {
-                let allowed: Vec<usize> = names.iter().filter_map(|n| self.format.header.samples.iter().position(|h| h == n)).collect();
+                let allowed: Vec<usize> = names
+                    .iter()
+                    .filter_map(|n| self.format.header.samples.iter().position(|h| h == n))
+                    .collect();
                 selected.retain(|i| allowed.contains(i));
                 limit = None;
             }
         }
-        if filters.iter().any(|f| sample_filter_names(f).is_none()) {
+        if filters
+            .iter()
+            .any(|f| sample_filter_names(f).is_none() && !is_region_filter(f))
+        {
             return plan_err!("internal: unsupported filter pushed into a VCF scan");
         }
+        let regions = regions_from_filters(filters, self.options.region.as_ref());
         let plan = DecodePlan {
             layout: self.options.layout,
             schema,
             columns,
-            infos: self.format.infos.clone(),
+            infos: self.infos.clone(),
+            skipped_infos: self
+                .format
+                .infos
+                .iter()
+                .filter(|d| !self.infos.iter().any(|k| k.id == d.id))
+                .map(|d| d.id.clone())
+                .collect(),
             formats: self.format.formats.clone(),
             sample_names: self.format.header.samples.clone(),
             selected,
         };
+        if regions.as_ref().is_some_and(|r| r.is_empty()) {
+            // the filters exclude every row
+            return Ok(Arc::new(EmptyExec::new(Arc::clone(&plan.schema))));
+        }
         let target_partitions = state.config_options().execution.target_partitions;
-        Ok(Arc::new(VcfExec::new(
-            self.files.clone(),
-            Arc::new(plan),
-            self.options.region.clone(),
+        let layout = partition::plan(
+            &self.files,
+            regions.as_deref(),
+            target_partitions,
+            config.min_split_bytes as u64,
+        )?;
+        let options = ScanOptions {
             limit,
             skip_errors,
-            target_partitions,
+            threads: target_partitions,
+            preserve_order: config.preserve_order,
+        };
+        Ok(Arc::new(VcfExec::new(
+            layout,
+            Arc::new(plan),
+            regions.unwrap_or_default(),
+            options,
         )))
     }
 }

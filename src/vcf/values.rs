@@ -8,7 +8,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    ArrayBuilder, ArrayRef, BooleanBuilder, Float32Builder, Int32Builder, ListBuilder, StringBuilder,
+    ArrayBuilder, ArrayRef, BooleanBuilder, Float32Builder, Int32Builder, ListBuilder,
+    StringBuilder,
 };
 use datafusion::arrow::datatypes::DataType;
 
@@ -35,7 +36,9 @@ impl Warnings {
     pub fn summary(&self) -> Vec<String> {
         let mut v: Vec<_> = self.entries.iter().collect();
         v.sort_by_key(|(_, (_, line))| *line);
-        v.into_iter().map(|(what, (n, line))| format!("{what} (line {line}, {n} time(s) in all)")).collect()
+        v.into_iter()
+            .map(|(what, (n, line))| format!("{what} (line {line}, {n} time(s) in all)"))
+            .collect()
     }
 }
 
@@ -67,7 +70,9 @@ impl ValueBuilder {
             DataType::Boolean => ValueBuilder::Flag(BooleanBuilder::new()),
             DataType::List(f) => match f.data_type() {
                 DataType::Int32 => ValueBuilder::IntList(ListBuilder::new(Int32Builder::new())),
-                DataType::Float32 => ValueBuilder::FloatList(ListBuilder::new(Float32Builder::new())),
+                DataType::Float32 => {
+                    ValueBuilder::FloatList(ListBuilder::new(Float32Builder::new()))
+                }
                 _ => ValueBuilder::StrList(ListBuilder::new(StringBuilder::new())),
             },
             _ => ValueBuilder::Str(StringBuilder::new()),
@@ -184,7 +189,12 @@ pub fn parse_int(s: &[u8], field: &str, warnings: &mut Warnings) -> Option<i32> 
     if ok && let Ok(v) = i32::try_from(v) {
         return Some(v);
     }
-    warnings.add(|| format!("{field}: '{}' is not a 32-bit Integer, read as NULL", String::from_utf8_lossy(s)));
+    warnings.add(|| {
+        format!(
+            "{field}: '{}' is not a 32-bit Integer, read as NULL",
+            String::from_utf8_lossy(s)
+        )
+    });
     None
 }
 
@@ -193,10 +203,18 @@ pub fn parse_float(s: &[u8], field: &str, warnings: &mut Warnings) -> Option<f32
     if s == b"." || s.is_empty() {
         return None;
     }
-    match std::str::from_utf8(s).ok().and_then(|t| t.parse::<f32>().ok()) {
+    match std::str::from_utf8(s)
+        .ok()
+        .and_then(|t| t.parse::<f32>().ok())
+    {
         Some(v) => Some(v),
         None => {
-            warnings.add(|| format!("{field}: '{}' is not a Float, read as NULL", String::from_utf8_lossy(s)));
+            warnings.add(|| {
+                format!(
+                    "{field}: '{}' is not a Float, read as NULL",
+                    String::from_utf8_lossy(s)
+                )
+            });
             None
         }
     }
@@ -233,7 +251,10 @@ mod tests {
         assert_eq!(l.len(), 3);
         let first = l.value(0);
         let first = first.as_primitive::<Int32Type>();
-        assert_eq!(first.iter().collect::<Vec<_>>(), vec![Some(1), None, Some(3)]);
+        assert_eq!(
+            first.iter().collect::<Vec<_>>(),
+            vec![Some(1), None, Some(3)]
+        );
         assert!(l.is_null(1) && l.is_null(2));
     }
 
@@ -244,6 +265,9 @@ mod tests {
         b.append(Some(b""), "DB", &mut w);
         b.append(None, "DB", &mut w);
         let a = b.finish();
-        assert_eq!(a.as_boolean().iter().collect::<Vec<_>>(), vec![Some(true), Some(false)]);
+        assert_eq!(
+            a.as_boolean().iter().collect::<Vec<_>>(),
+            vec![Some(true), Some(false)]
+        );
     }
 }

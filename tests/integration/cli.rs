@@ -6,7 +6,10 @@ use std::process::{Command, Output, Stdio};
 use crate::fixtures::data_dir;
 
 fn vcfq(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_vcfq")).args(args).output().expect("running vcfq")
+    Command::new(env!("CARGO_BIN_EXE_vcfq"))
+        .args(args)
+        .output()
+        .expect("running vcfq")
 }
 
 fn stdout(o: &Output) -> String {
@@ -29,20 +32,33 @@ fn tsv_prints_a_header_then_rows() {
     );
     let o = vcfq(&["--format", "tsv", "-c", &sql]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(stdout(&o), "chrom\tpos\tref\talt\tqual\nchr1\t100\tA\tG\t29.5\nchr1\t200\tG\tA,T\t3.0\n");
+    assert_eq!(
+        stdout(&o),
+        "chrom\tpos\tref\talt\tqual\nchr1\t100\tA\tG\t29.5\nchr1\t200\tG\tA,T\t3.0\n"
+    );
 }
 
 #[test]
 fn csv_json_and_ndjson() {
-    let sql = format!("SELECT pos, id FROM '{}' WHERE chrom = 'chr2' ORDER BY pos", path("sample.vcf"));
+    let sql = format!(
+        "SELECT pos, id FROM '{}' WHERE chrom = 'chr2' ORDER BY pos",
+        path("sample.vcf")
+    );
     let csv = vcfq(&["--format", "csv", "-c", &sql]);
     assert_eq!(stdout(&csv), "pos,id\n50,bnd1\n60,\n");
     let nd = vcfq(&["--format", "ndjson", "-c", &sql]);
     assert_eq!(stdout(&nd), "{\"pos\":50,\"id\":\"bnd1\"}\n{\"pos\":60}\n");
     let json = vcfq(&["--format", "json", "-c", &sql]);
-    assert_eq!(stdout(&json), "[{\"pos\":50,\"id\":\"bnd1\"},{\"pos\":60}]\n");
+    assert_eq!(
+        stdout(&json),
+        "[{\"pos\":50,\"id\":\"bnd1\"},{\"pos\":60}]\n"
+    );
     let table = vcfq(&["-c", &sql]);
-    assert!(stdout(&table).contains("| 50  | bnd1 |"), "{}", stdout(&table));
+    assert!(
+        stdout(&table).contains("| 50  | bnd1 |"),
+        "{}",
+        stdout(&table)
+    );
 }
 
 #[test]
@@ -73,8 +89,16 @@ fn sql_from_stdin() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let sql = format!("SELECT count(*) AS n FROM '{}';\nSELECT 1 + 1 AS two;", path("sample.vcf"));
-    child.stdin.take().unwrap().write_all(sql.as_bytes()).unwrap();
+    let sql = format!(
+        "SELECT count(*) AS n FROM '{}';\nSELECT 1 + 1 AS two;",
+        path("sample.vcf")
+    );
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(sql.as_bytes())
+        .unwrap();
     let o = child.wait_with_output().unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(stdout(&o), "n\n6\ntwo\n2\n");
@@ -85,7 +109,10 @@ fn errors_name_the_file_and_line_and_never_panic() {
     let cases = [
         (path("malformed.vcf"), vec!["malformed.vcf:5:", "POS 'ten'"]),
         (path("empty.vcf"), vec!["empty.vcf", "empty file"]),
-        (path("no_chrom_line.vcf"), vec!["no_chrom_line.vcf", "#CHROM"]),
+        (
+            path("no_chrom_line.vcf"),
+            vec!["no_chrom_line.vcf", "#CHROM"],
+        ),
         (path("missing.vcf"), vec!["missing.vcf", "no such file"]),
     ];
     for (file, needles) in cases {
@@ -111,21 +138,37 @@ fn bad_sql_is_a_one_line_error() {
 
 #[test]
 fn skip_mode_counts_and_reports_bad_lines() {
-    let sql = format!("SET vcf.on_error = 'skip'; SELECT pos FROM '{}'", path("malformed.vcf"));
+    let sql = format!(
+        "SET vcf.on_error = 'skip'; SELECT pos FROM '{}'",
+        path("malformed.vcf")
+    );
     let o = vcfq(&["--format", "tsv", "-c", &sql]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(stdout(&o), "pos\n10\n30\n");
     let err = stderr(&o);
-    assert!(err.contains("skipped 1 unreadable line(s)") && err.contains("line 5"), "{err}");
+    assert!(
+        err.contains("skipped 1 unreadable line(s)") && err.contains("line 5"),
+        "{err}"
+    );
 }
 
 #[test]
 fn gen_writes_a_readable_bgzf_file() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("g.vcf.gz");
-    let o = vcfq(&["gen", out.to_str().unwrap(), "--records", "1234", "--samples", "3"]);
+    let o = vcfq(&[
+        "gen",
+        out.to_str().unwrap(),
+        "--records",
+        "1234",
+        "--samples",
+        "3",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let sql = format!("SELECT count(*) AS n, count(DISTINCT chrom) AS c FROM '{}'", out.display());
+    let sql = format!(
+        "SELECT count(*) AS n, count(DISTINCT chrom) AS c FROM '{}'",
+        out.display()
+    );
     let o = vcfq(&["--format", "tsv", "-c", &sql]);
     assert_eq!(stdout(&o), "n\tc\n1234\t23\n", "{}", stderr(&o));
 }

@@ -57,6 +57,9 @@ chr1\t30\t.\tT\tA\t5\tPASS\tAF=1\tGT:GQ\t1/1:50\t./.:.
 /// Line 5 (the second record) has a POS that is not a number.
 pub const MALFORMED_VCF: &str = "##fileformat=VCFv4.2\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n1\t10\t.\tA\tC\t.\t.\t.\n\n1\tten\t.\tA\tC\t.\t.\t.\n1\t30\t.\tA\tC\t.\t.\t.\n";
 
+/// Records of the generated fixture `gen.vcf(.gz)`.
+pub const GEN_RECORDS: u64 = 30_000;
+
 /// The directory holding every fixture, written once per test run.
 pub fn data_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
@@ -78,12 +81,19 @@ fn write_all(dir: &Path) -> std::io::Result<()> {
         dir.join("extra_sample_fields.vcf"),
         "##fileformat=VCFv4.2\n##FORMAT=<ID=GT,Number=1,Type=String,Description=\"g\">\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\tS1\n1\t10\t.\tA\tC\t.\t.\t.\tGT\t0/1:5\n",
     )?;
-    std::fs::write(dir.join("no_chrom_line.vcf"), "##fileformat=VCFv4.2\n##INFO=<ID=DP,Number=1,Type=Integer,Description=\"d\">\n")?;
+    std::fs::write(
+        dir.join("no_chrom_line.vcf"),
+        "##fileformat=VCFv4.2\n##INFO=<ID=DP,Number=1,Type=Integer,Description=\"d\">\n",
+    )?;
     // the same records as BGZF (named .bgz), plain gzip (named .gz), and BCF without a telling name
-    let mut bgzf = noodles::bgzf::io::Writer::new(std::fs::File::create(dir.join("sample.vcf.bgz"))?);
+    let mut bgzf =
+        noodles::bgzf::io::Writer::new(std::fs::File::create(dir.join("sample.vcf.bgz"))?);
     bgzf.write_all(SAMPLE_VCF.as_bytes())?;
     bgzf.try_finish()?;
-    let mut gz = flate2::write::GzEncoder::new(std::fs::File::create(dir.join("sample.gzip.vcf.gz"))?, flate2::Compression::default());
+    let mut gz = flate2::write::GzEncoder::new(
+        std::fs::File::create(dir.join("sample.gzip.vcf.gz"))?,
+        flate2::Compression::default(),
+    );
     gz.write_all(SAMPLE_VCF.as_bytes())?;
     gz.finish()?;
     write_bcf(CLEAN_VCF, &dir.join("clean.data"))?;
@@ -91,9 +101,37 @@ fn write_all(dir: &Path) -> std::io::Result<()> {
     let (head, body) = CLEAN_VCF.split_at(CLEAN_VCF.find("chr1\t10").unwrap_or(0));
     let lines: Vec<&str> = body.lines().collect();
     std::fs::write(dir.join("multi/part1.vcf"), format!("{head}{}\n", lines[0]))?;
-    std::fs::write(dir.join("multi/part2.vcf"), format!("{head}{}\n{}\n", lines[1], lines[2]))?;
+    std::fs::write(
+        dir.join("multi/part2.vcf"),
+        format!("{head}{}\n{}\n", lines[1], lines[2]),
+    )?;
+    // a generated file as BGZF with a tabix index, as plain text, and as (unsplittable) plain gzip
+    let options = vcfq::generator::GenOptions {
+        records: GEN_RECORDS,
+        samples: 2,
+        seed: 3,
+    };
+    vcfq::generator::generate_file(&dir.join("gen.vcf.gz"), &options)?;
+    vcfq::generator::generate_file(&dir.join("gen.vcf"), &options)?;
+    match noodles::vcf::fs::index(dir.join("gen.vcf.gz"))? {
+        noodles::vcf::Index::Tabix(index) => {
+            noodles::tabix::fs::write(dir.join("gen.vcf.gz.tbi"), &index)?
+        }
+        noodles::vcf::Index::Csi(index) => {
+            noodles::csi::fs::write(dir.join("gen.vcf.gz.csi"), &index)?
+        }
+    }
+    let mut gz = flate2::write::GzEncoder::new(
+        std::fs::File::create(dir.join("gen.gzip.vcf.gz"))?,
+        flate2::Compression::fast(),
+    );
+    vcfq::generator::generate(&mut gz, &options)?;
+    gz.finish()?;
     // a huge line: 200,000 characters of INFO
-    let big = format!("{head}chr1\t10\t.\tA\tC\t.\tPASS\tDP=1;AF=0.5,{}\tGT:GQ\t0/1:1\t0/0:2\n", vec!["0.1"; 50_000].join(","));
+    let big = format!(
+        "{head}chr1\t10\t.\tA\tC\t.\tPASS\tDP=1;AF=0.5,{}\tGT:GQ\t0/1:1\t0/0:2\n",
+        vec!["0.1"; 50_000].join(",")
+    );
     std::fs::write(dir.join("huge_line.vcf"), big)?;
     Ok(())
 }

@@ -10,7 +10,11 @@ use vcfq::generator::{GenOptions, generate, generate_file};
 
 /// The example data of the README: `vcfq gen data/example.vcf.gz --records 20000 --samples 8`.
 fn example() -> GenOptions {
-    GenOptions { records: 20_000, samples: 8, seed: 42 }
+    GenOptions {
+        records: 20_000,
+        samples: 8,
+        seed: 42,
+    }
 }
 
 struct Example {
@@ -39,13 +43,19 @@ fn example_data() -> &'static Example {
 /// Runs a saved script; returns its result blocks (rows after each header), split at the
 /// expected header lines.
 fn run_query(name: &str, headers: &[&str]) -> Vec<Vec<Vec<String>>> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("queries").join(name);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("queries")
+        .join(name);
     let o = Command::new(env!("CARGO_BIN_EXE_vcfq"))
         .current_dir(example_data().dir.path())
         .args(["--format", "tsv", "-f", script.to_str().unwrap()])
         .output()
         .unwrap();
-    assert!(o.status.success(), "{name}: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "{name}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let text = String::from_utf8(o.stdout).unwrap();
     let mut blocks: Vec<Vec<Vec<String>>> = Vec::new();
     for line in text.lines() {
@@ -54,7 +64,10 @@ fn run_query(name: &str, headers: &[&str]) -> Vec<Vec<Vec<String>>> {
         } else if let Some(b) = blocks.last_mut() {
             b.push(line.split('\t').map(str::to_string).collect());
         } else {
-            panic!("{name}: output does not start with the header {:?}: {text}", headers[0]);
+            panic!(
+                "{name}: output does not start with the header {:?}: {text}",
+                headers[0]
+            );
         }
     }
     assert_eq!(blocks.len(), headers.len(), "{name}: {text}");
@@ -62,19 +75,28 @@ fn run_query(name: &str, headers: &[&str]) -> Vec<Vec<Vec<String>>> {
 }
 
 fn info<'a>(rec: &'a [String], key: &str) -> Option<&'a str> {
-    rec[7].split(';').find_map(|kv| kv.strip_prefix(key).and_then(|v| v.strip_prefix('=')))
+    rec[7]
+        .split(';')
+        .find_map(|kv| kv.strip_prefix(key).and_then(|v| v.strip_prefix('=')))
 }
 
 fn first_af(rec: &[String]) -> f64 {
     // SQL compares the Float32 value, so do the same here
-    info(rec, "AF").and_then(|v| v.split(',').next()).map(|v| v.parse::<f32>().unwrap() as f64).unwrap_or(0.0)
+    info(rec, "AF")
+        .and_then(|v| v.split(',').next())
+        .map(|v| v.parse::<f32>().unwrap() as f64)
+        .unwrap_or(0.0)
 }
 
 #[test]
 fn quickstart() {
     let blocks = run_query(
         "quickstart.sql",
-        &["records\tchromosomes", "chrom\tpos\tid\tref\talt\tqual\tfilter\tdp\taf", "section\tid\tnumber\ttype\tdescription"],
+        &[
+            "records\tchromosomes",
+            "chrom\tpos\tid\tref\talt\tqual\tfilter\tdp\taf",
+            "section\tid\tnumber\ttype\tdescription",
+        ],
     );
     assert_eq!(blocks[0], vec![vec!["20000", "23"]]);
     let recs = &example_data().records;
@@ -93,7 +115,10 @@ fn quickstart() {
 
 #[test]
 fn per_chromosome_counts() {
-    let blocks = run_query("per_chromosome_counts.sql", &["chrom\trecords\tpassing\tsnps"]);
+    let blocks = run_query(
+        "per_chromosome_counts.sql",
+        &["chrom\trecords\tpassing\tsnps"],
+    );
     let mut want: BTreeMap<String, (u64, u64, u64)> = BTreeMap::new();
     for r in &example_data().records {
         let e = want.entry(r[0].clone()).or_default();
@@ -102,28 +127,42 @@ fn per_chromosome_counts() {
         e.2 += u64::from(r[3].len() == 1 && r[4].split(',').next().unwrap().len() == 1);
     }
     let got: Vec<Vec<String>> = blocks[0].clone();
-    let want: Vec<Vec<String>> =
-        want.into_iter().map(|(c, (n, p, s))| vec![c, n.to_string(), p.to_string(), s.to_string()]).collect();
+    let want: Vec<Vec<String>> = want
+        .into_iter()
+        .map(|(c, (n, p, s))| vec![c, n.to_string(), p.to_string(), s.to_string()])
+        .collect();
     assert_eq!(got, want);
 }
 
 #[test]
 fn allele_frequency_filter() {
-    let blocks =
-        run_query("allele_frequency_filter.sql", &["chrom\tcommon_variants", "chrom\tpos\tref\talt\taf\tac\tan"]);
-    let common: Vec<&Vec<String>> =
-        example_data().records.iter().filter(|r| first_af(r) > 0.1 && r[6] == "PASS").collect();
+    let blocks = run_query(
+        "allele_frequency_filter.sql",
+        &["chrom\tcommon_variants", "chrom\tpos\tref\talt\taf\tac\tan"],
+    );
+    let common: Vec<&Vec<String>> = example_data()
+        .records
+        .iter()
+        .filter(|r| first_af(r) > 0.1 && r[6] == "PASS")
+        .collect();
     let mut per_chrom: BTreeMap<&str, u64> = BTreeMap::new();
     for r in &common {
         *per_chrom.entry(&r[0]).or_default() += 1;
     }
     let mut top: Vec<(&str, u64)> = per_chrom.into_iter().collect();
     top.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
-    let want: Vec<Vec<String>> = top.iter().take(5).map(|(c, n)| vec![c.to_string(), n.to_string()]).collect();
+    let want: Vec<Vec<String>> = top
+        .iter()
+        .take(5)
+        .map(|(c, n)| vec![c.to_string(), n.to_string()])
+        .collect();
     assert_eq!(blocks[0], want);
     assert_eq!(blocks[1].len(), 10);
     for row in &blocks[1] {
-        let rec = common.iter().find(|r| r[0] == row[0] && r[1] == row[1]).expect("listed row is a common variant");
+        let rec = common
+            .iter()
+            .find(|r| r[0] == row[0] && r[1] == row[1])
+            .expect("listed row is a common variant");
         assert_eq!(row[2], rec[3]);
         assert_eq!(row[6], info(rec, "AN").unwrap());
     }
@@ -133,7 +172,10 @@ fn allele_frequency_filter() {
 fn genotype_summary() {
     let blocks = run_query(
         "genotype_summary.sql",
-        &["sample\tsites\tmissing\thet\thom_alt\tmean_depth", "sample\tnon_ref"],
+        &[
+            "sample\tsites\tmissing\thet\thom_alt\tmean_depth",
+            "sample\tnon_ref",
+        ],
     );
     let recs = &example_data().records;
     assert_eq!(blocks[0].len(), 8);
@@ -158,9 +200,15 @@ fn genotype_summary() {
             }
         }
         assert_eq!(row[1], recs.len().to_string());
-        assert_eq!(row[2..5], [missing.to_string(), het.to_string(), hom.to_string()]);
+        assert_eq!(
+            row[2..5],
+            [missing.to_string(), het.to_string(), hom.to_string()]
+        );
         let mean: f64 = row[5].parse().unwrap();
-        assert!((mean - dp_sum as f64 / dp_n as f64).abs() < 0.006, "mean depth {mean}");
+        assert!(
+            (mean - dp_sum as f64 / dp_n as f64).abs() < 0.006,
+            "mean depth {mean}"
+        );
     }
     assert_eq!(blocks[1].len(), 2);
     for (i, row) in blocks[1].iter().enumerate() {

@@ -40,13 +40,20 @@ impl AsyncDB for Vcfq {
                     fmts.iter()
                         .map(|f| {
                             let s = f.value(r).to_string();
-                            if s.is_empty() { "(empty)".to_string() } else { s }
+                            if s.is_empty() {
+                                "(empty)".to_string()
+                            } else {
+                                s
+                            }
                         })
                         .collect(),
                 );
             }
         }
-        Ok(DBOutput::Rows { types: vec![DefaultColumnType::Any; width], rows })
+        Ok(DBOutput::Rows {
+            types: vec![DefaultColumnType::Any; width],
+            rows,
+        })
     }
 
     async fn shutdown(&mut self) {}
@@ -56,7 +63,9 @@ async fn run_file(path: &Path) -> Result<(), String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let script = text.replace("__DATA__", &data_dir().display().to_string());
     let mut runner = sqllogictest::Runner::new(|| async {
-        Ok::<_, DataFusionError>(Vcfq { ctx: vcfq::SessionBuilder::new().build()? })
+        Ok::<_, DataFusionError>(Vcfq {
+            ctx: vcfq::SessionBuilder::new().build()?,
+        })
     });
     runner
         .run_script_async(&script)
@@ -67,7 +76,10 @@ async fn run_file(path: &Path) -> Result<(), String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqllogictests() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/slt");
-    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().filter_map(|e| e.ok().map(|e| e.path())).collect();
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
     files.retain(|p| p.extension().is_some_and(|e| e == "slt"));
     files.sort();
     assert!(!files.is_empty(), "no .slt files in {}", dir.display());
@@ -77,5 +89,11 @@ async fn sqllogictests() {
             failures.push(e);
         }
     }
-    assert!(failures.is_empty(), "{} of {} slt files failed:\n{}", failures.len(), files.len(), failures.join("\n\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} slt files failed:\n{}",
+        failures.len(),
+        files.len(),
+        failures.join("\n\n")
+    );
 }

@@ -12,7 +12,9 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanBuilder, Int32Builder, ListBuilder};
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, BooleanBuilder, Int32Builder, ListBuilder,
+};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field};
 use datafusion::error::Result;
@@ -30,35 +32,62 @@ pub struct Genotype {
 
 /// Parses GT text; `None` for an empty string or text that is not a genotype.
 pub fn parse_gt(text: &str) -> Option<Genotype> {
-    let text = text.trim();
-    if text.is_empty() {
-        return None;
-    }
-    let (body, leading_phase) = match text.strip_prefix('|') {
-        Some(rest) => (rest, true),
-        None => (text.strip_prefix('/').unwrap_or(text), false),
-    };
     let mut alleles = Vec::new();
+    let phased = scan_gt(text.trim().as_bytes(), |a| {
+        alleles.push(a.and_then(|a| i32::try_from(a).ok()))
+    })?;
+    Some(Genotype { alleles, phased })
+}
+
+/// Visits the alleles of a GT text without allocating: `f(None)` for `.`, `f(Some(i))` for
+/// allele `i`. Returns whether the call is phased, or `None` when the text is not a genotype.
+pub fn scan_gt(text: &[u8], mut f: impl FnMut(Option<u32>)) -> Option<bool> {
+    let (body, lead) = match text.first() {
+        Some(b'|') => (&text[1..], Some(true)),
+        Some(b'/') => (&text[1..], Some(false)),
+        Some(_) => (text, None),
+        None => return None,
+    };
     let mut phased = true;
     let mut separators = 0;
-    for (i, part) in body.split(['/', '|']).enumerate() {
-        if i > 0 {
-            separators += 1;
+    let mut value: Option<u32> = None;
+    let mut dot = false;
+    let mut any = false;
+    for &b in body {
+        match b {
+            b'0'..=b'9' if !dot => {
+                value = Some(
+                    value
+                        .unwrap_or(0)
+                        .checked_mul(10)?
+                        .checked_add(u32::from(b - b'0'))?,
+                );
+                any = true;
+            }
+            b'.' if value.is_none() && !dot => {
+                dot = true;
+                any = true;
+            }
+            b'/' | b'|' if any => {
+                f(value);
+                separators += 1;
+                phased &= b == b'|';
+                value = None;
+                dot = false;
+                any = false;
+            }
+            _ => return None,
         }
-        alleles.push(match part {
-            "." => None,
-            p => Some(p.parse::<i32>().ok()?),
-        });
     }
-    for c in body.chars() {
-        if c == '/' {
-            phased = false;
-        }
+    if !any {
+        return None;
     }
-    if separators == 0 {
-        phased = leading_phase;
-    }
-    Some(Genotype { alleles, phased })
+    f(value);
+    Some(if separators == 0 {
+        lead.unwrap_or(false)
+    } else {
+        phased && lead != Some(false)
+    })
 }
 
 fn strings(args: &[ColumnarValue]) -> Result<(ArrayRef, bool)> {
@@ -69,7 +98,9 @@ fn strings(args: &[ColumnarValue]) -> Result<(ArrayRef, bool)> {
 
 fn output(array: ArrayRef, scalar: bool) -> Result<ColumnarValue> {
     if scalar {
-        Ok(ColumnarValue::Scalar(datafusion::scalar::ScalarValue::try_from_array(&array, 0)?))
+        Ok(ColumnarValue::Scalar(
+            datafusion::scalar::ScalarValue::try_from_array(&array, 0)?,
+        ))
     } else {
         Ok(ColumnarValue::Array(array))
     }
@@ -101,7 +132,7 @@ fn gt_alleles() -> ScalarUDF {
     )
 }
 
-fn bool_udf(name: &str, f: fn(&Genotype) -> Option<bool>) -> ScalarUDF {
+fn bool_udf(name: &str, f: fn(&[u8]) -> Option<bool>) -> ScalarUDF {
     create_udf(
         name,
         vec![DataType::Utf8],
@@ -111,7 +142,7 @@ fn bool_udf(name: &str, f: fn(&Genotype) -> Option<bool>) -> ScalarUDF {
             let (array, scalar) = strings(args)?;
             let mut b = BooleanBuilder::with_capacity(array.len());
             for v in array.as_string::<i32>().iter() {
-                b.append_option(v.and_then(parse_gt).and_then(|g| f(&g)));
+                b.append_option(v.and_then(|v| f(v.as_bytes())));
             }
             output(Arc::new(b.finish()), scalar)
         }),
@@ -128,32 +159,52 @@ fn gt_dosage() -> ScalarUDF {
             let (array, scalar) = strings(args)?;
             let mut b = Int32Builder::with_capacity(array.len());
             for v in array.as_string::<i32>().iter() {
-                b.append_option(v.and_then(parse_gt).and_then(|g| dosage(&g)));
+                b.append_option(v.and_then(|v| dosage(v.as_bytes())));
             }
             output(Arc::new(b.finish()), scalar)
         }),
     )
 }
 
-/// Non-reference called alleles; `None` when no allele is called.
-pub fn dosage(g: &Genotype) -> Option<i32> {
-    let called: Vec<i32> = g.alleles.iter().flatten().copied().collect();
-    if called.is_empty() { None } else { Some(called.iter().filter(|&&a| a > 0).count() as i32) }
+/// Non-reference called alleles of a GT text; `None` when no allele is called.
+pub fn dosage(gt: &[u8]) -> Option<i32> {
+    let (mut called, mut alt) = (0, 0);
+    scan_gt(gt, |a| {
+        if let Some(a) = a {
+            called += 1;
+            alt += i32::from(a > 0);
+        }
+    })?;
+    (called > 0).then_some(alt)
 }
 
-fn is_het(g: &Genotype) -> Option<bool> {
-    let called: Vec<i32> = g.alleles.iter().flatten().copied().collect();
-    let first = *called.first()?;
-    Some(called.iter().any(|&a| a != first))
+/// Whether a GT has two different called alleles; `None` when no allele is called.
+pub fn is_het(gt: &[u8]) -> Option<bool> {
+    let (mut first, mut het) = (None, false);
+    scan_gt(gt, |a| {
+        if let Some(a) = a {
+            het |= first.is_some_and(|f| f != a);
+            first.get_or_insert(a);
+        }
+    })?;
+    first.map(|_| het)
 }
 
-fn phased(g: &Genotype) -> Option<bool> {
-    if g.alleles.iter().all(Option::is_none) { None } else { Some(g.phased) }
+/// Whether a GT is phased; `None` for a call with no allele called.
+pub fn phased(gt: &[u8]) -> Option<bool> {
+    let mut called = false;
+    let p = scan_gt(gt, |a| called |= a.is_some())?;
+    called.then_some(p)
 }
 
 /// Every scalar function of this crate.
 pub fn all() -> Vec<ScalarUDF> {
-    vec![gt_alleles(), bool_udf("gt_phased", phased), gt_dosage(), bool_udf("gt_is_het", is_het)]
+    vec![
+        gt_alleles(),
+        bool_udf("gt_phased", phased),
+        gt_dosage(),
+        bool_udf("gt_is_het", is_het),
+    ]
 }
 
 /// Registers every function of this crate in `ctx`.
@@ -169,24 +220,63 @@ mod tests {
 
     #[test]
     fn parses_genotypes() {
-        assert_eq!(parse_gt("0|1"), Some(Genotype { alleles: vec![Some(0), Some(1)], phased: true }));
-        assert_eq!(parse_gt("./."), Some(Genotype { alleles: vec![None, None], phased: false }));
-        assert_eq!(parse_gt("1"), Some(Genotype { alleles: vec![Some(1)], phased: false }));
+        assert_eq!(
+            parse_gt("0|1"),
+            Some(Genotype {
+                alleles: vec![Some(0), Some(1)],
+                phased: true
+            })
+        );
+        assert_eq!(
+            parse_gt("./."),
+            Some(Genotype {
+                alleles: vec![None, None],
+                phased: false
+            })
+        );
+        assert_eq!(
+            parse_gt("1"),
+            Some(Genotype {
+                alleles: vec![Some(1)],
+                phased: false
+            })
+        );
         assert_eq!(parse_gt("0/1|2").map(|g| g.phased), Some(false));
         assert_eq!(parse_gt("x/1"), None);
         assert_eq!(parse_gt(""), None);
+        assert_eq!(
+            parse_gt("10/2").map(|g| g.alleles),
+            Some(vec![Some(10), Some(2)])
+        );
+        assert_eq!(
+            parse_gt(".|1"),
+            Some(Genotype {
+                alleles: vec![None, Some(1)],
+                phased: true
+            })
+        );
+        assert_eq!(parse_gt("|1").map(|g| g.phased), Some(true));
+        for bad in ["1//2", "1..", "1/", "/"] {
+            assert_eq!(parse_gt(bad), None, "{bad}");
+        }
     }
 
     #[test]
     fn dosage_and_het() {
-        let g = |s| parse_gt(s).unwrap();
-        assert_eq!(dosage(&g("0/1")), Some(1));
-        assert_eq!(dosage(&g("1|2")), Some(2));
-        assert_eq!(dosage(&g("./.")), None);
-        assert_eq!(dosage(&g("0/.")), Some(0));
-        assert_eq!(is_het(&g("0/1")), Some(true));
-        assert_eq!(is_het(&g("1/1")), Some(false));
-        assert_eq!(is_het(&g(".")), None);
-        assert_eq!(phased(&g("./.")), None);
+        assert_eq!(dosage(b"0/1"), Some(1));
+        assert_eq!(dosage(b"1|2"), Some(2));
+        assert_eq!(dosage(b"./."), None);
+        assert_eq!(dosage(b"0/."), Some(0));
+        assert_eq!(dosage(b"0/0/1"), Some(1));
+        assert_eq!(dosage(b"x/1"), None);
+        assert_eq!(dosage(b"1/"), None);
+        assert_eq!(is_het(b"0/1"), Some(true));
+        assert_eq!(is_het(b"1/1"), Some(false));
+        assert_eq!(is_het(b"."), None);
+        assert_eq!(phased(b"./."), None);
+        assert_eq!(phased(b"0|1"), Some(true));
+        assert_eq!(phased(b"0|1/1"), Some(false));
+        assert_eq!(phased(b"1"), Some(false));
+        assert_eq!(phased(b"|1"), Some(true));
     }
 }

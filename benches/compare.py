@@ -1,0 +1,153 @@
+#!/usr/bin/env python3
+"""vcfq against bcftools, side by side in one run (a benchmark, not a test).
+
+usage: benches/compare.py [--vcfq BIN] [--work DIR] [--scale F] [--repeat N] [--only NAME]
+
+Generates three data sets with the project's own generator (`vcfq gen`), BGZF-compressed and
+indexed (.tbi, and .csi for the largest):
+    sites.vcf.gz   2,000,000 records, no samples
+    g100.vcf.gz      200,000 records x 100 samples
+    g2504.vcf.gz      20,000 records x 2,504 samples
+then runs each query with vcfq and with its peer, checks that both give the same answer, and
+prints wall time, the ratio (peer time / vcfq time: above 1 means vcfq is faster) and peak RSS.
+--scale shrinks the record counts for a quick look (e.g. 0.1). Needs bcftools, bgzip, tabix and
+GNU time; installs them with apt-get when missing.
+"""
+import argparse, os, shutil, subprocess, sys, tempfile, time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+
+def sh(cmd, **kw):
+    return subprocess.run(cmd, shell=True, check=True, **kw)
+
+
+def ensure_tools():
+    missing = [p for p, exe in (("bcftools", "bcftools"), ("tabix", "tabix"), ("time", "/usr/bin/time")) if not shutil.which(exe)]
+    if missing:
+        sudo = "" if os.geteuid() == 0 else "sudo "
+        sh(f"{sudo}apt-get update -qq && {sudo}apt-get install -y -qq {' '.join(missing)} >/dev/null")
+
+
+def measure(cmd, out_path):
+    """Runs a shell command with stdout to out_path; returns (seconds, peak RSS in MiB)."""
+    with tempfile.NamedTemporaryFile("r", suffix=".time") as t:
+        start = time.perf_counter()
+        with open(out_path, "wb") as out:
+            p = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", t.name, "bash", "-c", f"set -o pipefail; {cmd}"],
+                               stdout=out, stderr=subprocess.PIPE)
+        secs = time.perf_counter() - start
+        if p.returncode != 0:
+            raise RuntimeError(f"failed ({p.returncode}): {cmd}\n{p.stderr.decode()[-2000:]}")
+        rss_kb = max((int(x) for x in t.read().split() if x.isdigit()), default=0)
+    return secs, rss_kb / 1024
+
+
+def lines(path, skip_header=False):
+    with open(path) as f:
+        rows = [l.rstrip("\n") for l in f if l.strip()]
+    return rows[1:] if skip_header else rows
+
+
+def generate(vcfq, work, scale):
+    sets = {"sites": (2_000_000, 0, "tbi"), "g100": (200_000, 100, "tbi"), "g2504": (20_000, 2504, "csi")}
+    paths = {}
+    for name, (records, samples, index) in sets.items():
+        records = max(1000, int(records * scale))
+        path = os.path.join(work, f"{name}.{records}.vcf.gz")
+        if not os.path.exists(path + "." + index):
+            print(f"generating {path} ({records} records x {samples} samples)", file=sys.stderr)
+            sh(f"{vcfq} gen {path} --records {records} --samples {samples}")
+            sh(f"tabix -f -p vcf {path}" if index == "tbi" else f"bcftools index -f -c {path}")
+        paths[name] = path
+    return paths
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    target = os.environ.get("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/vcfq/target"))
+    ap.add_argument("--vcfq", default=os.path.join(target, "release", "vcfq"))
+    ap.add_argument("--work", default=os.path.join(target, "bench-data"))
+    ap.add_argument("--scale", type=float, default=1.0)
+    ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--only", default="")
+    a = ap.parse_args()
+    ensure_tools()
+    os.makedirs(a.work, exist_ok=True)
+    d = generate(a.vcfq, a.work, a.scale)
+    q = lambda sql, fmt="tsv": f"{a.vcfq} -q --format {fmt} -c \"{sql}\""
+    out = lambda name: os.path.join(a.work, name)
+    sites, g100, g2504 = d["sites"], d["g100"], d["g2504"]
+
+    def same_rows(vcfq_out, peer_out):
+        got, want = sorted(lines(vcfq_out, skip_header=True)), sorted(lines(peer_out))
+        return "ok" if got == want else f"DIFFER: vcfq {len(got)} rows, peer {len(want)} rows"
+
+    def same_count_minus_header(path):
+        header = int(subprocess.run(f"bgzip -dc {path} | head -n 10000 | grep -c '^#'", shell=True, capture_output=True, text=True).stdout)
+        def check(vcfq_out, peer_out):
+            got, want = int(lines(vcfq_out, skip_header=True)[0]), int(lines(peer_out)[0]) - header
+            return "ok" if got == want else f"DIFFER: vcfq {got}, peer {want}"
+        return check
+
+    def psc_nonref(path):
+        """Per-sample non-reference genotype counts from `bcftools stats -s -` (PSC lines)."""
+        counts = {}
+        for l in lines(path):
+            f = l.split("\t")
+            if f[0] == "PSC":  # PSC id sample nRefHom nNonRefHom nHets ... nHapRef nHapAlt nMissing
+                counts[f[2]] = int(f[4]) + int(f[5]) + int(f[12])
+        return counts
+
+    def same_nonref(vcfq_out, peer_out):
+        got = {l.split("\t")[0]: int(l.split("\t")[1]) for l in lines(vcfq_out, skip_header=True)}
+        want = {k: v for k, v in psc_nonref(peer_out).items() if v}
+        return "ok" if got == want else f"DIFFER: {sum(got.values())} vs {sum(want.values())} non-ref calls"
+
+    def parquet_rows(path, peer_path, expected):
+        def check(vcfq_out, peer_out):
+            n = subprocess.run(q(f"SELECT count(*) FROM '{path}'", "csv"), shell=True, capture_output=True, text=True).stdout.split()[-1]
+            m = subprocess.run(f"bcftools view -H {peer_path} | wc -l", shell=True, capture_output=True, text=True).stdout.strip()
+            return "ok" if n == m == str(expected()) else f"DIFFER: parquet {n} rows, bcf {m}, vcf {expected()}"
+        return check
+
+    count_records = lambda p: int(subprocess.run(f"bgzip -dc {p} | grep -vc '^#'", shell=True, capture_output=True, text=True).stdout)
+    region = "chr2:10000000-20000000"
+    nonref_sql = lambda p: (f"SELECT sample, count(*) FROM vcf_genotypes('{p}') WHERE gt_dosage(GT) > 0 GROUP BY sample")
+    benches = [
+        ("count(*) sites", q(f"SELECT count(*) FROM '{sites}'"), f"bgzip -dc {sites} | wc -l", same_count_minus_header(sites),
+         "bgzip -dc | wc -l"),
+        ("INFO AF filter", q(f"SELECT chrom, pos, ref, array_to_string(alt, ',') FROM '{sites}' WHERE info.AF[1] > 0.1"),
+         f"bcftools query -i 'INFO/AF[0]>0.1' -f '%CHROM\\t%POS\\t%REF\\t%ALT\\n' {sites}", same_rows, "bcftools query -i"),
+        ("region " + region, q(f"SELECT chrom, pos, ref, array_to_string(alt, ',') FROM read_vcf('{sites}', '{region}')"),
+         f"bcftools query -r {region} -f '%CHROM\\t%POS\\t%REF\\t%ALT\\n' {sites}", same_rows, "bcftools query -r"),
+        ("region as SQL filter", q(f"SELECT chrom, pos, ref, array_to_string(alt, ',') FROM '{sites}' WHERE chrom = 'chr2' AND pos BETWEEN 10000000 AND 20000000"),
+         f"bcftools query -r {region} -f '%CHROM\\t%POS\\t%REF\\t%ALT\\n' {sites} | awk '$2 >= 10000000'", same_rows, "bcftools query -r"),
+        ("group by chrom", q(f"SELECT count(*), chrom FROM '{sites}' GROUP BY chrom"),
+         f"bcftools query -f '%CHROM\\n' {sites} | uniq -c | sed 's/^ *//; s/ /\\t/'", same_rows, "bcftools query | uniq -c"),
+        ("non-ref per sample, 100", q(nonref_sql(g100)), f"bcftools stats -s - {g100}", same_nonref, "bcftools stats -s -"),
+        ("non-ref per sample, 2504", q(nonref_sql(g2504)), f"bcftools stats -s - {g2504}", same_nonref, "bcftools stats -s -"),
+        ("full scan, genotypes", q(f"SELECT count(*), sum(DP), count(GT) FROM vcf_genotypes('{g2504}')"),
+         f"bcftools query -f '[%GT]\\n' {g2504} | wc -l", lambda a, b: "ok", "bcftools query [%GT]"),
+        ("VCF->Parquet sites", q(f"COPY (SELECT * FROM '{sites}') TO '{out('sites.parquet')}' STORED AS PARQUET OPTIONS (compression 'zstd(1)')"),
+         f"bcftools view -Ob -o {out('sites.bcf')} {sites}", parquet_rows(out('sites.parquet'), out('sites.bcf'), lambda: count_records(sites)), "bcftools view -Ob"),
+        ("VCF->Parquet genotypes", q(f"COPY (SELECT * FROM '{g100}') TO '{out('g100.parquet')}' STORED AS PARQUET OPTIONS (compression 'zstd(1)')"),
+         f"bcftools view -Ob -o {out('g100.bcf')} {g100}", parquet_rows(out('g100.parquet'), out('g100.bcf'), lambda: count_records(g100)), "bcftools view -Ob"),
+    ]
+    print(f"{'query':28} {'vcfq s':>8} {'peer s':>8} {'ratio':>6} {'vcfq MiB':>9} {'peer MiB':>9}  check  (peer)")
+    for name, vcmd, pcmd, check, peer in benches:
+        if a.only and a.only not in name:
+            continue
+        best_v = best_p = None
+        for _ in range(a.repeat):
+            v = measure(vcmd, out("vcfq.out"))
+            p = measure(pcmd, out("peer.out"))
+            best_v = v if best_v is None or v[0] < best_v[0] else best_v
+            best_p = p if best_p is None or p[0] < best_p[0] else best_p
+        verdict = check(out("vcfq.out"), out("peer.out"))
+        print(f"{name:28} {best_v[0]:8.2f} {best_p[0]:8.2f} {best_p[0] / best_v[0]:6.2f} {best_v[1]:9.0f} {best_p[1]:9.0f}  {verdict}  ({peer})", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,212 @@
+//! Dividing a scan into partitions: several files, byte ranges of one large file (split at
+//! BGZF block boundaries when the file is read), or the chunks a tabix/CSI index gives for
+//! the queried regions.
+
+use std::path::{Path, PathBuf};
+
+use noodles::core::Position;
+use noodles::csi::BinningIndex;
+
+use super::input::{Compression, Container, sniff};
+use super::opener::{Extent, FileRange};
+use super::region::Region;
+use crate::error::VcfError;
+
+/// Index chunks adding up to less than this are read by one partition.
+const MIN_CHUNKS: u64 = 4 << 20;
+
+/// The units of work of a scan, in file order, and which index (if any) narrowed it.
+#[derive(Debug, Clone)]
+pub struct ScanLayout {
+    /// Files, byte ranges and index chunks, in the order of the records in the files.
+    pub units: Vec<FileRange>,
+    /// `tbi`, `csi`, `partial` (some files indexed), or `none`.
+    pub index: &'static str,
+}
+
+impl ScanLayout {
+    /// Deals the units out to at most `n` partitions (for scans that need not keep file order).
+    pub fn partitions(&self, n: usize) -> Vec<Vec<FileRange>> {
+        let n = self.units.len().clamp(1, n.max(1));
+        let mut partitions: Vec<Vec<FileRange>> = vec![Vec::new(); n];
+        for (i, u) in self.units.iter().enumerate() {
+            partitions[i % n].push(u.clone());
+        }
+        partitions
+    }
+}
+
+/// An index next to `path` (`path.tbi`, `path.csi`), loaded.
+fn load_index(
+    path: &Path,
+) -> Result<Option<(Box<dyn BinningIndex + Send>, &'static str)>, VcfError> {
+    let with = |ext: &str| PathBuf::from(format!("{}.{ext}", path.display()));
+    let tbi = with("tbi");
+    if tbi.is_file() {
+        let index = noodles::tabix::fs::read(&tbi).map_err(|e| VcfError::io(&tbi, e))?;
+        return Ok(Some((Box::new(index), "tbi")));
+    }
+    let csi = with("csi");
+    if csi.is_file() {
+        let index = noodles::csi::fs::read(&csi).map_err(|e| VcfError::io(&csi, e))?;
+        return Ok(Some((Box::new(index), "csi")));
+    }
+    Ok(None)
+}
+
+/// The merged virtual-position chunks that may hold records overlapping `regions`.
+fn index_chunks(
+    index: &dyn BinningIndex,
+    regions: &[Region],
+    index_path: &Path,
+) -> Result<Vec<(u64, u64)>, VcfError> {
+    let Some(header) = index.header() else {
+        return Err(VcfError::Invalid(format!(
+            "{}: index has no contig names",
+            index_path.display()
+        )));
+    };
+    let names = header.reference_sequence_names();
+    let max = 1i64 << (u32::from(index.min_shift()) + 3 * u32::from(index.depth())).min(62);
+    let mut chunks = Vec::new();
+    for r in regions {
+        let Some(id) = names.get_index_of(r.chrom.as_bytes()) else {
+            continue;
+        };
+        let (Ok(start), Ok(end)) = (
+            usize::try_from(r.start.clamp(1, max - 1)),
+            usize::try_from(r.end.clamp(1, max - 1)),
+        ) else {
+            continue;
+        };
+        let (Some(start), Some(end)) = (Position::new(start), Position::new(end)) else {
+            continue;
+        };
+        let found = index
+            .query(id, (start..=end).into())
+            .map_err(|e| VcfError::io(index_path, e))?;
+        chunks.extend(
+            found
+                .iter()
+                .map(|c| (u64::from(c.start()), u64::from(c.end()))),
+        );
+    }
+    chunks.sort_unstable();
+    let mut merged: Vec<(u64, u64)> = Vec::with_capacity(chunks.len());
+    for (s, e) in chunks {
+        match merged.last_mut() {
+            Some(last) if s <= last.1 => last.1 = last.1.max(e),
+            _ => merged.push((s, e)),
+        }
+    }
+    Ok(merged)
+}
+
+/// Splits `chunks` into at most `n` runs of similar compressed size.
+fn split_chunks(chunks: Vec<(u64, u64)>, n: usize) -> Vec<Vec<(u64, u64)>> {
+    let size = |c: &(u64, u64)| (c.1 >> 16).saturating_sub(c.0 >> 16) + 1;
+    let total: u64 = chunks.iter().map(size).sum();
+    let groups = (total / MIN_CHUNKS).clamp(1, n as u64);
+    let target = total.div_ceil(groups);
+    let mut out: Vec<Vec<(u64, u64)>> = vec![Vec::new()];
+    let mut acc = 0;
+    for c in chunks {
+        if acc >= target && (out.len() as u64) < groups {
+            out.push(Vec::new());
+            acc = 0;
+        }
+        acc += size(&c);
+        if let Some(last) = out.last_mut() {
+            last.push(c);
+        }
+    }
+    out
+}
+
+/// Plans the units of a scan of `files` for `target` readers: files are split into byte ranges
+/// of at least `min_split` bytes (at most 8 per reader, so that ordered reading keeps every
+/// reader busy). With `regions`, indexed BGZF files are read through their index; other
+/// files are read whole and filtered.
+pub fn plan(
+    files: &[PathBuf],
+    regions: Option<&[Region]>,
+    target: usize,
+    min_split: u64,
+) -> Result<ScanLayout, VcfError> {
+    let target = target.max(1);
+    let mut units: Vec<FileRange> = Vec::new();
+    let mut index_used: Option<&'static str> = None;
+    let mut unindexed = false;
+    let per_file = (8 * target).div_ceil(files.len().max(1));
+    for path in files {
+        let kind = sniff(path)?;
+        if let Some(regions) = regions
+            && kind.container == Container::Vcf
+            && kind.compression == Compression::Bgzf
+            && let Some((index, name)) = load_index(path)?
+        {
+            let chunks = index_chunks(index.as_ref(), regions, path)?;
+            index_used = Some(name);
+            units.extend(
+                split_chunks(chunks, per_file)
+                    .into_iter()
+                    .filter(|g| !g.is_empty())
+                    .map(|g| FileRange {
+                        path: path.clone(),
+                        extent: Extent::Chunks(g),
+                    }),
+            );
+            continue;
+        }
+        unindexed |= regions.is_some();
+        let size = std::fs::metadata(path)
+            .map_err(|e| VcfError::io(path, e))?
+            .len();
+        let splittable = kind.container == Container::Vcf && kind.compression != Compression::Gzip;
+        let ranges = if splittable {
+            (size / min_split.max(1)).clamp(1, per_file as u64)
+        } else {
+            1
+        };
+        if ranges <= 1 {
+            units.push(FileRange {
+                path: path.clone(),
+                extent: Extent::Whole,
+            });
+        } else {
+            let step = size.div_ceil(ranges);
+            for k in 0..ranges {
+                let (start, end) = (k * step, ((k + 1) * step).min(size));
+                units.push(FileRange {
+                    path: path.clone(),
+                    extent: Extent::Bytes { start, end },
+                });
+            }
+        }
+    }
+    let index = match (index_used, unindexed) {
+        (Some(name), false) => name,
+        (Some(_), true) => "partial",
+        (None, _) => "none",
+    };
+    Ok(ScanLayout { units, index })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_split_by_size() {
+        let mb = |m: u64| (m << 20) << 16;
+        let chunks = vec![(0, mb(3)), (mb(3), mb(6)), (mb(6), mb(9)), (mb(9), mb(12))];
+        let groups = split_chunks(chunks.clone(), 2);
+        assert_eq!(groups.len(), 2);
+        assert_eq!(groups.concat(), chunks);
+        assert_eq!(
+            split_chunks(vec![(0, 100)], 4).len(),
+            1,
+            "small reads stay in one partition"
+        );
+    }
+}
