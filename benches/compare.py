@@ -92,12 +92,13 @@ def main():
         return check
 
     def psc_nonref(path):
-        """Per-sample non-reference genotype counts from `bcftools stats -s -` (PSC lines)."""
+        """Per-sample non-reference genotype counts from `bcftools stats -s -`: PSC's nNonRefHom,
+        nHets (SNPs only), nIndels and nHapAlt."""
         counts = {}
         for l in lines(path):
             f = l.split("\t")
-            if f[0] == "PSC":  # PSC id sample nRefHom nNonRefHom nHets ... nHapRef nHapAlt nMissing
-                counts[f[2]] = int(f[4]) + int(f[5]) + int(f[12])
+            if f[0] == "PSC":  # PSC id sample nRefHom nNonRefHom nHets nTs nTv nIndels depth nSingletons nHapRef nHapAlt nMissing
+                counts[f[2]] = int(f[4]) + int(f[5]) + int(f[8]) + int(f[12])
         return counts
 
     def same_nonref(vcfq_out, peer_out):

@@ -9,7 +9,7 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    ArrayRef, Float32Builder, Int64Builder, ListArray, ListBuilder, RecordBatch,
+    ArrayRef, Float64Builder, Int64Builder, ListArray, ListBuilder, RecordBatch,
     RecordBatchOptions, StringBuilder, StructArray,
 };
 use datafusion::arrow::buffer::OffsetBuffer;
@@ -18,7 +18,7 @@ use datafusion::arrow::error::ArrowError;
 use memchr::memchr_iter;
 
 use super::header::FieldDef;
-use super::record::{RecordFields, sample_columns};
+use super::record::RecordFields;
 use super::schema::{Layout, value_data_type};
 use super::values::{ValueBuilder, Warnings};
 
@@ -79,7 +79,7 @@ enum Column {
         for<'r> fn(&RecordFields<'r>) -> &'r [u8],
         u8,
     ),
-    Qual(Float32Builder),
+    Qual(Float64Builder),
     Info(Vec<ValueBuilder>, Fields),
     Genotypes {
         sample: StringBuilder,
@@ -157,6 +157,8 @@ pub struct BatchBuilder {
     format_keys: Vec<Option<usize>>,
     /// Position in FORMAT of the last key decoded: sample columns are split no further.
     last_needed_key: usize,
+    /// Offsets of the tabs between the sample columns of the current record.
+    tabs: Vec<usize>,
     /// Value ranges (into the sample text) per selected sample × FORMAT field.
     sample_slots: Vec<Option<Range<usize>>>,
     need_samples: bool,
@@ -181,7 +183,7 @@ impl BatchBuilder {
                 ColumnKind::Filter => {
                     Column::List(ListBuilder::new(StringBuilder::new()), |r| r.filter, b';')
                 }
-                ColumnKind::Qual => Column::Qual(Float32Builder::new()),
+                ColumnKind::Qual => Column::Qual(Float64Builder::new()),
                 ColumnKind::Info => {
                     let fields = match plan.schema.field(i).data_type() {
                         DataType::Struct(f) => f.clone(),
@@ -257,6 +259,7 @@ impl BatchBuilder {
             last_format: Vec::new(),
             format_keys: Vec::new(),
             last_needed_key: 0,
+            tabs: Vec::new(),
             need_samples,
         }
     }
@@ -380,10 +383,12 @@ impl BatchBuilder {
         warnings: &mut Warnings,
     ) -> Result<(), String> {
         let n = self.plan.sample_names.len();
+        self.tabs.clear();
+        self.tabs.extend(memchr_iter(b'\t', rec.samples));
         let found = if rec.samples.is_empty() {
             0
         } else {
-            1 + memchr_iter(b'\t', rec.samples).count()
+            1 + self.tabs.len()
         };
         if found != n {
             return Err(format!(
@@ -422,15 +427,10 @@ impl BatchBuilder {
         }
         let last_needed = self.last_needed_key;
         let nf = self.plan.formats.len();
-        let base = rec.samples.as_ptr() as usize;
-        let mut want = self.plan.selected.iter().enumerate().peekable();
-        for (i, column) in sample_columns(rec.samples).enumerate() {
-            let Some(&(j, &s)) = want.peek() else { break };
-            if s != i {
-                continue;
-            }
-            want.next();
-            let start = column.as_ptr() as usize - base;
+        for (j, &s) in self.plan.selected.iter().enumerate() {
+            let start = if s == 0 { 0 } else { self.tabs[s - 1] + 1 };
+            let end = self.tabs.get(s).copied().unwrap_or(rec.samples.len());
+            let column = &rec.samples[start..end];
             let mut offset = start;
             for (k, value) in column.split(|&b| b == b':').enumerate() {
                 if k > last_needed && k < self.format_keys.len() {

@@ -58,7 +58,7 @@ impl fmt::Display for Number {
 pub enum ValueType {
     /// `Integer`, read as Int32.
     Integer,
-    /// `Float`, read as Float32.
+    /// `Float`, read as Float64 (so that decimal text compares as written: `0.1000 > 0.1` is false).
     Float,
     /// `Flag`, read as Boolean.
     Flag,

@@ -73,8 +73,8 @@ fn open_file(path: &Path) -> Result<File, VcfError> {
 /// A decompressing reader that knows where it is, so scans can start and stop at byte ranges
 /// and index chunks.
 pub enum TextReader {
-    /// Uncompressed.
-    Plain(BufReader<File>),
+    /// Uncompressed, with the offset of the next byte (kept here: asking the file is a syscall).
+    Plain(BufReader<File>, u64),
     /// gzip that is not BGZF: read from the start only.
     Gzip(BufReader<MultiGzDecoder<File>>),
     /// BGZF, decoded on the reading thread; seekable by virtual position.
@@ -87,7 +87,7 @@ impl TextReader {
     fn open(path: &Path, compression: Compression, threads: usize) -> Result<Self, VcfError> {
         let file = open_file(path)?;
         Ok(match compression {
-            Compression::None => TextReader::Plain(BufReader::with_capacity(READ_BUFFER, file)),
+            Compression::None => TextReader::Plain(BufReader::with_capacity(READ_BUFFER, file), 0),
             Compression::Gzip => TextReader::Gzip(BufReader::with_capacity(
                 READ_BUFFER,
                 MultiGzDecoder::new(file),
@@ -104,7 +104,7 @@ impl TextReader {
 
     fn buf_read(&mut self) -> &mut dyn BufRead {
         match self {
-            TextReader::Plain(r) => r,
+            TextReader::Plain(r, _) => r,
             TextReader::Gzip(r) => r,
             TextReader::Bgzf(r) => r,
             TextReader::BgzfThreads(r) => r,
@@ -115,7 +115,7 @@ impl TextReader {
     /// into a u64 (compressed offset << 16 | offset in block); `None` for plain gzip.
     pub fn position(&mut self) -> Option<u64> {
         match self {
-            TextReader::Plain(r) => r.stream_position().ok(),
+            TextReader::Plain(_, offset) => Some(*offset),
             TextReader::Gzip(_) => None,
             // loading the next block first makes "end of block c" read as "start of block c+1"
             TextReader::Bgzf(r) => {
@@ -132,7 +132,11 @@ impl TextReader {
     /// Moves to a position as [`Self::position`] reports it.
     pub fn seek(&mut self, pos: u64) -> io::Result<()> {
         match self {
-            TextReader::Plain(r) => r.seek(SeekFrom::Start(pos)).map(drop),
+            TextReader::Plain(r, offset) => {
+                r.seek(SeekFrom::Start(pos))?;
+                *offset = pos;
+                Ok(())
+            }
             TextReader::Bgzf(r) => r.seek(noodles::bgzf::VirtualPosition::from(pos)).map(drop),
             TextReader::Gzip(_) | TextReader::BgzfThreads(_) => Err(io::Error::new(
                 io::ErrorKind::Unsupported,
@@ -144,7 +148,11 @@ impl TextReader {
 
 impl Read for TextReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.buf_read().read(buf)
+        let n = self.buf_read().read(buf)?;
+        if let TextReader::Plain(_, offset) = self {
+            *offset += n as u64;
+        }
+        Ok(n)
     }
 }
 
@@ -153,6 +161,9 @@ impl BufRead for TextReader {
         self.buf_read().fill_buf()
     }
     fn consume(&mut self, amt: usize) {
+        if let TextReader::Plain(_, offset) = self {
+            *offset += amt as u64;
+        }
         self.buf_read().consume(amt)
     }
 }

@@ -30,7 +30,7 @@ pub const SAMPLE: &str = "sample";
 
 /// The Arrow type of one INFO/FORMAT field, from its header definition.
 ///
-/// Integer → Int32, Float → Float32, Flag → Boolean, String/Character → Utf8; `Number=1` (or a
+/// Integer → Int32, Float → Float64, Flag → Boolean, String/Character → Utf8; `Number=1` (or a
 /// flag) is a scalar, every other Number a List whose `.` elements are NULL. GT is always text.
 pub fn value_data_type(def: &FieldDef) -> DataType {
     if def.id == "GT" {
@@ -38,7 +38,7 @@ pub fn value_data_type(def: &FieldDef) -> DataType {
     }
     let scalar = match def.ty {
         ValueType::Integer => DataType::Int32,
-        ValueType::Float => DataType::Float32,
+        ValueType::Float => DataType::Float64,
         ValueType::Flag => return DataType::Boolean,
         ValueType::Character | ValueType::String => DataType::Utf8,
     };
@@ -99,7 +99,7 @@ pub fn table_schema(
             fields.push(Field::new("id", DataType::Utf8, true));
             fields.push(Field::new("ref", DataType::Utf8, false));
             fields.push(Field::new("alt", list_of_utf8(), true));
-            fields.push(Field::new("qual", DataType::Float32, true));
+            fields.push(Field::new("qual", DataType::Float64, true));
             fields.push(Field::new("filter", list_of_utf8(), true));
             fields.push(Field::new(
                 "info",
@@ -158,13 +158,13 @@ mod tests {
     #[test]
     fn maps_number_and_type() {
         assert_eq!(value_data_type(&def("DP", "1", "Integer")), DataType::Int32);
-        assert_eq!(value_data_type(&def("MQ", "1", "Float")), DataType::Float32);
+        assert_eq!(value_data_type(&def("MQ", "1", "Float")), DataType::Float64);
         assert_eq!(value_data_type(&def("DB", "0", "Flag")), DataType::Boolean);
         assert_eq!(value_data_type(&def("C", "1", "Character")), DataType::Utf8);
         let af = value_data_type(&def("AF", "A", "Float"));
         assert_eq!(
             af,
-            DataType::List(Arc::new(Field::new_list_field(DataType::Float32, true)))
+            DataType::List(Arc::new(Field::new_list_field(DataType::Float64, true)))
         );
         for n in ["R", "G", ".", "2", "-1"] {
             assert!(

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    ArrayBuilder, ArrayRef, BooleanBuilder, Float32Builder, Int32Builder, ListBuilder,
+    ArrayBuilder, ArrayRef, BooleanBuilder, Float64Builder, Int32Builder, ListBuilder,
     StringBuilder,
 };
 use datafusion::arrow::datatypes::DataType;
@@ -48,7 +48,7 @@ pub enum ValueBuilder {
     /// Integer, Number=1.
     Int(Int32Builder),
     /// Float, Number=1.
-    Float(Float32Builder),
+    Float(Float64Builder),
     /// Flag.
     Flag(BooleanBuilder),
     /// String/Character, Number=1.
@@ -56,7 +56,7 @@ pub enum ValueBuilder {
     /// Integer list.
     IntList(ListBuilder<Int32Builder>),
     /// Float list.
-    FloatList(ListBuilder<Float32Builder>),
+    FloatList(ListBuilder<Float64Builder>),
     /// String list.
     StrList(ListBuilder<StringBuilder>),
 }
@@ -66,12 +66,12 @@ impl ValueBuilder {
     pub fn new(data_type: &DataType) -> Self {
         match data_type {
             DataType::Int32 => ValueBuilder::Int(Int32Builder::new()),
-            DataType::Float32 => ValueBuilder::Float(Float32Builder::new()),
+            DataType::Float64 => ValueBuilder::Float(Float64Builder::new()),
             DataType::Boolean => ValueBuilder::Flag(BooleanBuilder::new()),
             DataType::List(f) => match f.data_type() {
                 DataType::Int32 => ValueBuilder::IntList(ListBuilder::new(Int32Builder::new())),
-                DataType::Float32 => {
-                    ValueBuilder::FloatList(ListBuilder::new(Float32Builder::new()))
+                DataType::Float64 => {
+                    ValueBuilder::FloatList(ListBuilder::new(Float64Builder::new()))
                 }
                 _ => ValueBuilder::StrList(ListBuilder::new(StringBuilder::new())),
             },
@@ -199,13 +199,13 @@ pub fn parse_int(s: &[u8], field: &str, warnings: &mut Warnings) -> Option<i32> 
 }
 
 /// Parses a VCF Float (`nan`, `inf` included); `.` is NULL, anything unparsable NULL with a warning.
-pub fn parse_float(s: &[u8], field: &str, warnings: &mut Warnings) -> Option<f32> {
+pub fn parse_float(s: &[u8], field: &str, warnings: &mut Warnings) -> Option<f64> {
     if s == b"." || s.is_empty() {
         return None;
     }
     match std::str::from_utf8(s)
         .ok()
-        .and_then(|t| t.parse::<f32>().ok())
+        .and_then(|t| t.parse::<f64>().ok())
     {
         Some(v) => Some(v),
         None => {

@@ -54,6 +54,17 @@ chr1\t20\t.\tG\tT,C\t.\tPASS\tDP=6;AF=0.25,0.25\tGT:GQ\t1/2:10\t0|1:.
 chr1\t30\t.\tT\tA\t5\tPASS\tAF=1\tGT:GQ\t1/1:50\t./.:.
 ";
 
+/// VCF 4.5 local-allele FORMAT fields (Number=LR, LG).
+pub const LOCAL_ALLELES_VCF: &str = "\
+##fileformat=VCFv4.5
+##FORMAT=<ID=GT,Number=1,Type=String,Description=\"Genotype\">
+##FORMAT=<ID=LAA,Number=.,Type=Integer,Description=\"Local alternate alleles\">
+##FORMAT=<ID=LAD,Number=LR,Type=Integer,Description=\"Local allelic depths\">
+##FORMAT=<ID=LPL,Number=LG,Type=Integer,Description=\"Local phred-scaled genotype likelihoods\">
+#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\tS1\tS2
+1\t100\t.\tA\tC,G,T\t.\tPASS\t.\tGT:LAA:LAD:LPL\t0/1:2:5,3:0,10,40\t1/2:1,3:0,4,6:60,30,50,20,0,70
+";
+
 /// Line 5 (the second record) has a POS that is not a number.
 pub const MALFORMED_VCF: &str = "##fileformat=VCFv4.2\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n1\t10\t.\tA\tC\t.\t.\t.\n\n1\tten\t.\tA\tC\t.\t.\t.\n1\t30\t.\tA\tC\t.\t.\t.\n";
 
@@ -74,6 +85,7 @@ fn write_all(dir: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(dir.join("multi"))?;
     std::fs::write(dir.join("sample.vcf"), SAMPLE_VCF)?;
     std::fs::write(dir.join("crlf.vcf"), CRLF_VCF)?;
+    std::fs::write(dir.join("local_alleles.vcf"), LOCAL_ALLELES_VCF)?;
     std::fs::write(dir.join("clean.vcf"), CLEAN_VCF)?;
     std::fs::write(dir.join("malformed.vcf"), MALFORMED_VCF)?;
     std::fs::write(dir.join("empty.vcf"), "")?;

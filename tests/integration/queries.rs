@@ -81,10 +81,9 @@ fn info<'a>(rec: &'a [String], key: &str) -> Option<&'a str> {
 }
 
 fn first_af(rec: &[String]) -> f64 {
-    // SQL compares the Float32 value, so do the same here
     info(rec, "AF")
         .and_then(|v| v.split(',').next())
-        .map(|v| v.parse::<f32>().unwrap() as f64)
+        .map(|v| v.parse::<f64>().unwrap())
         .unwrap_or(0.0)
 }
 
