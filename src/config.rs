@@ -13,9 +13,9 @@ extensions_options! {
         /// Records read at planning time to find INFO/FORMAT fields that the header does not
         /// declare (they become text columns).
         pub infer_records: usize, default = 1000
-        /// A BGZF or uncompressed file is split into byte ranges (read in parallel) of at
-        /// least this many bytes.
-        pub min_split_bytes: usize, default = 4 << 20
+        /// A BGZF or uncompressed file is split into byte ranges (read in parallel) of about
+        /// this many bytes.
+        pub min_split_bytes: usize, default = 1 << 20
         /// Keep records in file order (one output partition fed by parallel readers). With
         /// 'false', each of several partitions reads a share of the file, which lets
         /// aggregations run in parallel from the start but returns rows in no set order.

@@ -3,6 +3,7 @@
 //! CSV, TSV and NDJSON stream batch by batch; the table, Markdown and JSON array forms need the
 //! whole result. TSV and CSV print a header line, then one line per row; NULL is empty.
 
+use std::borrow::Cow;
 use std::io::Write;
 use std::str::FromStr;
 
@@ -166,7 +167,7 @@ impl<W: Write> ResultWriter<W> {
         let names: Vec<String> = schema
             .fields()
             .iter()
-            .map(|f| escape(f.name(), tsv))
+            .map(|f| escape(f.name(), tsv).into_owned())
             .collect();
         writeln!(self.out, "{}", names.join(if tsv { "\t" } else { "," })).map_err(io_err)
     }
@@ -209,20 +210,22 @@ fn formatters<'a>(
 
 /// TSV: tabs and line breaks inside a value are written as `\t`, `\n`, `\r` (everything else,
 /// backslashes included, as is, like bcftools query); CSV: quoted when needed (RFC 4180).
-fn escape(value: &str, tsv: bool) -> String {
+fn escape(value: &str, tsv: bool) -> Cow<'_, str> {
     if tsv {
         if value.contains(['\t', '\n', '\r']) {
-            value
-                .replace('\t', "\\t")
-                .replace('\n', "\\n")
-                .replace('\r', "\\r")
+            Cow::Owned(
+                value
+                    .replace('\t', "\\t")
+                    .replace('\n', "\\n")
+                    .replace('\r', "\\r"),
+            )
         } else {
-            value.to_string()
+            Cow::Borrowed(value)
         }
     } else if value.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", value.replace('"', "\"\""))
+        Cow::Owned(format!("\"{}\"", value.replace('"', "\"\"")))
     } else {
-        value.to_string()
+        Cow::Borrowed(value)
     }
 }
 

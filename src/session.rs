@@ -13,6 +13,7 @@ use datafusion_session::SessionStore;
 use crate::config::VcfConfig;
 use crate::vcf::catalog::{VcfTableFactory, VcfUrlTableFactory};
 use crate::vcf::functions::{ReadVcf, VcfHeaderFunction};
+use crate::vcf::parquet::BoundParquetRowGroups;
 use crate::vcf::prune::PruneInfoFields;
 
 /// Builds [`SessionContext`]s with everything vcfq adds to DataFusion.
@@ -68,6 +69,7 @@ impl SessionBuilder {
             .with_config(self.config)
             .with_default_features()
             .with_optimizer_rule(Arc::new(PruneInfoFields))
+            .with_physical_optimizer_rule(Arc::new(BoundParquetRowGroups))
             .build();
         state
             .table_factories_mut()

@@ -5,6 +5,8 @@
 mod cli;
 #[path = "integration/fixtures.rs"]
 mod fixtures;
+#[path = "integration/parquet_out.rs"]
+mod parquet_out;
 #[path = "integration/queries.rs"]
 mod queries;
 #[path = "integration/slt.rs"]

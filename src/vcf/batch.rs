@@ -128,9 +128,11 @@ impl DecodePlan {
         }
     }
 
-    /// Records per batch for a target of `batch_size` rows, keeping genotype cells per batch bounded.
+    /// Records per batch: `batch_size` rows for sites; for genotype data, about `MAX_CELLS`
+    /// genotype entries, so that batches are large enough for a reader to run ahead by whole
+    /// units (a long-form row is one entry) and small enough for bounded memory.
     pub fn records_per_batch(&self, batch_size: usize) -> usize {
-        const MAX_CELLS: usize = 1 << 20;
+        const MAX_CELLS: usize = 1 << 17;
         let per_record = if self.needs_samples() || self.layout == Layout::Long {
             self.selected.len().max(1)
         } else {
@@ -138,7 +140,7 @@ impl DecodePlan {
         };
         match self.layout {
             Layout::Wide => batch_size.min(MAX_CELLS / per_record).max(1),
-            Layout::Long => (batch_size / per_record).clamp(1, (MAX_CELLS / per_record).max(1)),
+            Layout::Long => (MAX_CELLS / per_record).max(1),
         }
     }
 }
@@ -149,10 +151,10 @@ pub struct BatchBuilder {
     columns: Vec<Column>,
     rows: usize,
     records: usize,
-    info_index: HashMap<Vec<u8>, Option<usize>>,
+    info_index: KeyIndex,
     info_slots: Vec<Option<Range<usize>>>,
     /// FORMAT key → field index, `None` for fields this scan does not decode.
-    format_index: HashMap<Vec<u8>, Option<usize>>,
+    format_index: KeyIndex,
     last_format: Vec<u8>,
     format_keys: Vec<Option<usize>>,
     /// Position in FORMAT of the last key decoded: sample columns are split no further.
@@ -224,28 +226,23 @@ impl BatchBuilder {
                 }
             })
             .collect();
-        let mut info_index: HashMap<Vec<u8>, Option<usize>> = plan
-            .infos
-            .iter()
-            .enumerate()
-            .map(|(i, d)| (d.id.as_bytes().to_vec(), Some(i)))
-            .collect();
-        info_index.extend(
-            plan.skipped_infos
+        let info_index = KeyIndex::new(
+            plan.infos
                 .iter()
-                .map(|id| (id.as_bytes().to_vec(), None)),
+                .enumerate()
+                .map(|(i, d)| (d.id.as_bytes().to_vec(), Some(i)))
+                .chain(
+                    plan.skipped_infos
+                        .iter()
+                        .map(|id| (id.as_bytes().to_vec(), None)),
+                ),
         );
         // the long layout decodes only the FORMAT columns it outputs; `genotypes` needs them all
         let wide = plan.columns.contains(&ColumnKind::Genotypes);
-        let format_index = plan
-            .formats
-            .iter()
-            .enumerate()
-            .map(|(i, d)| {
-                let needed = wide || plan.columns.contains(&ColumnKind::Format(i));
-                (d.id.as_bytes().to_vec(), needed.then_some(i))
-            })
-            .collect();
+        let format_index = KeyIndex::new(plan.formats.iter().enumerate().map(|(i, d)| {
+            let needed = wide || plan.columns.contains(&ColumnKind::Format(i));
+            (d.id.as_bytes().to_vec(), needed.then_some(i))
+        }));
         let need_samples = plan.needs_samples();
         BatchBuilder {
             info_slots: vec![None; plan.infos.len()],
@@ -402,7 +399,7 @@ impl BatchBuilder {
             self.format_keys.clear();
             for key in format.split(|&b| b == b':') {
                 let idx = match self.format_index.get(key) {
-                    Some(idx) => *idx,
+                    Some(idx) => idx,
                     None => {
                         if key != b"." && !key.is_empty() {
                             warnings.add(|| {
@@ -512,10 +509,39 @@ fn finish_column(col: &mut Column, rows: usize) -> Result<ArrayRef, ArrowError> 
     })
 }
 
+/// Field keys → field index (`None`: known but not decoded). Files have a handful to a few
+/// dozen keys, for which comparing bytes beats hashing them.
+struct KeyIndex {
+    keys: Vec<(Vec<u8>, Option<usize>)>,
+    map: Option<HashMap<Vec<u8>, Option<usize>>>,
+}
+
+impl KeyIndex {
+    const LINEAR_MAX: usize = 32;
+
+    fn new(entries: impl Iterator<Item = (Vec<u8>, Option<usize>)>) -> Self {
+        let keys: Vec<_> = entries.collect();
+        let map = (keys.len() > Self::LINEAR_MAX).then(|| keys.iter().cloned().collect());
+        KeyIndex { keys, map }
+    }
+
+    /// `None` for an unknown key, `Some(None)` for a known key that is not decoded.
+    fn get(&self, key: &[u8]) -> Option<Option<usize>> {
+        match &self.map {
+            Some(map) => map.get(key).copied(),
+            None => self
+                .keys
+                .iter()
+                .find(|(k, _)| k.as_slice() == key)
+                .map(|(_, i)| *i),
+        }
+    }
+}
+
 /// Splits INFO into value ranges per declared field (first occurrence wins).
 fn split_info(
     info: &[u8],
-    index: &HashMap<Vec<u8>, Option<usize>>,
+    index: &KeyIndex,
     slots: &mut [Option<Range<usize>>],
     warnings: &mut Warnings,
 ) {
@@ -534,7 +560,7 @@ fn split_info(
             continue;
         }
         match index.get(key) {
-            Some(&Some(i)) => {
+            Some(Some(i)) => {
                 if slots[i].is_none() {
                     slots[i] = Some(value);
                 }

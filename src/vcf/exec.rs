@@ -88,6 +88,18 @@ impl VcfExec {
     }
 }
 
+impl VcfExec {
+    /// Per-sample values in each output row: the samples read when `genotypes` is output, else 1.
+    pub fn cells_per_row(&self) -> usize {
+        let plan = &self.opener.plan;
+        if plan.columns.contains(&ColumnKind::Genotypes) {
+            plan.selected.len().max(1)
+        } else {
+            1
+        }
+    }
+}
+
 impl DisplayAs for VcfExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
         let mut names: Vec<String> = Vec::new();

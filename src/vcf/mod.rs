@@ -12,6 +12,7 @@ pub mod functions;
 pub mod header;
 pub mod input;
 pub mod opener;
+pub mod parquet;
 pub mod partition;
 pub mod prune;
 pub mod record;

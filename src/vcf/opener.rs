@@ -1,8 +1,8 @@
 //! One partition (files, byte ranges or index chunks) → a stream of record batches, decoded
 //! on a thread of its own.
 //!
-//! The reader thread sends batches through a channel of two slots, so at most a few batches
-//! are in memory per partition; when the consumer goes away (LIMIT satisfied, query cancelled)
+//! Reader threads send batches through channels of a few slots, so at most a few batches
+//! are in memory per reader; when the consumer goes away (LIMIT satisfied, query cancelled)
 //! the next send fails and the thread stops reading.
 //!
 //! A byte range owns the lines that start after its first byte and at or before its last
@@ -67,6 +67,10 @@ pub struct VcfOpener {
     pub bgzf_threads: usize,
 }
 
+/// Batches a reader may have decoded ahead of the consumer: enough to finish a typical unit
+/// while the consumer drains the units before it.
+const CHANNEL_BATCHES: usize = 4;
+
 /// What a reader thread sends: a batch, `None` at the end of each unit, or an error.
 type Sender = mpsc::Sender<Result<Option<RecordBatch>>>;
 
@@ -101,7 +105,7 @@ impl VcfOpener {
         let n = readers.clamp(1, units.len().max(1));
         let mut receivers = Vec::with_capacity(n);
         for k in 0..n {
-            let (tx, rx) = mpsc::channel(2);
+            let (tx, rx) = mpsc::channel(CHANNEL_BATCHES);
             let mine: Vec<FileRange> = units.iter().skip(k).step_by(n).cloned().collect();
             let opener = self.clone();
             std::thread::spawn(move || {

@@ -13,7 +13,10 @@ use super::region::Region;
 use crate::error::VcfError;
 
 /// Index chunks adding up to less than this are read by one partition.
-const MIN_CHUNKS: u64 = 4 << 20;
+const MIN_CHUNKS: u64 = 1 << 20;
+
+/// At most this many units per file.
+const MAX_UNITS: u64 = 1 << 16;
 
 /// The units of work of a scan, in file order, and which index (if any) narrowed it.
 #[derive(Debug, Clone)]
@@ -123,21 +126,19 @@ fn split_chunks(chunks: Vec<(u64, u64)>, n: usize) -> Vec<Vec<(u64, u64)>> {
     out
 }
 
-/// Plans the units of a scan of `files` for `target` readers: files are split into byte ranges
-/// of at least `min_split` bytes (at most 8 per reader, so that ordered reading keeps every
-/// reader busy). With `regions`, indexed BGZF files are read through their index; other
-/// files are read whole and filtered.
+/// Plans the units of a scan of `files`: files are split into byte ranges of about `min_split`
+/// bytes, and index chunks are grouped to about 1 MiB. Small units keep every reader of an
+/// ordered scan busy, since a reader can finish a unit (into its channel) while the units
+/// before it are being consumed. With `regions`, indexed BGZF files are read through their
+/// index; other files are read whole and filtered.
 pub fn plan(
     files: &[PathBuf],
     regions: Option<&[Region]>,
-    target: usize,
     min_split: u64,
 ) -> Result<ScanLayout, VcfError> {
-    let target = target.max(1);
     let mut units: Vec<FileRange> = Vec::new();
     let mut index_used: Option<&'static str> = None;
     let mut unindexed = false;
-    let per_file = (8 * target).div_ceil(files.len().max(1));
     for path in files {
         let kind = sniff(path)?;
         if let Some(regions) = regions
@@ -148,7 +149,7 @@ pub fn plan(
             let chunks = index_chunks(index.as_ref(), regions, path)?;
             index_used = Some(name);
             units.extend(
-                split_chunks(chunks, per_file)
+                split_chunks(chunks, MAX_UNITS as usize)
                     .into_iter()
                     .filter(|g| !g.is_empty())
                     .map(|g| FileRange {
@@ -164,7 +165,7 @@ pub fn plan(
             .len();
         let splittable = kind.container == Container::Vcf && kind.compression != Compression::Gzip;
         let ranges = if splittable {
-            (size / min_split.max(1)).clamp(1, per_file as u64)
+            (size / min_split.max(1)).clamp(1, MAX_UNITS)
         } else {
             1
         };

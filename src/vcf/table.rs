@@ -462,7 +462,6 @@ impl TableProvider for VcfTable {
         let layout = partition::plan(
             &self.files,
             regions.as_deref(),
-            target_partitions,
             config.min_split_bytes as u64,
         )?;
         let options = ScanOptions {
