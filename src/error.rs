@@ -74,3 +74,22 @@ impl From<VcfError> for DataFusionError {
         }
     }
 }
+
+/// An error and its causes on one line, leaving out causes already quoted by the error above
+/// them (DataFusion errors often repeat their source in their own message).
+pub fn one_line(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        let gist = text
+            .split_once(": ")
+            .map_or(text.as_str(), |(_, rest)| rest);
+        if !out.contains(text.trim()) && !out.contains(gist.trim()) {
+            if !out.is_empty() {
+                out.push_str(": ");
+            }
+            out.push_str(text.trim());
+        }
+    }
+    out.replace(['\n', '\r'], " ")
+}

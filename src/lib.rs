@@ -16,6 +16,7 @@ pub mod generator;
 pub mod output;
 pub mod script;
 pub mod session;
+pub mod shell;
 pub mod vcf;
 
 pub use error::VcfError;

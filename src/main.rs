@@ -1,4 +1,5 @@
-//! The `vcfq` command: `-c SQL`, `-f script.sql`, SQL piped on stdin, and `vcfq gen`.
+//! The `vcfq` command: the interactive shell (no arguments, on a terminal), `-c SQL`,
+//! `-f script.sql`, SQL piped on stdin, and `vcfq gen`.
 //!
 //! Exit codes: 0 success, 1 a statement failed (the message names the script line, file or
 //! object), 2 bad command-line usage.
@@ -34,6 +35,9 @@ struct Cli {
     /// Do not print warnings (undeclared fields, values read as NULL, skipped lines).
     #[arg(short, long)]
     quiet: bool,
+    /// No syntax highlighting in the shell (it is off anyway when output is not a terminal).
+    #[arg(long)]
+    no_color: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -96,7 +100,7 @@ async fn main() -> ExitCode {
             {
                 return ExitCode::SUCCESS;
             }
-            let _ = writeln!(io::stderr(), "error: {}", one_line(&e));
+            let _ = writeln!(io::stderr(), "error: {}", vcfq::error::one_line(&e));
             ExitCode::FAILURE
         }
     }
@@ -121,9 +125,14 @@ async fn run(cli: Cli) -> Result<()> {
     let ctx = vcfq::SessionBuilder::new().build()?;
     if cli.commands.is_empty() && cli.files.is_empty() {
         if io::stdin().is_terminal() {
-            anyhow::bail!(
-                "the interactive shell is not built yet; run SQL with -c \"SQL\", -f FILE, or pipe it on stdin"
-            );
+            let color = !cli.no_color
+                && io::stdout().is_terminal()
+                && std::env::var_os("NO_COLOR").is_none();
+            let options = vcfq::shell::ShellOptions {
+                color,
+                format: cli.format,
+            };
+            return vcfq::shell::run(ctx, options).await;
         }
         let mut text = String::new();
         io::stdin()
@@ -162,7 +171,7 @@ async fn run_script(
             if e.downcast_ref::<io::Error>().is_some() {
                 e
             } else {
-                anyhow::anyhow!("{}{}", located(), one_line(&e))
+                anyhow::anyhow!("{}{}", located(), vcfq::error::one_line(&e))
             }
         })?;
     }
@@ -183,24 +192,6 @@ async fn run_statement(ctx: &SessionContext, sql: &str, format: OutputFormat) ->
     }
     writer.finish(&schema).map_err(arrow_to_anyhow)?;
     Ok(())
-}
-
-/// The error and its causes on one line, leaving out causes already quoted by the error above them.
-fn one_line(e: &anyhow::Error) -> String {
-    let mut out = String::new();
-    for cause in e.chain() {
-        let text = cause.to_string();
-        let gist = text
-            .split_once(": ")
-            .map_or(text.as_str(), |(_, rest)| rest);
-        if !out.contains(text.trim()) && !out.contains(gist.trim()) {
-            if !out.is_empty() {
-                out.push_str(": ");
-            }
-            out.push_str(text.trim());
-        }
-    }
-    out.replace(['\n', '\r'], " ")
 }
 
 fn arrow_to_anyhow(e: datafusion::arrow::error::ArrowError) -> anyhow::Error {

@@ -9,5 +9,7 @@ mod fixtures;
 mod parquet_out;
 #[path = "integration/queries.rs"]
 mod queries;
+#[path = "integration/shell.rs"]
+mod shell;
 #[path = "integration/slt.rs"]
 mod slt;

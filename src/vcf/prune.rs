@@ -83,18 +83,34 @@ impl OptimizerRule for PruneInfoFields {
     ) -> Result<Transformed<LogicalPlan>> {
         let mut usage = Usage::default();
         let mut has_vcf = false;
-        // the query's result, and what DML/COPY writes, use every column they hold
+        // the query's result uses every column it holds
         usage.whole = schema_has_info(&plan);
         plan.apply_with_subqueries(|node| {
             match node {
                 LogicalPlan::TableScan(scan) => has_vcf |= vcf_table(scan).is_some(),
-                LogicalPlan::Dml(_) | LogicalPlan::Copy(_) | LogicalPlan::Unnest(_) => {
-                    usage.whole |= node.inputs().iter().any(|i| schema_has_info(i));
+                // nodes that use their input's columns only through their expressions (or pass
+                // them on to a node that does)
+                LogicalPlan::Projection(_)
+                | LogicalPlan::Aggregate(_)
+                | LogicalPlan::Filter(_)
+                | LogicalPlan::Sort(_)
+                | LogicalPlan::Limit(_)
+                | LogicalPlan::SubqueryAlias(_)
+                | LogicalPlan::Repartition(_)
+                | LogicalPlan::Join(_)
+                | LogicalPlan::Union(_)
+                | LogicalPlan::Window(_) => {
+                    for e in node.expressions() {
+                        usage.visit(&e);
+                    }
                 }
+                // anything else (DISTINCT, CREATE TABLE AS, INSERT, COPY, UNNEST, …) may use
+                // every column of its input
                 _ => {
                     for e in node.expressions() {
                         usage.visit(&e);
                     }
+                    usage.whole |= node.inputs().iter().any(|i| schema_has_info(i));
                 }
             }
             Ok(if usage.whole {

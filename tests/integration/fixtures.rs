@@ -133,6 +133,10 @@ fn write_all(dir: &Path) -> std::io::Result<()> {
             noodles::csi::fs::write(dir.join("gen.vcf.gz.csi"), &index)?
         }
     }
+    // the same with a bad record at the end (line 40 + 30,000 + 1), read in byte ranges
+    let mut bad = std::fs::read(dir.join("gen.vcf"))?;
+    bad.extend_from_slice(b"chr22\tx\t.\tA\tC\t.\t.\t.\tGT\t0/0\t0/1\n");
+    std::fs::write(dir.join("bad_tail.vcf"), bad)?;
     let mut gz = flate2::write::GzEncoder::new(
         std::fs::File::create(dir.join("gen.gzip.vcf.gz"))?,
         flate2::Compression::fast(),
