@@ -24,7 +24,10 @@ use futures::StreamExt;
 use rustyline::error::ReadlineError;
 use rustyline::history::DefaultHistory;
 use rustyline::{CompletionType, Config, Editor};
-use tokio::signal::unix::{Signal, SignalKind, signal};
+use std::sync::Arc;
+
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::Notify;
 
 use self::command::{HELP, MetaCommand};
 use self::helper::ShellHelper;
@@ -53,8 +56,8 @@ struct Shell {
     timing: bool,
     sink: Sink,
     last_error: Option<String>,
-    /// SIGINT while a query runs (Ctrl-C at the prompt is read as a key by the editor).
-    sigint: Option<Signal>,
+    /// Woken by SIGINT while a query runs (Ctrl-C at the prompt is read as a key by the editor).
+    cancel: Arc<Notify>,
     width: usize,
 }
 
@@ -137,7 +140,7 @@ pub async fn run(ctx: SessionContext, options: ShellOptions) -> anyhow::Result<(
         timing: true,
         sink: Sink::Terminal,
         last_error: None,
-        sigint: Some(signal(SignalKind::interrupt())?),
+        cancel: sigint_watcher()?,
         width,
     };
     println!(
@@ -211,18 +214,15 @@ impl Shell {
             return;
         }
         let start = Instant::now();
-        // the signal handler is borrowed out of the shell while the query borrows the shell
-        let mut sigint = self.sigint.take();
+        let cancel = Arc::clone(&self.cancel);
+        let cancelled = cancel.notified();
+        tokio::pin!(cancelled);
+        // listen from now on: a Ctrl-C before this statement does not cancel it
+        cancelled.as_mut().enable();
         let outcome = tokio::select! {
             r = self.execute(sql) => Some(r),
-            _ = async {
-                match sigint.as_mut() {
-                    Some(s) => s.recv().await,
-                    None => std::future::pending().await,
-                }
-            } => None,
+            _ = cancelled => None,
         };
-        self.sigint = sigint;
         match outcome {
             None => eprintln!("cancelled after {:.2} s", start.elapsed().as_secs_f64()),
             Some(Ok(summary)) => {
@@ -432,6 +432,44 @@ impl Shell {
             }
         }
     }
+}
+
+/// Watches SIGINT on a thread and runtime of its own, so that a Ctrl-C is noticed at once even
+/// while every worker of the query runtime is busy computing.
+fn sigint_watcher() -> anyhow::Result<Arc<Notify>> {
+    let notify = Arc::new(Notify::new());
+    let waker = Arc::clone(&notify);
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
+    std::thread::spawn(move || {
+        let runtime = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = ready_tx.send(Err(e.to_string()));
+                return;
+            }
+        };
+        runtime.block_on(async move {
+            match signal(SignalKind::interrupt()) {
+                Ok(mut sigint) => {
+                    let _ = ready_tx.send(Ok(()));
+                    while sigint.recv().await.is_some() {
+                        waker.notify_waiters();
+                    }
+                }
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e.to_string()));
+                }
+            }
+        })
+    });
+    // wait (briefly) until SIGINT is handled, so that Ctrl-C never kills the shell
+    ready_rx
+        .recv()?
+        .map_err(|e| anyhow::anyhow!("cannot handle Ctrl-C: {e}"))?;
+    Ok(notify)
 }
 
 /// Aborts a task when dropped.

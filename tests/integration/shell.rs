@@ -25,6 +25,12 @@ fn shell(home: &Path) -> PtySession {
     p
 }
 
+/// Waits for the end of a statement: its timing line, then the fresh prompt.
+fn done(p: &mut PtySession) {
+    p.exp_regex(r"\(\d+\.\d+ s\)").unwrap();
+    p.exp_string("vcfq> ").unwrap();
+}
+
 fn sample() -> String {
     data_dir().join("sample.vcf").display().to_string()
 }
@@ -38,7 +44,7 @@ fn multi_line_statements_and_errors_that_keep_the_shell() {
     p.send_line("2 AS answer;").unwrap();
     p.exp_string("answer").unwrap();
     p.exp_string("42").unwrap();
-    p.exp_string("vcfq> ").unwrap();
+    done(&mut p);
     // a syntax error is reported with its position, and the shell goes on
     p.send_line("SELEC 1;").unwrap();
     p.exp_regex("error: syntax: .*Line: 1, Column: 1").unwrap();
@@ -60,23 +66,23 @@ fn completes_tables_and_info_fields_and_describes_them() {
         sample()
     ))
     .unwrap();
-    p.exp_string("vcfq> ").unwrap();
+    done(&mut p);
     // table name: "cal<TAB>" becomes "calls"
     p.send("SELECT count(*) AS records FROM cal\t").unwrap();
     p.flush().unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    p.exp_string("FROM calls").unwrap();
     p.send_line(";").unwrap();
     p.exp_string("records").unwrap();
     p.exp_string("6").unwrap();
-    p.exp_string("vcfq> ").unwrap();
+    done(&mut p);
     // INFO field from the header: "info.SVT<TAB>" becomes "info.SVTYPE"
     p.send("SELECT info.SVT\t").unwrap();
     p.flush().unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    p.exp_string("info.SVTYPE").unwrap();
     p.send_line(" AS kind FROM calls WHERE pos = 400;").unwrap();
     p.exp_string("kind").unwrap();
     p.exp_string("DEL").unwrap();
-    p.exp_string("vcfq> ").unwrap();
+    done(&mut p);
     // \d NAME: columns, types and the header's descriptions
     p.send_line("\\d calls").unwrap();
     p.exp_string("info.AF").unwrap();
@@ -97,6 +103,7 @@ fn history_survives_a_restart_and_rc_file_runs() {
     let mut p = shell(home.path());
     p.send_line("SELECT 12345 AS marker FROM rc_view;").unwrap();
     p.exp_string("12345").unwrap();
+    done(&mut p);
     p.send_line("\\q").unwrap();
     p.exp_eof().unwrap();
     let history = std::fs::read_to_string(home.path().join("data/vcfq/history")).unwrap();
@@ -109,7 +116,8 @@ fn history_survives_a_restart_and_rc_file_runs() {
     // Up arrow brings the statement back (\q was the last entry)
     p.send("\x1b[A\x1b[A").unwrap();
     p.flush().unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    p.exp_string("SELECT 12345 AS marker FROM rc_view;")
+        .unwrap();
     p.send_line("").unwrap();
     p.exp_string("marker").unwrap();
     p.exp_string("12345").unwrap();
