@@ -9,9 +9,10 @@
 pub mod command;
 pub mod helper;
 pub mod print;
+pub mod progress;
 
 use std::fs::File;
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -248,7 +249,13 @@ impl Shell {
     async fn execute(&mut self, sql: &str) -> anyhow::Result<Option<String>> {
         let df = self.ctx.sql(sql).await?;
         let schema = df.schema().as_arrow().clone();
-        let mut stream = on_worker(df.execute_stream().await?);
+        let plan = df.create_physical_plan().await?;
+        let stream =
+            datafusion::physical_plan::execute_stream(Arc::clone(&plan), self.ctx.task_ctx())?;
+        let mut stream = on_worker(stream);
+        let _progress = io::stderr()
+            .is_terminal()
+            .then(|| progress::Progress::start(plan));
         if schema.fields().is_empty() {
             while let Some(b) = stream.next().await {
                 b?;

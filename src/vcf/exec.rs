@@ -10,12 +10,13 @@ use datafusion::error::Result;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::EquivalenceProperties;
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, MetricBuilder, MetricsSet};
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
 };
 
 use super::batch::{ColumnKind, DecodePlan};
-use super::opener::{FileRange, VcfOpener};
+use super::opener::{FileRange, ScanProgress, VcfOpener, unit_bytes};
 use super::partition::ScanLayout;
 use super::region::Region;
 use super::schema::Layout;
@@ -29,6 +30,7 @@ pub struct VcfExec {
     readers: usize,
     opener: VcfOpener,
     properties: Arc<PlanProperties>,
+    metrics: ExecutionPlanMetricsSet,
 }
 
 /// How a scan runs: its readers, limit and error handling.
@@ -77,6 +79,7 @@ impl VcfExec {
             skip_errors: options.skip_errors,
             batch_size: 8192,
             bgzf_threads: if single { threads } else { 1 },
+            progress: None,
         };
         VcfExec {
             layout,
@@ -84,6 +87,7 @@ impl VcfExec {
             readers,
             opener,
             properties,
+            metrics: ExecutionPlanMetricsSet::new(),
         }
     }
 }
@@ -183,6 +187,18 @@ impl ExecutionPlan for VcfExec {
         };
         let mut opener = self.opener.clone();
         opener.batch_size = context.session_config().batch_size();
+        let total: u64 = units.iter().map(unit_bytes).sum();
+        MetricBuilder::new(&self.metrics)
+            .gauge("bytes_total", partition)
+            .set(total as usize);
+        opener.progress = Some(ScanProgress {
+            bytes: MetricBuilder::new(&self.metrics).counter("bytes_scanned", partition),
+            records: MetricBuilder::new(&self.metrics).counter("records_scanned", partition),
+        });
         Ok(opener.open(units.clone(), self.readers))
+    }
+
+    fn metrics(&self) -> Option<MetricsSet> {
+        Some(self.metrics.clone_inner())
     }
 }

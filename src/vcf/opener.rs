@@ -15,6 +15,7 @@ use std::sync::Arc;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::error::Result;
 use datafusion::execution::SendableRecordBatchStream;
+use datafusion::physical_plan::metrics::Count;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use tokio::sync::mpsc;
 
@@ -65,6 +66,70 @@ pub struct VcfOpener {
     pub batch_size: usize,
     /// Threads decoding BGZF blocks of a whole-file scan.
     pub bgzf_threads: usize,
+    /// Progress counters, when the plan collects metrics.
+    pub progress: Option<ScanProgress>,
+}
+
+/// How far a scan has got: (compressed) bytes of its units read, and record lines read. The
+/// shell polls these to show progress on long scans.
+#[derive(Debug, Clone)]
+pub struct ScanProgress {
+    /// Bytes of the units read so far (compressed bytes for BGZF).
+    pub bytes: Count,
+    /// Record lines read so far.
+    pub records: Count,
+}
+
+/// Bytes of a unit, as [`ScanProgress::bytes`] counts them.
+pub fn unit_bytes(unit: &FileRange) -> u64 {
+    match &unit.extent {
+        Extent::Whole => std::fs::metadata(&unit.path).map(|m| m.len()).unwrap_or(0),
+        Extent::Bytes { start, end } => end.saturating_sub(*start),
+        Extent::Chunks(chunks) => chunks
+            .iter()
+            .map(|(s, e)| (e >> 16).saturating_sub(s >> 16))
+            .sum(),
+    }
+}
+
+/// Reports the reading of one unit, a few thousand lines at a time.
+struct UnitProgress<'a> {
+    progress: Option<&'a ScanProgress>,
+    size: u64,
+    start: u64,
+    reported: u64,
+    lines: usize,
+}
+
+impl UnitProgress<'_> {
+    const EVERY: usize = 4096;
+
+    fn line(&mut self, input: &mut VcfInput) {
+        self.lines += 1;
+        if self.lines % Self::EVERY != 0 {
+            return;
+        }
+        let Some(p) = self.progress else { return };
+        p.records.add(Self::EVERY);
+        let at = match (input.position(), input.kind().compression) {
+            (Some(pos), Compression::Bgzf) => pos >> 16,
+            (Some(pos), _) => pos,
+            (None, _) => return,
+        };
+        let done = at.saturating_sub(self.start).min(self.size);
+        if done > self.reported {
+            p.bytes.add((done - self.reported) as usize);
+            self.reported = done;
+        }
+    }
+
+    fn finish(self) {
+        if let Some(p) = self.progress {
+            p.records.add(self.lines % Self::EVERY);
+            p.bytes
+                .add(self.size.saturating_sub(self.reported) as usize);
+        }
+    }
 }
 
 /// Batches a reader may have decoded ahead of the consumer: enough to finish a typical unit
@@ -183,11 +248,39 @@ impl VcfOpener {
             .into());
         }
         let mut line = Vec::new();
+        let start = match &range.extent {
+            Extent::Whole => 0,
+            Extent::Bytes { start, .. } => *start,
+            Extent::Chunks(chunks) => chunks.first().map_or(0, |c| c.0 >> 16),
+        };
+        let mut progress = UnitProgress {
+            progress: self.progress.as_ref(),
+            size: unit_bytes(range),
+            start,
+            reported: 0,
+            lines: 0,
+        };
+        let flow = self.read_lines(range, &mut input, &mut line, &mut progress, p, tx)?;
+        progress.finish();
+        Ok(flow)
+    }
+
+    fn read_lines(
+        &self,
+        range: &FileRange,
+        input: &mut VcfInput,
+        line: &mut Vec<u8>,
+        progress: &mut UnitProgress<'_>,
+        p: &mut Progress,
+        tx: &Sender,
+    ) -> Result<Flow> {
+        let path = range.path.as_path();
         match &range.extent {
             Extent::Whole => {
-                while input.next_line(&mut line)? {
+                while input.next_line(line)? {
+                    progress.line(input);
                     let at = Location::Line(input.line_number());
-                    if let Flow::Stop = self.take(&line, at, path, p, tx)? {
+                    if let Flow::Stop = self.take(line, at, path, p, tx)? {
                         return Ok(Flow::Stop);
                     }
                 }
@@ -216,13 +309,14 @@ impl VcfOpener {
                 }
                 loop {
                     let Some(pos) = input.position() else { break };
-                    if pos > last || !input.next_line(&mut line)? {
+                    if pos > last || !input.next_line(line)? {
                         break;
                     }
+                    progress.line(input);
                     if line.first() == Some(&b'#') {
                         continue;
                     }
-                    if let Flow::Stop = self.take(&line, Location::Position(pos), path, p, tx)? {
+                    if let Flow::Stop = self.take(line, Location::Position(pos), path, p, tx)? {
                         return Ok(Flow::Stop);
                     }
                 }
@@ -232,12 +326,11 @@ impl VcfOpener {
                     input.seek(start)?;
                     loop {
                         let Some(pos) = input.position() else { break };
-                        if pos >= end || !input.next_line(&mut line)? {
+                        if pos >= end || !input.next_line(line)? {
                             break;
                         }
-                        if let Flow::Stop =
-                            self.take(&line, Location::Position(pos), path, p, tx)?
-                        {
+                        progress.line(input);
+                        if let Flow::Stop = self.take(line, Location::Position(pos), path, p, tx)? {
                             return Ok(Flow::Stop);
                         }
                     }
