@@ -408,26 +408,18 @@ impl Shell {
     fn functions(&self, pattern: Option<&str>) {
         let state = self.ctx.state();
         let mut lines = Vec::new();
+        let syntax = |name: &str, doc: Option<&datafusion::logical_expr::Documentation>| {
+            doc.map(|d| d.syntax_example.clone())
+                .unwrap_or_else(|| format!("{name}(…)"))
+        };
         for (name, f) in state.scalar_functions() {
-            let doc = f
-                .documentation()
-                .map(|d| d.syntax_example.clone())
-                .unwrap_or_else(|| format!("{name}(…)"));
-            lines.push((name.clone(), "scalar", doc));
+            lines.push((name.clone(), "scalar", syntax(name, f.documentation())));
         }
         for (name, f) in state.aggregate_functions() {
-            let doc = f
-                .documentation()
-                .map(|d| d.syntax_example.clone())
-                .unwrap_or_else(|| format!("{name}(…)"));
-            lines.push((name.clone(), "aggregate", doc));
+            lines.push((name.clone(), "aggregate", syntax(name, f.documentation())));
         }
         for (name, f) in state.window_functions() {
-            let doc = f
-                .documentation()
-                .map(|d| d.syntax_example.clone())
-                .unwrap_or_else(|| format!("{name}(…)"));
-            lines.push((name.clone(), "window", doc));
+            lines.push((name.clone(), "window", syntax(name, f.documentation())));
         }
         for name in state.table_functions().keys() {
             lines.push((name.clone(), "table", format!("{name}(…)")));

@@ -109,7 +109,8 @@ fn column_name(e: &Expr) -> Option<&str> {
     }
 }
 
-fn text(e: &Expr) -> Option<String> {
+/// The value of a string literal.
+pub fn string_literal(e: &Expr) -> Option<String> {
     match e {
         Expr::Literal(
             ScalarValue::Utf8(Some(s))
@@ -159,7 +160,7 @@ fn ranges_of(e: &Expr) -> Option<Ranges> {
                     _ => return None,
                 };
                 match (col, op) {
-                    ("chrom", Operator::Eq) => Some(vec![(Some(text(value)?), 1, ALL)]),
+                    ("chrom", Operator::Eq) => Some(vec![(Some(string_literal(value)?), 1, ALL)]),
                     ("pos", _) => {
                         let v = int(value)?;
                         let (lo, hi) = match op {
@@ -182,7 +183,7 @@ fn ranges_of(e: &Expr) -> Option<Ranges> {
         Expr::InList(l) if !l.negated && column_name(&l.expr) == Some("chrom") => l
             .list
             .iter()
-            .map(|v| text(v).map(|c| (Some(c), 1, ALL)))
+            .map(|v| string_literal(v).map(|c| (Some(c), 1, ALL)))
             .collect(),
         _ => None,
     }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::{Session, TableProvider};
-use datafusion::common::{ScalarValue, plan_err};
+use datafusion::common::plan_err;
 use datafusion::datasource::TableType;
 use datafusion::error::Result;
 use datafusion::logical_expr::{Expr, Operator, TableProviderFilterPushDown};
@@ -21,7 +21,7 @@ use super::header::{FieldDef, VcfHeader};
 use super::input::VcfInput;
 use super::partition;
 use super::record::split_record;
-use super::region::{Region, is_region_filter, regions_from_filters};
+use super::region::{Region, is_region_filter, regions_from_filters, string_literal};
 use super::schema::{Layout, SAMPLE, table_schema};
 use crate::config::VcfConfig;
 use crate::error::VcfError;
@@ -342,15 +342,7 @@ pub fn select_samples(header: &[String], names: Option<&[String]>) -> Result<Vec
 
 /// The sample names a filter on `sample` allows (`sample = 'x'`, `sample IN ('x', 'y')`), if it is one.
 fn sample_filter_names(expr: &Expr) -> Option<Vec<String>> {
-    let lit = |e: &Expr| match e {
-        Expr::Literal(
-            ScalarValue::Utf8(Some(s))
-            | ScalarValue::Utf8View(Some(s))
-            | ScalarValue::LargeUtf8(Some(s)),
-            _,
-        ) => Some(s.clone()),
-        _ => None,
-    };
+    let lit = string_literal;
     let is_sample = |e: &Expr| matches!(e, Expr::Column(c) if c.name == SAMPLE);
     match expr {
         Expr::BinaryExpr(b) if b.op == Operator::Eq => {
