@@ -51,7 +51,7 @@ pub struct FileRange {
     pub extent: Extent,
 }
 
-/// Everything needed to read the ranges of one partition.
+/// Everything needed to read the units of one partition.
 #[derive(Debug, Clone)]
 pub struct VcfOpener {
     /// What to decode.
@@ -165,7 +165,7 @@ struct Ordered {
 impl VcfOpener {
     /// Reads `units` with `readers` threads, unit `i` on reader `i % readers`, and yields the
     /// batches in unit order: records come out in file order, decoded in parallel, with at
-    /// most two batches waiting per reader. The stream ends after the last unit or the limit.
+    /// most a few batches waiting per reader. The stream ends after the last unit or the limit.
     pub fn open(&self, units: Vec<FileRange>, readers: usize) -> SendableRecordBatchStream {
         let n = readers.clamp(1, units.len().max(1));
         let mut receivers = Vec::with_capacity(n);

@@ -12,7 +12,7 @@ use super::opener::{Extent, FileRange};
 use super::region::Region;
 use crate::error::VcfError;
 
-/// Index chunks adding up to less than this are read by one partition.
+/// Index chunks adding up to less than this are read as one unit.
 const MIN_CHUNKS: u64 = 1 << 20;
 
 /// At most this many units per file.

@@ -307,7 +307,7 @@ impl VcfTable {
         })
     }
 
-    /// The files scanned, one partition each.
+    /// The files scanned.
     pub fn files(&self) -> &[PathBuf] {
         &self.files
     }
