@@ -160,7 +160,7 @@ pub async fn run(ctx: SessionContext, options: ShellOptions) -> anyhow::Result<(
         };
         match editor.readline(prompt) {
             Ok(line) => {
-                if buffer.is_empty() && line.trim_start().starts_with('\\') {
+                if line.trim_start().starts_with('\\') {
                     let _ = editor.add_history_entry(line.trim());
                     if let Some(h) = &history {
                         let _ = editor.append_history(h);

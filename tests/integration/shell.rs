@@ -53,6 +53,15 @@ fn multi_line_statements_and_errors_that_keep_the_shell() {
     p.exp_string("no/such.vcf: no such file").unwrap();
     p.send_line("SELECT 7 AS seven;").unwrap();
     p.exp_string("seven").unwrap();
+    done(&mut p);
+    // a meta-command on a continuation line runs at once and leaves the statement open
+    p.send_line("SELECT 1 +").unwrap();
+    p.exp_string("   -> ").unwrap();
+    p.send_line("\\timing off").unwrap();
+    p.exp_string("timing is off").unwrap();
+    p.send_line("1 AS two;").unwrap();
+    p.exp_string("two").unwrap();
+    p.exp_string("2").unwrap();
     p.send_line("\\q").unwrap();
     p.exp_eof().unwrap();
 }
