@@ -13,6 +13,7 @@ use datafusion::logical_expr::Expr;
 
 use super::header::VcfHeader;
 use super::input::VcfInput;
+use super::region::Region;
 use super::schema::Layout;
 use super::table::{VcfOptions, VcfTable, parse_region_arg, parse_samples_arg, resolve_paths};
 use crate::config::VcfConfig;
@@ -77,11 +78,10 @@ impl TableFunctionImpl for ReadVcf {
         let Some(path) = text_arg(name, exprs, 0)? else {
             return plan_err!("{name}: the path must not be NULL");
         };
-        let region = parse_region_arg(&text_arg(name, exprs, 1)?.unwrap_or_default())?;
+        let region_text = text_arg(name, exprs, 1)?.unwrap_or_default();
         let samples = parse_samples_arg(&text_arg(name, exprs, 2)?.unwrap_or_default());
         let mut options = VcfOptions::default()
             .with_layout(self.layout)
-            .with_region(region)
             .with_samples(samples);
         if let Some(config) = args
             .session()
@@ -91,7 +91,22 @@ impl TableFunctionImpl for ReadVcf {
         {
             options.infer_records = config.infer_records;
         }
-        Ok(Arc::new(VcfTable::open(&path, options)?))
+        let table = VcfTable::open(&path, options)?;
+        // a contig of the header named like a region ("HLA-A*01:01") is that contig
+        let region = match table
+            .header()
+            .contigs
+            .iter()
+            .find(|c| c.id == region_text.trim())
+        {
+            Some(contig) => Some(Region {
+                chrom: contig.id.clone(),
+                start: 1,
+                end: i64::MAX,
+            }),
+            None => parse_region_arg(&region_text)?,
+        };
+        Ok(Arc::new(table.with_region(region)))
     }
 }
 

@@ -277,6 +277,12 @@ impl VcfTable {
         })
     }
 
+    /// The same table reading only records that overlap `region`.
+    pub fn with_region(mut self, region: Option<Region>) -> Self {
+        self.options.region = region;
+        self
+    }
+
     /// The same table with only the INFO fields named in `keys` in its `info` struct (header
     /// order); `None` when that is what it already has.
     pub fn with_info_fields(&self, keys: &[String]) -> Option<Self> {

@@ -86,6 +86,10 @@ fn write_all(dir: &Path) -> std::io::Result<()> {
     std::fs::write(dir.join("sample.vcf"), SAMPLE_VCF)?;
     std::fs::write(dir.join("crlf.vcf"), CRLF_VCF)?;
     std::fs::write(dir.join("local_alleles.vcf"), LOCAL_ALLELES_VCF)?;
+    std::fs::write(
+        dir.join("hla.vcf"),
+        "##fileformat=VCFv4.2\n##contig=<ID=HLA-A*01:01:01:01,length=3503>\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\nHLA-A*01:01:01:01\t100\t.\tA\tG\t.\t.\t.\n1\t5\t.\tC\tT\t.\t.\t.\n",
+    )?;
     std::fs::write(dir.join("clean.vcf"), CLEAN_VCF)?;
     std::fs::write(dir.join("malformed.vcf"), MALFORMED_VCF)?;
     std::fs::write(dir.join("empty.vcf"), "")?;
