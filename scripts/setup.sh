@@ -22,3 +22,8 @@ command -v cargo >/dev/null 2>&1 || { echo "setup: cargo (Rust 1.88 or newer) is
 # Build outside the clone, so that repeated runs (and CI on this machine) are incremental.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/vcfq/target}"
 mkdir -p "$CARGO_TARGET_DIR"
+# `target/` in the clone points there too, so `target/debug/vcfq` (as the conformance tool and
+# plain `cargo build` expect) is the binary the scripts build.
+if [ ! -e target ] && [ ! -L target ]; then
+  ln -s "$CARGO_TARGET_DIR" target
+fi
