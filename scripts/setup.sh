@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs what building vcfq needs on a fresh Debian machine (as root, or with sudo), and
-# prints the cargo target directory to use. Sourced by quickstart.sh and test.sh.
+# Installs what building vcfq needs on a fresh Debian machine (as root, or with sudo) and sets
+# CARGO_TARGET_DIR (a cache outside the clone). Sourced by quickstart.sh and test.sh.
 set -euo pipefail
 
 packages=(build-essential pkg-config ca-certificates python3)
