@@ -11,8 +11,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use datafusion::prelude::SessionContext;
-use futures::StreamExt;
-use vcfq::output::{OutputFormat, ResultWriter};
+use vcfq::output::{OutputFormat, write_stream};
 use vcfq::script::split_statements;
 
 /// SQL over VCF/BCF files.
@@ -95,9 +94,7 @@ async fn main() -> ExitCode {
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            if e.downcast_ref::<io::Error>()
-                .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
-            {
+            if is_broken_pipe(&e) {
                 return ExitCode::SUCCESS;
             }
             let _ = writeln!(io::stderr(), "error: {}", vcfq::error::one_line(&e));
@@ -168,7 +165,7 @@ async fn run_script(
             }
         };
         run_statement(ctx, &st.sql, format).await.map_err(|e| {
-            if e.downcast_ref::<io::Error>().is_some() {
+            if is_broken_pipe(&e) {
                 e
             } else {
                 anyhow::anyhow!("{}{}", located(), vcfq::error::one_line(&e))
@@ -182,21 +179,15 @@ async fn run_statement(ctx: &SessionContext, sql: &str, format: OutputFormat) ->
     let df = ctx.sql(sql).await?;
     let schema = df.schema().as_arrow().clone();
     let mut stream = df.execute_stream().await?;
-    let stdout = io::stdout();
-    let mut writer = ResultWriter::new(format, io::BufWriter::new(stdout.lock()));
-    while let Some(batch) = stream.next().await {
-        writer.write(&batch?).map_err(arrow_to_anyhow)?;
-    }
-    if schema.fields().is_empty() {
-        return Ok(());
-    }
-    writer.finish(&schema).map_err(arrow_to_anyhow)?;
+    let out = io::BufWriter::new(io::stdout().lock());
+    write_stream(&mut stream, format, out, &schema).await?;
     Ok(())
 }
 
-fn arrow_to_anyhow(e: datafusion::arrow::error::ArrowError) -> anyhow::Error {
-    match e {
-        datafusion::arrow::error::ArrowError::IoError(_, io) => io.into(),
-        other => other.into(),
-    }
+/// Whether the error is output closed by its reader (`vcfq … | head`), which is no failure.
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<io::Error>()
+            .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+    })
 }

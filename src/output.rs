@@ -12,6 +12,28 @@ use datafusion::arrow::datatypes::Schema;
 use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::arrow::util::pretty::pretty_format_batches_with_options;
+use datafusion::error::DataFusionError;
+use datafusion::execution::SendableRecordBatchStream;
+use futures::StreamExt;
+
+/// Writes every batch of `stream` to `out` in `format`; returns the rows written. Nothing is
+/// written for statements without columns (DDL, SET).
+pub async fn write_stream<W: Write>(
+    stream: &mut SendableRecordBatchStream,
+    format: OutputFormat,
+    out: W,
+    schema: &Schema,
+) -> Result<usize, DataFusionError> {
+    let mut writer = ResultWriter::new(format, out);
+    while let Some(batch) = stream.next().await {
+        writer.write(&batch?)?;
+    }
+    let rows = writer.rows();
+    if !schema.fields().is_empty() {
+        writer.finish(schema)?;
+    }
+    Ok(rows)
+}
 
 /// An output format of results.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

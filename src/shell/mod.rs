@@ -32,7 +32,7 @@ use tokio::sync::Notify;
 
 use self::command::{HELP, MetaCommand};
 use self::helper::ShellHelper;
-use crate::output::{OutputFormat, ResultWriter};
+use crate::output::{OutputFormat, write_stream};
 use crate::script::split_statements;
 
 /// Shell settings from the command line.
@@ -295,9 +295,9 @@ impl Shell {
         }
         let rows = match &mut self.sink {
             Sink::Terminal => {
-                write_all(&mut stream, self.format, io::stdout().lock(), &schema).await?
+                write_stream(&mut stream, self.format, io::stdout().lock(), &schema).await?
             }
-            Sink::File(f) => write_all(&mut stream, self.format, &mut *f, &schema).await?,
+            Sink::File(f) => write_stream(&mut stream, self.format, &mut *f, &schema).await?,
         };
         Ok(Some(format!(
             "{rows} row{}",
@@ -498,21 +498,6 @@ fn on_worker(stream: SendableRecordBatchStream) -> SendableRecordBatchStream {
         rx.recv().await.map(|b| (b, (rx, guard)))
     });
     Box::pin(RecordBatchStreamAdapter::new(schema, batches))
-}
-
-async fn write_all<W: Write>(
-    stream: &mut SendableRecordBatchStream,
-    format: OutputFormat,
-    out: W,
-    schema: &datafusion::arrow::datatypes::Schema,
-) -> anyhow::Result<usize> {
-    let mut writer = ResultWriter::new(format, out);
-    while let Some(batch) = stream.next().await {
-        writer.write(&batch?)?;
-    }
-    let rows = writer.rows();
-    writer.finish(schema)?;
-    Ok(rows)
 }
 
 #[cfg(test)]
