@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Every test: unit tests, the sqllogictest files, the CLI and saved-query tests, and (when the
-# shared corpus is beside the clone) the bcftools conformance check over real-world VCFs.
+# Every test: unit tests, the sqllogictest files, the CLI and saved-query tests, the Flight SQL
+# server with real clients (ADBC, JDBC), and (when the shared corpus is beside the clone) the
+# bcftools conformance check over real-world VCFs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/setup.sh
+. scripts/clients.sh
 cargo test --locked --workspace
 conformance=../shared/tools/vcf-conformance
 if [ -x "$conformance" ] || [ -f "$conformance" ]; then

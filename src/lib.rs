@@ -7,11 +7,12 @@
 //! SELECT sample, count(*) FROM vcf_genotypes('calls.vcf.gz') WHERE gt_dosage(GT) > 0 GROUP BY sample;
 //! ```
 //!
-//! [`SessionBuilder`] makes a DataFusion session with all of it; the `vcfq` binary is a thin
-//! front end over it.
+//! [`SessionBuilder`] makes a DataFusion session with all of it; the `vcfq` binary (shell,
+//! scripts) and the Flight SQL server ([`flight`]) are thin front ends over it.
 
 pub mod config;
 pub mod error;
+pub mod flight;
 pub mod generator;
 pub mod output;
 pub mod script;

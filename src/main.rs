@@ -1,5 +1,6 @@
 //! The `vcfq` command: the interactive shell (no arguments, on a terminal), `-c SQL`,
-//! `-f script.sql`, SQL piped on stdin, and `vcfq gen`.
+//! `-f script.sql`, SQL piped on stdin, `vcfq serve` (Flight SQL), `vcfq hash-password` and
+//! `vcfq gen`.
 //!
 //! Exit codes: 0 success, 1 a statement failed (the message names the script line, file or
 //! object), 2 bad command-line usage.
@@ -57,6 +58,17 @@ enum Command {
         #[arg(long, default_value_t = 42)]
         seed: u64,
     },
+    /// Serve the engine over Arrow Flight SQL (ADBC, JDBC/DBeaver, any Flight SQL client).
+    Serve {
+        /// Address to listen on (port 0 picks a free port); overrides the config file's.
+        #[arg(long)]
+        addr: Option<std::net::SocketAddr>,
+        /// TOML config: users, TLS, tables registered at start, limits (see the README).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+    /// Print an Argon2 hash of the password read from stdin, for a server config's [[users]].
+    HashPassword,
 }
 
 fn parse_format(s: &str) -> Result<OutputFormat, String> {
@@ -104,6 +116,22 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<()> {
+    if let Some(Command::Serve { addr, config }) = &cli.command {
+        return serve(*addr, config.as_deref()).await;
+    }
+    if let Some(Command::HashPassword) = cli.command {
+        let mut password = String::new();
+        io::stdin()
+            .read_line(&mut password)
+            .context("cannot read the password from stdin")?;
+        let password = password.trim_end_matches(['\n', '\r']);
+        if password.is_empty() {
+            anyhow::bail!("empty password on stdin");
+        }
+        let hash = vcfq::flight::auth::hash_password(password).map_err(anyhow::Error::msg)?;
+        println!("{hash}");
+        return Ok(());
+    }
     if let Some(Command::Gen {
         output,
         records,
@@ -149,6 +177,28 @@ async fn run(cli: Cli) -> Result<()> {
 }
 
 /// Runs the statements of `text` in order; the first failure names `origin` and its line.
+/// `vcfq serve`: without a config file, anonymous access on a loopback address only.
+async fn serve(addr: Option<std::net::SocketAddr>, config: Option<&std::path::Path>) -> Result<()> {
+    let mut settings = match config {
+        Some(path) => vcfq::flight::config::ServerConfig::load(path)?,
+        None => vcfq::flight::config::ServerConfig {
+            allow_anonymous: true,
+            ..Default::default()
+        },
+    };
+    if addr.is_some() {
+        settings.addr = addr;
+    }
+    if config.is_none() && settings.addr.is_some_and(|a| !a.ip().is_loopback()) {
+        anyhow::bail!(
+            "without --config the server takes anonymous clients and listens on loopback only; \
+             write a config with [[users]] (or allow_anonymous = true) to listen on {}",
+            settings.addr.map(|a| a.to_string()).unwrap_or_default()
+        );
+    }
+    vcfq::flight::serve(settings).await
+}
+
 async fn run_script(
     ctx: &SessionContext,
     text: &str,

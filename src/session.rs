@@ -7,6 +7,7 @@ use datafusion::catalog::{DynamicFileCatalog, UrlTableFactory};
 use datafusion::datasource::dynamic_file::DynamicListTableFactory;
 use datafusion::error::Result;
 use datafusion::execution::SessionStateBuilder;
+use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion_session::SessionStore;
 
@@ -28,6 +29,7 @@ use crate::vcf::prune::PruneInfoFields;
 #[derive(Debug, Clone)]
 pub struct SessionBuilder {
     config: SessionConfig,
+    runtime: Option<Arc<RuntimeEnv>>,
 }
 
 impl Default for SessionBuilder {
@@ -50,7 +52,10 @@ impl SessionBuilder {
             .options_mut()
             .optimizer
             .enable_round_robin_repartition = false;
-        SessionBuilder { config }
+        SessionBuilder {
+            config,
+            runtime: None,
+        }
     }
 
     /// Replaces the DataFusion configuration (the `vcf` extension is added when missing).
@@ -63,9 +68,19 @@ impl SessionBuilder {
         self
     }
 
+    /// Shares a runtime (memory pool, disk manager) with other sessions, as the server does.
+    pub fn with_runtime(mut self, runtime: Arc<RuntimeEnv>) -> Self {
+        self.runtime = Some(runtime);
+        self
+    }
+
     /// A new session.
     pub fn build(self) -> Result<SessionContext> {
-        let mut state = SessionStateBuilder::new()
+        let mut builder = SessionStateBuilder::new();
+        if let Some(runtime) = self.runtime {
+            builder = builder.with_runtime_env(runtime);
+        }
+        let mut state = builder
             .with_config(self.config)
             .with_default_features()
             .with_optimizer_rule(Arc::new(PruneInfoFields))

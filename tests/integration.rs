@@ -1,10 +1,12 @@
-//! The one integration-test binary: SQL behaviour (sqllogictest files), the CLI, and the saved
-//! queries of `queries/`.
+//! The one integration-test binary: SQL behaviour (sqllogictest files), the CLI, the saved
+//! queries of `queries/`, the shell, and the Flight SQL server with real clients.
 
 #[path = "integration/cli.rs"]
 mod cli;
 #[path = "integration/fixtures.rs"]
 mod fixtures;
+#[path = "integration/flight.rs"]
+mod flight;
 #[path = "integration/parquet_out.rs"]
 mod parquet_out;
 #[path = "integration/queries.rs"]

@@ -1,0 +1,287 @@
+//! The server's configuration file (TOML): address, TLS, users, tables registered at start,
+//! limits. Every key is optional; unknown keys are rejected so that a typo is not ignored.
+//!
+//! ```toml
+//! addr = "0.0.0.0:50051"
+//! allow_anonymous = false
+//! token_ttl_secs = 43200
+//!
+//! [tls]
+//! cert = "server.crt"
+//! key = "server.key"
+//!
+//! [[users]]
+//! name = "alice"
+//! password_hash = "$argon2id$v=19$m=19456,t=2,p=1$…"   # from `vcfq hash-password`
+//!
+//! [[tables]]
+//! name = "calls"
+//! location = "data/calls.vcf.gz"     # relative to this file
+//! format = "vcf"                      # vcf, bcf, parquet, csv, json, …
+//! options = { samples = "NA12878" }
+//!
+//! startup = ["SET datafusion.execution.batch_size = 4096"]
+//! ```
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Everything `vcfq serve` reads from its `--config` file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address to listen on (`--addr` overrides it). Port 0 picks a free port.
+    pub addr: Option<SocketAddr>,
+    /// Let clients in without a handshake (each connection still gets its own session).
+    pub allow_anonymous: bool,
+    /// Lifetime of a bearer token handed out by the handshake, in seconds.
+    pub token_ttl_secs: u64,
+    /// A session (its settings, temporary tables, prepared statements) idle this long is dropped.
+    pub session_idle_secs: u64,
+    /// At most this many live sessions; more are refused with RESOURCE_EXHAUSTED.
+    pub max_sessions: usize,
+    /// Memory that all running queries together may use, in MiB (0: no limit). A query that
+    /// needs more fails with RESOURCE_EXHAUSTED instead of taking the machine down.
+    pub memory_limit_mb: usize,
+    /// On SIGTERM/Ctrl-C, running queries get this many seconds to finish, then are cancelled.
+    pub shutdown_grace_secs: u64,
+    /// TLS certificate and key (PEM). Without them the server speaks plain gRPC.
+    pub tls: Option<TlsConfig>,
+    /// Users allowed to log in with basic auth.
+    pub users: Vec<UserConfig>,
+    /// Tables every session sees from the start.
+    pub tables: Vec<TableConfig>,
+    /// SQL run in every new session before its first request (`SET …`, `CREATE VIEW …`).
+    pub startup: Vec<String>,
+    /// Directory the config file is in; relative paths are resolved against it.
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            addr: None,
+            allow_anonymous: false,
+            token_ttl_secs: 12 * 3600,
+            session_idle_secs: 3600,
+            max_sessions: 1024,
+            memory_limit_mb: 0,
+            shutdown_grace_secs: 10,
+            tls: None,
+            users: Vec::new(),
+            tables: Vec::new(),
+            startup: Vec::new(),
+            base_dir: PathBuf::from("."),
+        }
+    }
+}
+
+/// TLS material, PEM files.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// Certificate chain.
+    pub cert: PathBuf,
+    /// Private key.
+    pub key: PathBuf,
+}
+
+/// One user of basic auth.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserConfig {
+    /// Login name.
+    pub name: String,
+    /// Argon2 hash in PHC form (`vcfq hash-password` prints one).
+    pub password_hash: String,
+}
+
+/// A table registered at start, as `CREATE EXTERNAL TABLE name STORED AS format LOCATION …`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TableConfig {
+    /// Table name (case preserved).
+    pub name: String,
+    /// File, directory, glob or stream location.
+    pub location: String,
+    /// `STORED AS` format; `vcf` when omitted.
+    #[serde(default = "default_format")]
+    pub format: String,
+    /// `OPTIONS (…)` of the statement.
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
+}
+
+fn default_format() -> String {
+    "vcf".to_string()
+}
+
+/// A configuration file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file cannot be read.
+    #[error("{}: cannot read: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or has unknown keys.
+    #[error("{}: {message}", path.display())]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message, on one line.
+        message: String,
+    },
+    /// A value is out of range or inconsistent.
+    #[error("{}: {message}", path.display())]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl ServerConfig {
+    /// Reads and checks a configuration file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut config = Self::parse(&text).map_err(|message| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message,
+        })?;
+        config.base_dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+        config.check().map_err(|message| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        })?;
+        Ok(config)
+    }
+
+    /// Parses TOML text (relative paths stay relative to the working directory).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        toml::from_str(text).map_err(|e| e.to_string().replace('\n', " ").trim().to_string())
+    }
+
+    fn check(&self) -> Result<(), String> {
+        let mut names = std::collections::HashSet::new();
+        for user in &self.users {
+            if !names.insert(user.name.as_str()) {
+                return Err(format!("user {:?} is listed twice", user.name));
+            }
+            argon2::PasswordHash::new(&user.password_hash).map_err(|e| {
+                format!(
+                    "user {:?}: password_hash is not a PHC string ({e}); make one with `vcfq hash-password`",
+                    user.name
+                )
+            })?;
+        }
+        if self.users.is_empty() && !self.allow_anonymous {
+            return Err(
+                "no [[users]] and allow_anonymous = false: nobody could connect".to_string(),
+            );
+        }
+        if self.token_ttl_secs == 0 || self.max_sessions == 0 {
+            return Err("token_ttl_secs and max_sessions must be positive".to_string());
+        }
+        Ok(())
+    }
+
+    /// `path` resolved against the config file's directory.
+    pub fn resolve(&self, path: &Path) -> PathBuf {
+        if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            self.base_dir.join(path)
+        }
+    }
+
+    /// The `CREATE EXTERNAL TABLE` statements for `[[tables]]`.
+    pub fn table_statements(&self) -> Vec<String> {
+        self.tables
+            .iter()
+            .map(|t| {
+                let location = if t.location.contains("://") {
+                    t.location.clone()
+                } else {
+                    self.resolve(Path::new(&t.location)).display().to_string()
+                };
+                let mut sql = format!(
+                    "CREATE EXTERNAL TABLE {} STORED AS {} LOCATION {}",
+                    quote_ident(&t.name),
+                    t.format.to_uppercase(),
+                    quote_literal(&location)
+                );
+                if !t.options.is_empty() {
+                    let options: Vec<String> = t
+                        .options
+                        .iter()
+                        .map(|(k, v)| format!("{} {}", quote_literal(k), quote_literal(v)))
+                        .collect();
+                    sql.push_str(&format!(" OPTIONS ({})", options.join(", ")));
+                }
+                sql
+            })
+            .collect()
+    }
+}
+
+fn quote_ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+fn quote_literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_full_file_and_builds_table_statements() {
+        let config = ServerConfig::parse(
+            r#"
+            addr = "127.0.0.1:0"
+            allow_anonymous = true
+            [[tables]]
+            name = "Calls"
+            location = "/data/it's.vcf.gz"
+            options = { samples = "A,B" }
+            "#,
+        )
+        .unwrap();
+        assert_eq!(config.addr.unwrap().port(), 0);
+        assert_eq!(
+            config.table_statements(),
+            vec![
+                "CREATE EXTERNAL TABLE \"Calls\" STORED AS VCF LOCATION '/data/it''s.vcf.gz' OPTIONS ('samples' 'A,B')"
+            ]
+        );
+        assert!(config.check().is_ok());
+    }
+
+    #[test]
+    fn rejects_unknown_keys_and_unusable_settings() {
+        let err = ServerConfig::parse("adress = \"x\"").unwrap_err();
+        assert!(err.contains("adress"), "{err}");
+        let nobody = ServerConfig::parse("").unwrap();
+        assert!(nobody.check().unwrap_err().contains("nobody"));
+        let bad_hash =
+            ServerConfig::parse("[[users]]\nname = \"a\"\npassword_hash = \"secret\"").unwrap();
+        assert!(bad_hash.check().unwrap_err().contains("hash-password"));
+    }
+}

@@ -1,0 +1,175 @@
+//! `vcfq serve`: the engine as an Arrow Flight SQL server (gRPC), for ADBC, JDBC (DBeaver)
+//! and any Flight SQL client.
+//!
+//! - [`config`]: the TOML config file (users, TLS, tables registered at start, limits).
+//! - [`auth`]: basic username/password in the handshake → expiring bearer token.
+//! - [`sessions`]: one DataFusion session per login or anonymous connection.
+//! - [`service`]: the Flight SQL commands.
+//! - [`status`]: errors → gRPC status codes.
+//! - [`info`]: `GetSqlInfo` and `GetXdbcTypeInfo` answers.
+//! - [`params`]: prepared-statement parameters.
+
+pub mod auth;
+pub mod config;
+pub mod info;
+pub mod params;
+pub mod service;
+pub mod sessions;
+pub mod status;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use arrow_flight::flight_service_server::FlightServiceServer;
+use datafusion::catalog::TableProvider;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Identity, Server, ServerTlsConfig};
+
+use self::auth::Authenticator;
+use self::config::ServerConfig;
+use self::service::VcfqFlightSql;
+use self::sessions::SessionStore;
+
+/// The address used when neither `--addr` nor the config file gives one.
+pub const DEFAULT_ADDR: &str = "127.0.0.1:50051";
+
+/// Starts the server and runs until SIGTERM or Ctrl-C; then running queries get the grace
+/// period to finish and are cancelled after it. Prints `listening on …` on stdout once the
+/// port is bound (port 0 in the address picks a free one).
+pub async fn serve(config: ServerConfig) -> Result<()> {
+    let addr: SocketAddr = match config.addr {
+        Some(addr) => addr,
+        None => DEFAULT_ADDR.parse().context("default address")?,
+    };
+    let mut runtime = RuntimeEnvBuilder::new();
+    if config.memory_limit_mb > 0 {
+        runtime = runtime.with_memory_limit(config.memory_limit_mb * 1024 * 1024, 1.0);
+    }
+    let runtime = runtime.build_arc().context("cannot set up the runtime")?;
+
+    // tables of the config file: made once, shared by every session
+    let template = crate::SessionBuilder::new()
+        .with_runtime(Arc::clone(&runtime))
+        .build()?;
+    for sql in config.table_statements() {
+        let created = async { template.sql(&sql).await?.collect().await }.await;
+        created.with_context(|| format!("config table: {sql}"))?;
+    }
+    let mut tables: Vec<(String, Arc<dyn TableProvider>)> = Vec::new();
+    if let Some(schema) = template
+        .catalog("datafusion")
+        .and_then(|c| c.schema("public"))
+    {
+        for name in schema.table_names() {
+            if let Some(table) = schema.table(&name).await? {
+                tables.push((name, table));
+            }
+        }
+    }
+    let store = Arc::new(SessionStore::new(
+        runtime,
+        tables,
+        config.startup.clone(),
+        config.max_sessions,
+        Duration::from_secs(config.session_idle_secs),
+    ));
+    store
+        .new_context()
+        .await
+        .context("config startup statements")?;
+    let auth = Arc::new(Authenticator::new(
+        &config.users,
+        config.allow_anonymous,
+        Duration::from_secs(config.token_ttl_secs),
+    ));
+
+    let incoming = TcpIncoming::bind(addr).with_context(|| format!("cannot listen on {addr}"))?;
+    let local = incoming
+        .local_addr()
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    let mut server = Server::builder();
+    let scheme = if let Some(tls) = &config.tls {
+        let cert_path = config.resolve(&tls.cert);
+        let key_path = config.resolve(&tls.key);
+        let cert = std::fs::read(&cert_path)
+            .with_context(|| format!("{}: cannot read TLS certificate", cert_path.display()))?;
+        let key = std::fs::read(&key_path)
+            .with_context(|| format!("{}: cannot read TLS key", key_path.display()))?;
+        server = server
+            .tls_config(ServerTlsConfig::new().identity(Identity::from_pem(cert, key)))
+            .context("bad TLS certificate or key")?;
+        "grpc+tls"
+    } else {
+        "grpc"
+    };
+
+    tokio::spawn(reap(Arc::clone(&auth), Arc::clone(&store)));
+    let service = FlightServiceServer::new(VcfqFlightSql::new(auth, Arc::clone(&store)))
+        .max_decoding_message_size(64 * 1024 * 1024);
+    println!("vcfq serve: listening on {scheme}://{local}");
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = server
+        .add_service(service)
+        .serve_with_incoming_shutdown(incoming, async {
+            let _ = stopped.await;
+        });
+    tokio::pin!(running);
+    tokio::select! {
+        result = &mut running => return result.context("server failed"),
+        () = shutdown_signal() => {}
+    }
+    let grace = Duration::from_secs(config.shutdown_grace_secs);
+    eprintln!(
+        "vcfq serve: shutting down; running queries have {}s to finish",
+        grace.as_secs()
+    );
+    let _ = stop.send(());
+    match tokio::time::timeout(grace, &mut running).await {
+        Ok(result) => result.context("server failed"),
+        Err(_) => {
+            eprintln!("vcfq serve: grace period over; cancelling running queries");
+            store.cancel_all();
+            let _ = tokio::time::timeout(Duration::from_secs(2), &mut running).await;
+            Ok(())
+        }
+    }
+}
+
+/// Drops expired tokens (and their sessions) and idle sessions, every 30 s.
+async fn reap(auth: Arc<Authenticator>, store: Arc<SessionStore>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(30));
+    loop {
+        tick.tick().await;
+        for token in auth.expire() {
+            store.remove(&format!("token:{token}"));
+        }
+        store.reap();
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}

@@ -1,0 +1,950 @@
+//! The Flight SQL service: statements, prepared statements, updates, catalog metadata,
+//! cancellation. Results stream batch by batch from the DataFusion plan to the client.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use arrow_flight::encode::FlightDataEncoderBuilder;
+use arrow_flight::error::FlightError;
+use arrow_flight::flight_service_server::FlightService;
+use arrow_flight::sql::metadata::{GetCatalogsBuilder, SqlInfoData, XdbcTypeInfoData};
+use arrow_flight::sql::server::{FlightSqlService, PeekableFlightDataStream};
+use arrow_flight::sql::{
+    ActionCancelQueryRequest, ActionCancelQueryResult, ActionClosePreparedStatementRequest,
+    ActionCreatePreparedStatementRequest, ActionCreatePreparedStatementResult, Any,
+    CommandGetCatalogs, CommandGetCrossReference, CommandGetDbSchemas, CommandGetExportedKeys,
+    CommandGetImportedKeys, CommandGetPrimaryKeys, CommandGetSqlInfo, CommandGetTableTypes,
+    CommandGetTables, CommandGetXdbcTypeInfo, CommandPreparedStatementQuery,
+    CommandPreparedStatementUpdate, CommandStatementQuery, CommandStatementUpdate,
+    DoPutPreparedStatementResult, ProstMessageExt, SqlInfo, TicketStatementQuery,
+};
+use arrow_flight::{
+    Action, ActionType, CancelFlightInfoRequest, CancelFlightInfoResult, CancelStatus,
+    FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse, IpcMessage,
+    SchemaAsIpc, Ticket, decode::FlightRecordBatchStream,
+};
+use bytes::Bytes;
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::ipc::writer::IpcWriteOptions;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::catalog::TableProvider;
+use datafusion::datasource::TableType;
+use datafusion::error::DataFusionError;
+use datafusion::logical_expr::LogicalPlan;
+use futures::future::{AbortHandle, Abortable};
+use futures::{Stream, StreamExt, TryStreamExt, stream};
+use prost::Message;
+use tonic::metadata::MetadataValue;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::auth::{Authenticator, Principal};
+use super::info::{SQL_INFO, XDBC_TYPE_INFO};
+use super::params::{bind, number_placeholders, parameter_schema, rows_of};
+use super::sessions::{ClientSession, Pending, Prepared, SessionError, SessionStore};
+use super::status::{status_from_auth, status_from_datafusion, status_from_flight};
+
+type FlightDataStream =
+    Pin<Box<dyn Stream<Item = Result<arrow_flight::FlightData, Status>> + Send>>;
+
+/// The name of the Flight (not Flight SQL) action that cancels a query.
+const CANCEL_FLIGHT_INFO: &str = "CancelFlightInfo";
+
+/// vcfq's Flight SQL service.
+pub struct VcfqFlightSql {
+    auth: Arc<Authenticator>,
+    sessions: Arc<SessionStore>,
+}
+
+impl VcfqFlightSql {
+    /// A service authenticating with `auth` and keeping client sessions in `sessions`.
+    pub fn new(auth: Arc<Authenticator>, sessions: Arc<SessionStore>) -> Self {
+        VcfqFlightSql { auth, sessions }
+    }
+
+    /// The caller's session: by bearer token, or by connection for anonymous clients.
+    async fn session<T>(&self, request: &Request<T>) -> Result<Arc<ClientSession>, Status> {
+        let header = request
+            .metadata()
+            .get("authorization")
+            .map(|v| v.to_str())
+            .transpose()
+            .map_err(|_| Status::unauthenticated("malformed authorization header"))?;
+        let principal = self
+            .auth
+            .principal(header)
+            .map_err(|e| status_from_auth(&e))?;
+        let peer = request
+            .remote_addr()
+            .map_or_else(|| "unknown".to_string(), |a| a.to_string());
+        let (key, user) = match principal {
+            Principal::User { name, token } => (format!("token:{token}"), Some(name)),
+            Principal::Basic { name } => (format!("basic:{name}@{peer}"), Some(name)),
+            Principal::Anonymous => (format!("peer:{peer}"), None),
+        };
+        self.sessions
+            .get_or_create(&key, user.as_deref())
+            .await
+            .map_err(|e| match e {
+                SessionError::TooMany(e) => Status::resource_exhausted(e.to_string()),
+                SessionError::Setup(e) => status_from_datafusion(e),
+            })
+    }
+
+    /// A FlightInfo whose one endpoint's ticket fetches pending query `id`.
+    fn query_info(
+        &self,
+        id: u64,
+        schema: &Schema,
+        descriptor: FlightDescriptor,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let ticket = TicketStatementQuery {
+            statement_handle: Bytes::copy_from_slice(&id.to_be_bytes()),
+        };
+        let endpoint =
+            FlightEndpoint::new().with_ticket(Ticket::new(ticket.as_any().encode_to_vec()));
+        let info = FlightInfo::new()
+            .try_with_schema(schema)
+            .map_err(|e| status_from_flight(FlightError::Arrow(e)))?
+            .with_endpoint(endpoint)
+            .with_descriptor(descriptor)
+            .with_ordered(true);
+        Ok(Response::new(info))
+    }
+
+    /// A FlightInfo for a metadata command: the ticket is the command itself.
+    fn metadata_info(
+        &self,
+        command: impl ProstMessageExt,
+        schema: &Schema,
+        descriptor: FlightDescriptor,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let endpoint =
+            FlightEndpoint::new().with_ticket(Ticket::new(command.as_any().encode_to_vec()));
+        let info = FlightInfo::new()
+            .try_with_schema(schema)
+            .map_err(|e| status_from_flight(FlightError::Arrow(e)))?
+            .with_endpoint(endpoint)
+            .with_descriptor(descriptor);
+        Ok(Response::new(info))
+    }
+
+    /// Runs the plans of a pending query and streams their batches; cancellable by `id`.
+    async fn run(
+        &self,
+        session: Arc<ClientSession>,
+        id: u64,
+        pending: Pending,
+    ) -> Result<Response<FlightDataStream>, Status> {
+        if let Some(batches) = pending.ready {
+            let encoded = FlightDataEncoderBuilder::new()
+                .with_schema(pending.schema)
+                .build(stream::iter(batches.into_iter().map(Ok)))
+                .map_err(status_from_flight);
+            return Ok(Response::new(Box::pin(encoded)));
+        }
+        let ctx = session.ctx.clone();
+        let mut plans = pending.plans.into_iter();
+        let first = match plans.next() {
+            Some(plan) => execute(&ctx, plan).await.map_err(status_from_datafusion)?,
+            None => return Err(Status::internal("a query with no plan")),
+        };
+        let schema = first.schema();
+        let rest_ctx = ctx.clone();
+        let rest = stream::iter(plans)
+            .then(move |plan| {
+                let ctx = rest_ctx.clone();
+                async move { execute(&ctx, plan).await }
+            })
+            .try_flatten();
+        let batches = first
+            .chain(rest)
+            .map_err(|e| FlightError::ExternalError(Box::new(e)));
+        let encoded = FlightDataEncoderBuilder::new()
+            .with_schema(schema)
+            .build(batches)
+            .map_err(status_from_flight);
+
+        let (abort, registration) = AbortHandle::new_pair();
+        session.start(id, abort.clone());
+        let done = Finished { session, id };
+        let tail = stream::once(async move {
+            let _done = done;
+            abort.is_aborted()
+        })
+        .filter_map(|aborted| async move {
+            aborted.then(|| Err(Status::cancelled("query cancelled")))
+        });
+        let out = Abortable::new(encoded, registration).chain(tail);
+        Ok(Response::new(Box::pin(out)))
+    }
+
+    /// The plans to run for a prepared statement: one per bound parameter row.
+    fn prepared_plans(
+        &self,
+        session: &ClientSession,
+        handle: &[u8],
+    ) -> Result<(Vec<LogicalPlan>, SchemaRef), Status> {
+        let id = decode_id(handle, "prepared statement")?;
+        session
+            .with_prepared(id, |p| {
+                let wanted = parameter_schema(&p.plan)?.fields().len();
+                let plans = if p.params.is_empty() {
+                    if wanted > 0 {
+                        return Err(DataFusionError::Plan(format!(
+                            "the statement has {wanted} parameter(s) and none were bound"
+                        )));
+                    }
+                    vec![p.plan.clone()]
+                } else {
+                    p.params
+                        .iter()
+                        .map(|row| bind(&p.plan, row))
+                        .collect::<datafusion::error::Result<Vec<_>>>()?
+                };
+                Ok((plans, Arc::clone(&p.dataset_schema)))
+            })
+            .ok_or_else(|| not_found_handle("prepared statement", id))?
+            .map_err(status_from_datafusion)
+    }
+
+    /// Cancels the queries whose tickets are in `info`.
+    fn cancel(&self, session: &ClientSession, info: &FlightInfo) -> CancelStatus {
+        let mut status = CancelStatus::NotCancellable;
+        for endpoint in &info.endpoint {
+            let Some(ticket) = &endpoint.ticket else {
+                continue;
+            };
+            let Ok(any) = Any::decode(ticket.ticket.clone()) else {
+                continue;
+            };
+            if let Ok(Some(t)) = any.unpack::<TicketStatementQuery>()
+                && let Ok(id) = decode_id(&t.statement_handle, "query")
+                && session.cancel(id)
+            {
+                status = CancelStatus::Cancelled;
+            }
+        }
+        status
+    }
+}
+
+/// Marks a query finished when its result stream ends or is dropped.
+struct Finished {
+    session: Arc<ClientSession>,
+    id: u64,
+}
+
+impl Drop for Finished {
+    fn drop(&mut self) {
+        self.session.finish(self.id);
+    }
+}
+
+/// Whether a plan is a command (DDL, `SET`, `INSERT`, `COPY`) rather than a query.
+fn is_command(plan: &LogicalPlan) -> bool {
+    matches!(
+        plan,
+        LogicalPlan::Ddl(_)
+            | LogicalPlan::Statement(_)
+            | LogicalPlan::Dml(_)
+            | LogicalPlan::Copy(_)
+    )
+}
+
+/// A pending query for `GetFlightInfo`. Commands run here, at once: clients (ADBC's DB-API
+/// among them) may never fetch the result of a `CREATE` or `INSERT`, and the next statement
+/// must see its effect. Their small results (row counts) wait for the ticket.
+async fn prepare_run(
+    ctx: &datafusion::prelude::SessionContext,
+    plans: Vec<LogicalPlan>,
+    schema: SchemaRef,
+) -> Result<Pending, Status> {
+    if plans.is_empty() || !plans.iter().all(is_command) {
+        return Ok(Pending {
+            plans,
+            schema,
+            ready: None,
+        });
+    }
+    let mut batches = Vec::new();
+    for plan in plans {
+        let df = ctx
+            .execute_logical_plan(plan)
+            .await
+            .map_err(status_from_datafusion)?;
+        batches.extend(df.collect().await.map_err(status_from_datafusion)?);
+    }
+    Ok(Pending {
+        plans: Vec::new(),
+        schema,
+        ready: Some(batches),
+    })
+}
+
+async fn execute(
+    ctx: &datafusion::prelude::SessionContext,
+    plan: LogicalPlan,
+) -> datafusion::error::Result<datafusion::execution::SendableRecordBatchStream> {
+    ctx.execute_logical_plan(plan).await?.execute_stream().await
+}
+
+/// Runs a statement that returns no rows to the client; the number of rows it changed.
+async fn rows_affected(
+    ctx: &datafusion::prelude::SessionContext,
+    plan: LogicalPlan,
+) -> Result<i64, Status> {
+    let counts = matches!(plan, LogicalPlan::Dml(_) | LogicalPlan::Copy(_));
+    let changes_nothing = matches!(plan, LogicalPlan::Ddl(_) | LogicalPlan::Statement(_));
+    if !counts && !changes_nothing {
+        return Err(Status::invalid_argument(
+            "the statement returns rows: run it as a query, not an update",
+        ));
+    }
+    let batches = ctx
+        .execute_logical_plan(plan)
+        .await
+        .map_err(status_from_datafusion)?
+        .collect()
+        .await
+        .map_err(status_from_datafusion)?;
+    if !counts {
+        return Ok(0);
+    }
+    let mut total: u64 = 0;
+    for batch in &batches {
+        if let Some(column) = batch.column_by_name("count")
+            && let Some(values) = column
+                .as_any()
+                .downcast_ref::<datafusion::arrow::array::UInt64Array>()
+        {
+            total += values.iter().flatten().sum::<u64>();
+        }
+    }
+    Ok(i64::try_from(total).unwrap_or(i64::MAX))
+}
+
+fn decode_id(handle: &[u8], what: &str) -> Result<u64, Status> {
+    let bytes: [u8; 8] = handle
+        .try_into()
+        .map_err(|_| Status::invalid_argument(format!("malformed {what} handle")))?;
+    Ok(u64::from_be_bytes(bytes))
+}
+
+fn not_found_handle(what: &str, id: u64) -> Status {
+    Status::not_found(format!(
+        "{what} handle {id} not found in this session (closed, already fetched, or made on another connection)"
+    ))
+}
+
+fn schema_bytes(schema: &Schema) -> Result<Bytes, Status> {
+    let message: Result<IpcMessage, _> =
+        SchemaAsIpc::new(schema, &IpcWriteOptions::default()).try_into();
+    message
+        .map(|m| m.0)
+        .map_err(|e| status_from_flight(FlightError::Arrow(e)))
+}
+
+/// One batch as a Flight data stream.
+fn batch_stream(batch: RecordBatch) -> Response<FlightDataStream> {
+    let schema = batch.schema();
+    let out = FlightDataEncoderBuilder::new()
+        .with_schema(schema)
+        .build(stream::once(async move { Ok(batch) }))
+        .map_err(status_from_flight);
+    Response::new(Box::pin(out))
+}
+
+fn arrow_status(e: FlightError) -> Status {
+    status_from_flight(e)
+}
+
+/// The schemas of one catalog, sorted, with `information_schema` (which DataFusion answers
+/// queries about but does not list among a catalog's schemas).
+fn schemas_of(
+    ctx: &datafusion::prelude::SessionContext,
+    catalog: &dyn datafusion::catalog::CatalogProvider,
+) -> Vec<(String, Arc<dyn datafusion::catalog::SchemaProvider>)> {
+    let mut out: Vec<(String, Arc<dyn datafusion::catalog::SchemaProvider>)> = catalog
+        .schema_names()
+        .into_iter()
+        .filter_map(|name| catalog.schema(&name).map(|schema| (name, schema)))
+        .collect();
+    let state = ctx.state();
+    if state.config().information_schema() && !out.iter().any(|(n, _)| n == "information_schema") {
+        let info = datafusion::catalog::information_schema::InformationSchemaProvider::new(
+            Arc::clone(state.catalog_list()),
+        );
+        out.push(("information_schema".to_string(), Arc::new(info)));
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+fn table_type_name(schema: &str, provider: &dyn TableProvider) -> &'static str {
+    if schema == "information_schema" {
+        return "SYSTEM TABLE";
+    }
+    match provider.table_type() {
+        TableType::Base => "TABLE",
+        TableType::View => "VIEW",
+        TableType::Temporary => "LOCAL TEMPORARY",
+    }
+}
+
+const TABLE_TYPES: [&str; 4] = ["LOCAL TEMPORARY", "SYSTEM TABLE", "TABLE", "VIEW"];
+
+/// Schema of `GetPrimaryKeys` answers (always empty: vcfq tables have no keys).
+fn primary_keys_schema() -> Schema {
+    Schema::new(vec![
+        Field::new("catalog_name", DataType::Utf8, true),
+        Field::new("db_schema_name", DataType::Utf8, true),
+        Field::new("table_name", DataType::Utf8, false),
+        Field::new("column_name", DataType::Utf8, false),
+        Field::new("key_name", DataType::Utf8, true),
+        Field::new("key_sequence", DataType::Int32, false),
+    ])
+}
+
+/// Schema of `GetImportedKeys`/`GetExportedKeys`/`GetCrossReference` answers (always empty).
+fn foreign_keys_schema() -> Schema {
+    Schema::new(vec![
+        Field::new("pk_catalog_name", DataType::Utf8, true),
+        Field::new("pk_db_schema_name", DataType::Utf8, true),
+        Field::new("pk_table_name", DataType::Utf8, false),
+        Field::new("pk_column_name", DataType::Utf8, false),
+        Field::new("fk_catalog_name", DataType::Utf8, true),
+        Field::new("fk_db_schema_name", DataType::Utf8, true),
+        Field::new("fk_table_name", DataType::Utf8, false),
+        Field::new("fk_column_name", DataType::Utf8, false),
+        Field::new("key_sequence", DataType::Int32, false),
+        Field::new("fk_key_name", DataType::Utf8, true),
+        Field::new("pk_key_name", DataType::Utf8, true),
+        Field::new("update_rule", DataType::UInt8, false),
+        Field::new("delete_rule", DataType::UInt8, false),
+    ])
+}
+
+fn sql_info() -> Result<&'static SqlInfoData, Status> {
+    SQL_INFO.as_ref().map_err(|e| Status::internal(e.clone()))
+}
+
+fn xdbc_info() -> Result<&'static XdbcTypeInfoData, Status> {
+    XDBC_TYPE_INFO
+        .as_ref()
+        .map_err(|e| Status::internal(e.clone()))
+}
+
+#[tonic::async_trait]
+impl FlightSqlService for VcfqFlightSql {
+    type FlightService = VcfqFlightSql;
+
+    async fn do_handshake(
+        &self,
+        request: Request<Streaming<HandshakeRequest>>,
+    ) -> Result<
+        Response<Pin<Box<dyn Stream<Item = Result<HandshakeResponse, Status>> + Send>>>,
+        Status,
+    > {
+        let header = request
+            .metadata()
+            .get("authorization")
+            .map(|v| v.to_str().map(str::to_string))
+            .transpose()
+            .map_err(|_| Status::unauthenticated("malformed authorization header"))?;
+        let login = match header {
+            Some(header) => self.auth.login_basic(&header),
+            None => {
+                // older clients put a BasicAuth message in the handshake payload
+                let mut requests = request.into_inner();
+                let first = requests.message().await?;
+                match first.map(|r| arrow_flight::BasicAuth::decode(r.payload)) {
+                    Some(Ok(basic)) if !basic.username.is_empty() => {
+                        self.auth.login(&basic.username, &basic.password)
+                    }
+                    _ => self.auth.login_anonymous(),
+                }
+            }
+        };
+        let (_, token) = login.map_err(|e| status_from_auth(&e))?;
+        let reply = HandshakeResponse {
+            protocol_version: 0,
+            payload: Bytes::from(token.clone()),
+        };
+        let mut response: Response<
+            Pin<Box<dyn Stream<Item = Result<HandshakeResponse, Status>> + Send>>,
+        > = Response::new(Box::pin(stream::iter([Ok(reply)])));
+        let value = MetadataValue::try_from(format!("Bearer {token}"))
+            .map_err(|_| Status::internal("token is not a valid header value"))?;
+        response.metadata_mut().insert("authorization", value);
+        Ok(response)
+    }
+
+    async fn get_flight_info_statement(
+        &self,
+        query: CommandStatementQuery,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let session = self.session(&request).await?;
+        // DDL and SET take effect here, as soon as the client sends them
+        let df = session
+            .ctx
+            .sql(&query.query)
+            .await
+            .map_err(status_from_datafusion)?;
+        let schema: Schema = df.schema().as_arrow().clone();
+        let plan = df.into_unoptimized_plan();
+        let pending = prepare_run(&session.ctx, vec![plan], Arc::new(schema.clone())).await?;
+        let id = session.add_pending(pending);
+        self.query_info(id, &schema, request.into_inner())
+    }
+
+    async fn get_flight_info_prepared_statement(
+        &self,
+        cmd: CommandPreparedStatementQuery,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let session = self.session(&request).await?;
+        let (plans, schema) = self.prepared_plans(&session, &cmd.prepared_statement_handle)?;
+        let pending = prepare_run(&session.ctx, plans, Arc::clone(&schema)).await?;
+        let id = session.add_pending(pending);
+        self.query_info(id, &schema, request.into_inner())
+    }
+
+    async fn get_flight_info_catalogs(
+        &self,
+        query: CommandGetCatalogs,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.session(&request).await?;
+        let schema = GetCatalogsBuilder::new().schema();
+        self.metadata_info(query, &schema, request.into_inner())
+    }
+
+    async fn get_flight_info_schemas(
+        &self,
+        query: CommandGetDbSchemas,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.session(&request).await?;
+        let schema = query.clone().into_builder().schema();
+        self.metadata_info(query, &schema, request.into_inner())
+    }
+
+    async fn get_flight_info_tables(
+        &self,
+        query: CommandGetTables,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.session(&request).await?;
+        let schema = query.clone().into_builder().schema();
+        self.metadata_info(query, &schema, request.into_inner())
+    }
+
+    async fn get_flight_info_table_types(
+        &self,
+        query: CommandGetTableTypes,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.session(&request).await?;
+        let schema = query.into_builder().schema();
+        self.metadata_info(query, &schema, request.into_inner())
+    }
+
+    async fn get_flight_info_sql_info(
+        &self,
+        query: CommandGetSqlInfo,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.session(&request).await?;
+        let schema = query.clone().into_builder(sql_info()?).schema();
+        self.metadata_info(query, &schema, request.into_inner())
+    }
+
+    async fn get_flight_info_primary_keys(
+        &self,
+        query: CommandGetPrimaryKeys,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.session(&request).await?;
+        self.metadata_info(query, &primary_keys_schema(), request.into_inner())
+    }
+
+    async fn get_flight_info_exported_keys(
+        &self,
+        query: CommandGetExportedKeys,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.session(&request).await?;
+        self.metadata_info(query, &foreign_keys_schema(), request.into_inner())
+    }
+
+    async fn get_flight_info_imported_keys(
+        &self,
+        query: CommandGetImportedKeys,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.session(&request).await?;
+        self.metadata_info(query, &foreign_keys_schema(), request.into_inner())
+    }
+
+    async fn get_flight_info_cross_reference(
+        &self,
+        query: CommandGetCrossReference,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.session(&request).await?;
+        self.metadata_info(query, &foreign_keys_schema(), request.into_inner())
+    }
+
+    async fn get_flight_info_xdbc_type_info(
+        &self,
+        query: CommandGetXdbcTypeInfo,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.session(&request).await?;
+        let schema = query.into_builder(xdbc_info()?).schema();
+        self.metadata_info(query, &schema, request.into_inner())
+    }
+
+    async fn do_get_statement(
+        &self,
+        ticket: TicketStatementQuery,
+        request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        let session = self.session(&request).await?;
+        let id = decode_id(&ticket.statement_handle, "query")?;
+        let pending = session
+            .take_pending(id)
+            .ok_or_else(|| not_found_handle("query", id))?;
+        self.run(session, id, pending).await
+    }
+
+    async fn do_get_prepared_statement(
+        &self,
+        query: CommandPreparedStatementQuery,
+        request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        // a client may fetch with the prepared statement itself as the ticket
+        let session = self.session(&request).await?;
+        let (plans, schema) = self.prepared_plans(&session, &query.prepared_statement_handle)?;
+        let pending = prepare_run(&session.ctx, plans, schema).await?;
+        let id = session.add_pending(pending);
+        let pending = session
+            .take_pending(id)
+            .ok_or_else(|| not_found_handle("query", id))?;
+        self.run(session, id, pending).await
+    }
+
+    async fn do_get_catalogs(
+        &self,
+        query: CommandGetCatalogs,
+        request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        let session = self.session(&request).await?;
+        let mut builder = query.into_builder();
+        let mut names = session.ctx.catalog_names();
+        names.sort();
+        for name in names {
+            builder.append(name);
+        }
+        Ok(batch_stream(builder.build().map_err(arrow_status)?))
+    }
+
+    async fn do_get_schemas(
+        &self,
+        query: CommandGetDbSchemas,
+        request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        let session = self.session(&request).await?;
+        let mut builder = query.into_builder();
+        for catalog_name in session.ctx.catalog_names() {
+            let Some(catalog) = session.ctx.catalog(&catalog_name) else {
+                continue;
+            };
+            for (schema_name, _) in schemas_of(&session.ctx, catalog.as_ref()) {
+                builder.append(&catalog_name, schema_name);
+            }
+        }
+        Ok(batch_stream(builder.build().map_err(arrow_status)?))
+    }
+
+    async fn do_get_tables(
+        &self,
+        query: CommandGetTables,
+        request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        let session = self.session(&request).await?;
+        let mut builder = query.into_builder();
+        for catalog_name in session.ctx.catalog_names() {
+            let Some(catalog) = session.ctx.catalog(&catalog_name) else {
+                continue;
+            };
+            for (schema_name, schema) in schemas_of(&session.ctx, catalog.as_ref()) {
+                let mut tables = schema.table_names();
+                tables.sort();
+                for table_name in tables {
+                    let Some(provider) = schema
+                        .table(&table_name)
+                        .await
+                        .map_err(status_from_datafusion)?
+                    else {
+                        continue;
+                    };
+                    builder
+                        .append(
+                            &catalog_name,
+                            &schema_name,
+                            &table_name,
+                            table_type_name(&schema_name, provider.as_ref()),
+                            provider.schema().as_ref(),
+                        )
+                        .map_err(status_from_flight)?;
+                }
+            }
+        }
+        Ok(batch_stream(builder.build().map_err(arrow_status)?))
+    }
+
+    async fn do_get_table_types(
+        &self,
+        query: CommandGetTableTypes,
+        request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        self.session(&request).await?;
+        let mut builder = query.into_builder();
+        for t in TABLE_TYPES {
+            builder.append(t);
+        }
+        Ok(batch_stream(builder.build().map_err(arrow_status)?))
+    }
+
+    async fn do_get_sql_info(
+        &self,
+        query: CommandGetSqlInfo,
+        request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        self.session(&request).await?;
+        let batch = query
+            .into_builder(sql_info()?)
+            .build()
+            .map_err(arrow_status)?;
+        Ok(batch_stream(batch))
+    }
+
+    async fn do_get_primary_keys(
+        &self,
+        _query: CommandGetPrimaryKeys,
+        request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        self.session(&request).await?;
+        Ok(batch_stream(RecordBatch::new_empty(Arc::new(
+            primary_keys_schema(),
+        ))))
+    }
+
+    async fn do_get_exported_keys(
+        &self,
+        _query: CommandGetExportedKeys,
+        request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        self.session(&request).await?;
+        Ok(batch_stream(RecordBatch::new_empty(Arc::new(
+            foreign_keys_schema(),
+        ))))
+    }
+
+    async fn do_get_imported_keys(
+        &self,
+        _query: CommandGetImportedKeys,
+        request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        self.session(&request).await?;
+        Ok(batch_stream(RecordBatch::new_empty(Arc::new(
+            foreign_keys_schema(),
+        ))))
+    }
+
+    async fn do_get_cross_reference(
+        &self,
+        _query: CommandGetCrossReference,
+        request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        self.session(&request).await?;
+        Ok(batch_stream(RecordBatch::new_empty(Arc::new(
+            foreign_keys_schema(),
+        ))))
+    }
+
+    async fn do_get_xdbc_type_info(
+        &self,
+        query: CommandGetXdbcTypeInfo,
+        request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        self.session(&request).await?;
+        let batch = query
+            .into_builder(xdbc_info()?)
+            .build()
+            .map_err(arrow_status)?;
+        Ok(batch_stream(batch))
+    }
+
+    async fn do_put_statement_update(
+        &self,
+        ticket: CommandStatementUpdate,
+        request: Request<PeekableFlightDataStream>,
+    ) -> Result<i64, Status> {
+        let session = self.session(&request).await?;
+        let plan = session
+            .ctx
+            .state()
+            .create_logical_plan(&ticket.query)
+            .await
+            .map_err(status_from_datafusion)?;
+        rows_affected(&session.ctx, plan).await
+    }
+
+    async fn do_put_prepared_statement_query(
+        &self,
+        query: CommandPreparedStatementQuery,
+        request: Request<PeekableFlightDataStream>,
+    ) -> Result<DoPutPreparedStatementResult, Status> {
+        let session = self.session(&request).await?;
+        let id = decode_id(&query.prepared_statement_handle, "prepared statement")?;
+        let rows = bound_rows(request).await?;
+        session
+            .with_prepared(id, |p| p.params = rows)
+            .ok_or_else(|| not_found_handle("prepared statement", id))?;
+        Ok(DoPutPreparedStatementResult {
+            prepared_statement_handle: Some(query.prepared_statement_handle),
+        })
+    }
+
+    async fn do_put_prepared_statement_update(
+        &self,
+        query: CommandPreparedStatementUpdate,
+        request: Request<PeekableFlightDataStream>,
+    ) -> Result<i64, Status> {
+        let session = self.session(&request).await?;
+        let id = decode_id(&query.prepared_statement_handle, "prepared statement")?;
+        // parameters come with the update itself (or were bound before)
+        let rows = bound_rows(request).await?;
+        if !rows.is_empty() {
+            session
+                .with_prepared(id, |p| p.params = rows)
+                .ok_or_else(|| not_found_handle("prepared statement", id))?;
+        }
+        let (plans, _) = self.prepared_plans(&session, &query.prepared_statement_handle)?;
+        let mut total = 0;
+        for plan in plans {
+            total += rows_affected(&session.ctx, plan).await?;
+        }
+        Ok(total)
+    }
+
+    async fn do_action_create_prepared_statement(
+        &self,
+        query: ActionCreatePreparedStatementRequest,
+        request: Request<Action>,
+    ) -> Result<ActionCreatePreparedStatementResult, Status> {
+        let session = self.session(&request).await?;
+        let sql = number_placeholders(&query.query);
+        let plan = session
+            .ctx
+            .state()
+            .create_logical_plan(&sql)
+            .await
+            .map_err(status_from_datafusion)?;
+        let dataset_schema: Schema = plan.schema().as_arrow().clone();
+        let parameter_schema = parameter_schema(&plan).map_err(status_from_datafusion)?;
+        let handle = session.add_prepared(Prepared {
+            plan,
+            dataset_schema: Arc::new(dataset_schema.clone()),
+            params: Vec::new(),
+        });
+        Ok(ActionCreatePreparedStatementResult {
+            prepared_statement_handle: Bytes::copy_from_slice(&handle.to_be_bytes()),
+            dataset_schema: schema_bytes(&dataset_schema)?,
+            parameter_schema: schema_bytes(&parameter_schema)?,
+        })
+    }
+
+    async fn do_action_close_prepared_statement(
+        &self,
+        query: ActionClosePreparedStatementRequest,
+        request: Request<Action>,
+    ) -> Result<(), Status> {
+        let session = self.session(&request).await?;
+        let id = decode_id(&query.prepared_statement_handle, "prepared statement")?;
+        // closing twice (or after the session was reaped) is not an error
+        session.close_prepared(id);
+        Ok(())
+    }
+
+    async fn do_action_cancel_query(
+        &self,
+        query: ActionCancelQueryRequest,
+        request: Request<Action>,
+    ) -> Result<ActionCancelQueryResult, Status> {
+        let session = self.session(&request).await?;
+        let info = FlightInfo::decode(query.info)
+            .map_err(|e| Status::invalid_argument(format!("malformed FlightInfo: {e}")))?;
+        // ActionCancelQueryResult.CancelResult: 1 CANCELLED, 3 NOT_CANCELLABLE (the enum's
+        // module is not exported by arrow-flight)
+        let result = match self.cancel(&session, &info) {
+            CancelStatus::Cancelled => 1,
+            _ => 3,
+        };
+        Ok(ActionCancelQueryResult { result })
+    }
+
+    async fn do_action_fallback(
+        &self,
+        request: Request<Action>,
+    ) -> Result<Response<<Self as FlightService>::DoActionStream>, Status> {
+        if request.get_ref().r#type != CANCEL_FLIGHT_INFO {
+            return Err(Status::invalid_argument(format!(
+                "unknown action {:?}",
+                request.get_ref().r#type
+            )));
+        }
+        let session = self.session(&request).await?;
+        let cancel =
+            CancelFlightInfoRequest::decode(request.get_ref().body.clone()).map_err(|e| {
+                Status::invalid_argument(format!("malformed CancelFlightInfoRequest: {e}"))
+            })?;
+        let info = cancel.info.ok_or_else(|| {
+            Status::invalid_argument("CancelFlightInfoRequest without FlightInfo")
+        })?;
+        let result = CancelFlightInfoResult::new(self.cancel(&session, &info));
+        let body = arrow_flight::Result::new(result.encode_to_vec());
+        Ok(Response::new(Box::pin(stream::iter([Ok(body)]))))
+    }
+
+    async fn list_custom_actions(&self) -> Option<Vec<Result<ActionType, Status>>> {
+        Some(vec![Ok(ActionType {
+            r#type: CANCEL_FLIGHT_INFO.to_string(),
+            description:
+                "Cancel a query: request CancelFlightInfoRequest, result CancelFlightInfoResult"
+                    .to_string(),
+        })])
+    }
+
+    async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}
+}
+
+/// The parameter rows a client sent in a DoPut stream.
+async fn bound_rows(
+    request: Request<PeekableFlightDataStream>,
+) -> Result<Vec<Vec<datafusion::common::ScalarValue>>, Status> {
+    // the peekable stream still holds the first message (descriptor, and the schema unless
+    // the client sends no parameters: then it is a descriptor alone, with no IPC header)
+    let flight_data = request
+        .into_inner()
+        .try_filter(|data| futures::future::ready(!data.data_header.is_empty()))
+        .map_err(FlightError::from);
+    let batches: Vec<RecordBatch> = FlightRecordBatchStream::new_from_flight_data(flight_data)
+        .try_collect()
+        .await
+        .map_err(status_from_flight)?;
+    rows_of(&batches).map_err(status_from_datafusion)
+}
