@@ -296,6 +296,23 @@ async fn rust_client_queries_prepares_updates_and_reads_metadata() {
     let total = single_i64(&query(&mut c, "SELECT count(*) FROM picked").await);
     assert_eq!(total, expected + 2);
 
+    // CREATE EXTERNAL TABLE over the wire
+    let created = c
+        .execute_update(
+            format!(
+                "CREATE EXTERNAL TABLE ext STORED AS VCF LOCATION '{}'",
+                sample.display()
+            ),
+            None,
+        )
+        .await
+        .expect("create external table");
+    assert_eq!(created, 0);
+    assert_eq!(
+        single_i64(&query(&mut c, "SELECT count(*) FROM ext").await),
+        6
+    );
+
     // errors carry the right gRPC code and name the object
     let e = error_of(&mut c, "SELEC 1").await;
     assert_code(&e, Code::InvalidArgument, "SELEC");
@@ -343,8 +360,14 @@ async fn rust_client_queries_prepares_updates_and_reads_metadata() {
         .await
         .expect("tables");
     let tables = fetch(&mut c, info).await;
-    assert_eq!(strings(&tables, "table_name"), vec!["calls", "picked"]);
-    assert_eq!(strings(&tables, "table_type"), vec!["TABLE", "TABLE"]);
+    assert_eq!(
+        strings(&tables, "table_name"),
+        vec!["calls", "ext", "picked"]
+    );
+    assert_eq!(
+        strings(&tables, "table_type"),
+        vec!["TABLE", "TABLE", "TABLE"]
+    );
     let schema_bytes = tables[0]
         .column_by_name("table_schema")
         .expect("table_schema")
