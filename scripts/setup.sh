@@ -3,7 +3,8 @@
 # CARGO_TARGET_DIR (a cache outside the clone). Sourced by quickstart.sh and test.sh.
 set -euo pipefail
 
-packages=(build-essential pkg-config ca-certificates python3)
+# libssl-dev and zlib1g-dev: the bundled librdkafka (Kafka client) links against them
+packages=(build-essential pkg-config ca-certificates python3 libssl-dev zlib1g-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

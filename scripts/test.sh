@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # Every test: unit tests, the sqllogictest files, the CLI and saved-query tests, the Flight SQL
-# server with real clients (ADBC, JDBC), and (when the shared corpus is beside the clone) the
-# bcftools conformance check over real-world VCFs.
+# server with real clients (ADBC, JDBC), Kafka tables and sinks on a real broker, and (when the
+# shared corpus is beside the clone) the bcftools conformance check over real-world VCFs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/setup.sh
 . scripts/clients.sh
+# a real Kafka broker for tests/integration/kafka.rs, stopped when this script ends
+kafka_dir="$(mktemp -d)"
+trap 'scripts/kafka stop "$kafka_dir"; rm -rf "$kafka_dir"' EXIT
+VCFQ_KAFKA_BOOTSTRAP="$(scripts/kafka start "$kafka_dir")"
+export VCFQ_KAFKA_BOOTSTRAP
 cargo test --locked --workspace
 conformance=../shared/tools/vcf-conformance
 if [ -x "$conformance" ] || [ -f "$conformance" ]; then

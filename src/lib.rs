@@ -18,6 +18,8 @@ pub mod output;
 pub mod script;
 pub mod session;
 pub mod shell;
+pub mod sink;
+pub mod stream;
 pub mod vcf;
 
 pub use error::VcfError;

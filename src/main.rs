@@ -226,7 +226,7 @@ async fn run_script(
 }
 
 async fn run_statement(ctx: &SessionContext, sql: &str, format: OutputFormat) -> Result<()> {
-    let df = ctx.sql(sql).await?;
+    let df = vcfq::session::sql(ctx, sql).await?;
     let schema = df.schema().as_arrow().clone();
     let mut stream = df.execute_stream().await?;
     let out = io::BufWriter::new(io::stdout().lock());

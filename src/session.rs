@@ -8,10 +8,15 @@ use datafusion::datasource::dynamic_file::DynamicListTableFactory;
 use datafusion::error::Result;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::runtime_env::RuntimeEnv;
-use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
+use datafusion::sql::parser::Statement as DFStatement;
+use datafusion::sql::planner::object_name_to_table_reference;
+use datafusion::sql::sqlparser::ast;
 use datafusion_session::SessionStore;
 
 use crate::config::VcfConfig;
+use crate::stream::kafka::KafkaTableFactory;
 use crate::vcf::catalog::{VcfTableFactory, VcfUrlTableFactory};
 use crate::vcf::functions::{ReadVcf, VcfHeaderFunction};
 use crate::vcf::parquet::BoundParquetRowGroups;
@@ -92,6 +97,9 @@ impl SessionBuilder {
         state
             .table_factories_mut()
             .insert("BCF".to_string(), Arc::new(VcfTableFactory));
+        state
+            .table_factories_mut()
+            .insert("KAFKA".to_string(), Arc::new(KafkaTableFactory));
         let ctx = SessionContext::new_with_state(state);
         ctx.register_udtf("read_vcf", Arc::new(ReadVcf::wide()));
         ctx.register_udtf("vcf_genotypes", Arc::new(ReadVcf::long()));
@@ -117,4 +125,46 @@ impl SessionBuilder {
         listing.session_store().with_state(ctx.state_weak_ref());
         Ok(ctx)
     }
+}
+
+/// Field metadata key marking a column that a table fills itself (`_partition`, `_offset`, …
+/// of a topic table): an `INSERT` without a column list leaves such columns out.
+pub const GENERATED_COLUMN: &str = "vcfq.generated";
+
+/// Plans one SQL statement as [`SessionContext::sql`] does (DDL runs at once), except that
+/// `INSERT INTO t SELECT …` without a column list targets only the columns `t` does not
+/// generate itself, so `INSERT INTO topic SELECT * FROM 'calls.vcf.gz'` works.
+pub async fn sql(ctx: &SessionContext, sql: &str) -> Result<DataFrame> {
+    let plan = logical_plan(ctx, sql).await?;
+    ctx.execute_logical_plan(plan).await
+}
+
+/// The logical plan of one SQL statement (nothing runs), with the `INSERT` rule of [`sql`].
+pub async fn logical_plan(ctx: &SessionContext, sql: &str) -> Result<LogicalPlan> {
+    let state = ctx.state();
+    let dialect = state.config().options().sql_parser.dialect;
+    let mut statement = state.sql_to_statement(sql, &dialect)?;
+    if let DFStatement::Statement(inner) = &mut statement
+        && let ast::Statement::Insert(insert) = inner.as_mut()
+        && insert.columns.is_empty()
+        && let ast::TableObject::TableName(name) = &insert.table
+    {
+        let reference = object_name_to_table_reference(name.clone(), false)?;
+        if let Ok(table) = ctx.table_provider(reference).await {
+            let schema = table.schema();
+            if schema
+                .fields()
+                .iter()
+                .any(|f| f.metadata().contains_key(GENERATED_COLUMN))
+            {
+                insert.columns = schema
+                    .fields()
+                    .iter()
+                    .filter(|f| !f.metadata().contains_key(GENERATED_COLUMN))
+                    .map(|f| ast::ObjectName::from(vec![ast::Ident::with_quote('"', f.name())]))
+                    .collect();
+            }
+        }
+    }
+    state.statement_to_plan(statement).await
 }

@@ -1,5 +1,5 @@
 //! The one integration-test binary: SQL behaviour (sqllogictest files), the CLI, the saved
-//! queries of `queries/`, the shell, and the Flight SQL server with real clients.
+//! queries of `queries/`, the shell, the Flight SQL server with real clients, and Kafka topics on a real broker.
 
 #[path = "integration/cli.rs"]
 mod cli;
@@ -7,6 +7,8 @@ mod cli;
 mod fixtures;
 #[path = "integration/flight.rs"]
 mod flight;
+#[path = "integration/kafka.rs"]
+mod kafka;
 #[path = "integration/parquet_out.rs"]
 mod parquet_out;
 #[path = "integration/queries.rs"]

@@ -486,9 +486,7 @@ impl FlightSqlService for VcfqFlightSql {
     ) -> Result<Response<FlightInfo>, Status> {
         let session = self.session(&request).await?;
         // DDL and SET take effect here, as soon as the client sends them
-        let df = session
-            .ctx
-            .sql(&query.query)
+        let df = crate::session::sql(&session.ctx, &query.query)
             .await
             .map_err(status_from_datafusion)?;
         let schema: Schema = df.schema().as_arrow().clone();
@@ -794,10 +792,7 @@ impl FlightSqlService for VcfqFlightSql {
         request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
         let session = self.session(&request).await?;
-        let plan = session
-            .ctx
-            .state()
-            .create_logical_plan(&ticket.query)
+        let plan = crate::session::logical_plan(&session.ctx, &ticket.query)
             .await
             .map_err(status_from_datafusion)?;
         rows_affected(&session.ctx, plan).await
@@ -848,10 +843,7 @@ impl FlightSqlService for VcfqFlightSql {
     ) -> Result<ActionCreatePreparedStatementResult, Status> {
         let session = self.session(&request).await?;
         let sql = number_placeholders(&query.query);
-        let plan = session
-            .ctx
-            .state()
-            .create_logical_plan(&sql)
+        let plan = crate::session::logical_plan(&session.ctx, &sql)
             .await
             .map_err(status_from_datafusion)?;
         let dataset_schema: Schema = plan.schema().as_arrow().clone();

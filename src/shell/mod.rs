@@ -247,7 +247,7 @@ impl Shell {
 
     /// Executes a statement and prints its result; returns a summary line for stderr.
     async fn execute(&mut self, sql: &str) -> anyhow::Result<Option<String>> {
-        let df = self.ctx.sql(sql).await?;
+        let df = crate::session::sql(&self.ctx, sql).await?;
         let schema = df.schema().as_arrow().clone();
         let plan = df.create_physical_plan().await?;
         let stream =

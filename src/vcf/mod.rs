@@ -11,6 +11,7 @@ pub mod exec;
 pub mod functions;
 pub mod header;
 pub mod input;
+pub mod key;
 pub mod opener;
 pub mod parquet;
 pub mod partition;

@@ -1,0 +1,110 @@
+//! `INSERT INTO topic SELECT …`: rows become messages ([`crate::stream::codec`]) written
+//! through a [`TopicSink`]. The trait is small so that a coordinator can route the same
+//! messages to Iggy or Kafka.
+
+pub mod kafka;
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::datasource::sink::DataSink;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::physical_plan::{DisplayAs, DisplayFormatType};
+use futures::StreamExt;
+
+use crate::stream::StreamError;
+use crate::stream::codec::{Encoder, OutMessage};
+
+/// A topic that takes messages.
+#[async_trait]
+pub trait TopicSink: fmt::Debug + Send + Sync {
+    /// What it writes to, for messages: `kafka 127.0.0.1:9092/calls`.
+    fn target(&self) -> String;
+
+    /// Starts one write (one `INSERT`): connects and, for transactional sinks, begins a
+    /// transaction.
+    async fn open(&self) -> Result<Box<dyn TopicWriter>, StreamError>;
+}
+
+/// One write in progress.
+#[async_trait]
+pub trait TopicWriter: Send {
+    /// Queues messages; may wait for room (memory stays bounded) and fails as soon as a
+    /// delivery has failed.
+    async fn send(&mut self, messages: Vec<OutMessage>) -> Result<(), StreamError>;
+
+    /// Waits until every message is delivered (and commits the transaction); the number
+    /// delivered.
+    async fn finish(self: Box<Self>) -> Result<u64, StreamError>;
+
+    /// Gives up: aborts the transaction (transactional sinks); what was delivered outside a
+    /// transaction stays delivered.
+    async fn abort(self: Box<Self>);
+}
+
+/// A DataFusion [`DataSink`] writing rows to a [`TopicSink`].
+#[derive(Debug)]
+pub struct TopicDataSink {
+    sink: Arc<dyn TopicSink>,
+    encoder: Encoder,
+    schema: SchemaRef,
+}
+
+impl TopicDataSink {
+    /// Rows of `schema` (the table's columns), encoded by `encoder`, written to `sink`.
+    pub fn new(sink: Arc<dyn TopicSink>, encoder: Encoder, schema: SchemaRef) -> Self {
+        TopicDataSink {
+            sink,
+            encoder,
+            schema,
+        }
+    }
+}
+
+impl DisplayAs for TopicDataSink {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "TopicDataSink: {}", self.sink.target())
+    }
+}
+
+#[async_trait]
+impl DataSink for TopicDataSink {
+    fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    async fn write_all(
+        &self,
+        mut data: SendableRecordBatchStream,
+        _context: &Arc<TaskContext>,
+    ) -> Result<u64> {
+        let mut writer = self.sink.open().await?;
+        while let Some(batch) = data.next().await {
+            let batch = match batch {
+                Ok(batch) => batch,
+                Err(e) => {
+                    writer.abort().await;
+                    return Err(e);
+                }
+            };
+            let messages = match self.encoder.encode(&batch) {
+                Ok(m) => m,
+                Err(e) => {
+                    writer.abort().await;
+                    return Err(DataFusionError::Execution(format!(
+                        "{}: cannot encode rows: {e}",
+                        self.sink.target()
+                    )));
+                }
+            };
+            if let Err(e) = writer.send(messages).await {
+                writer.abort().await;
+                return Err(e.into());
+            }
+        }
+        Ok(writer.finish().await?)
+    }
+}

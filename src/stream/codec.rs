@@ -1,0 +1,482 @@
+//! Rows ↔ messages. One variant per message: the value is the row as JSON (default) or as an
+//! Arrow IPC stream; the key is the canonical variant key (`chrom:pos:ref:alt`, see
+//! [`crate::vcf::key`]). Reading adds the metadata columns `_partition`, `_offset`,
+//! `_timestamp`, `_key`.
+
+use std::collections::HashMap;
+use std::io::Cursor;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, Int32Builder, Int64Builder, RecordBatch, StringBuilder,
+    TimestampMillisecondBuilder,
+};
+use datafusion::arrow::compute::concat_batches;
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use datafusion::arrow::ipc::reader::StreamReader;
+use datafusion::arrow::ipc::writer::StreamWriter;
+
+use super::options::{Format, OnError};
+use crate::session::GENERATED_COLUMN;
+use crate::vcf::key::variant_key;
+
+/// The columns a topic table adds to the variant columns, marked as generated. They are
+/// nullable because an `INSERT` fills them with NULL (the topic assigns them); reads never
+/// leave them NULL, except `_timestamp`/`_key` of messages without one.
+pub fn metadata_fields() -> Vec<Field> {
+    let generated = HashMap::from([(GENERATED_COLUMN.to_string(), "true".to_string())]);
+    vec![
+        Field::new("_partition", DataType::Int32, true).with_metadata(generated.clone()),
+        Field::new("_offset", DataType::Int64, true).with_metadata(generated.clone()),
+        Field::new(
+            "_timestamp",
+            DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+            true,
+        )
+        .with_metadata(generated.clone()),
+        Field::new("_key", DataType::Utf8, true).with_metadata(generated),
+    ]
+}
+
+/// One message to write.
+#[derive(Debug, Clone)]
+pub struct OutMessage {
+    /// Canonical variant key (`None` when the row has no chrom/pos/ref).
+    pub key: Option<String>,
+    /// Encoded row.
+    pub value: Vec<u8>,
+}
+
+/// Turns rows into messages.
+#[derive(Debug, Clone)]
+pub struct Encoder {
+    format: Format,
+    schema: SchemaRef,
+}
+
+impl Encoder {
+    /// Messages carrying the columns of `schema` (the table's variant columns).
+    pub fn new(format: Format, schema: SchemaRef) -> Self {
+        Encoder { format, schema }
+    }
+
+    /// One message per row of `batch` (columns matched to the variant columns by name;
+    /// generated columns such as `_offset` are not written).
+    pub fn encode(&self, batch: &RecordBatch) -> Result<Vec<OutMessage>, String> {
+        let columns =
+            self.schema
+                .fields()
+                .iter()
+                .map(|f| {
+                    batch.column_by_name(f.name()).cloned().ok_or_else(|| {
+                        format!("column '{}' missing from the rows to write", f.name())
+                    })
+                })
+                .collect::<Result<Vec<ArrayRef>, String>>()?;
+        let rows =
+            RecordBatch::try_new(Arc::clone(&self.schema), columns).map_err(|e| e.to_string())?;
+        let keys = keys_of(&rows);
+        let values = match self.format {
+            Format::Json => json_rows(&rows)?,
+            Format::ArrowIpc => (0..rows.num_rows())
+                .map(|i| ipc_row(&rows.slice(i, 1)))
+                .collect::<Result<Vec<_>, String>>()?,
+        };
+        Ok(keys
+            .into_iter()
+            .zip(values)
+            .map(|(key, value)| OutMessage { key, value })
+            .collect())
+    }
+}
+
+fn json_rows(rows: &RecordBatch) -> Result<Vec<Vec<u8>>, String> {
+    let mut buf = Vec::with_capacity(rows.num_rows() * 128);
+    {
+        let mut writer = arrow_json::LineDelimitedWriter::new(&mut buf);
+        writer.write(rows).map_err(|e| e.to_string())?;
+        writer.finish().map_err(|e| e.to_string())?;
+    }
+    // JSON escapes newlines inside strings, so lines are rows
+    Ok(buf
+        .split(|b| *b == b'\n')
+        .filter(|line| !line.is_empty())
+        .map(<[u8]>::to_vec)
+        .collect())
+}
+
+fn ipc_row(row: &RecordBatch) -> Result<Vec<u8>, String> {
+    let mut buf = Vec::new();
+    let mut writer = StreamWriter::try_new(&mut buf, &row.schema()).map_err(|e| e.to_string())?;
+    writer.write(row).map_err(|e| e.to_string())?;
+    writer.finish().map_err(|e| e.to_string())?;
+    drop(writer);
+    Ok(buf)
+}
+
+/// The canonical key of each row, from its `chrom`, `pos`, `ref` and `alt` columns.
+fn keys_of(rows: &RecordBatch) -> Vec<Option<String>> {
+    let n = rows.num_rows();
+    let chrom = rows
+        .column_by_name("chrom")
+        .and_then(|c| c.as_string_opt::<i32>().cloned());
+    let pos = rows.column_by_name("pos").and_then(|c| {
+        c.as_primitive_opt::<datafusion::arrow::datatypes::Int64Type>()
+            .cloned()
+    });
+    let reference = rows
+        .column_by_name("ref")
+        .and_then(|c| c.as_string_opt::<i32>().cloned());
+    let (Some(chrom), Some(pos), Some(reference)) = (chrom, pos, reference) else {
+        return vec![None; n];
+    };
+    let alt = rows.column_by_name("alt");
+    (0..n)
+        .map(|i| {
+            if chrom.is_null(i) || pos.is_null(i) || reference.is_null(i) {
+                return None;
+            }
+            let alts: Vec<String> = match alt {
+                Some(a) => match a.data_type() {
+                    DataType::List(_) => {
+                        let list = a.as_list::<i32>();
+                        if list.is_null(i) {
+                            Vec::new()
+                        } else {
+                            let values = list.value(i);
+                            match values.as_string_opt::<i32>() {
+                                Some(s) => (0..s.len())
+                                    .map(|j| {
+                                        if s.is_null(j) {
+                                            ".".into()
+                                        } else {
+                                            s.value(j).to_string()
+                                        }
+                                    })
+                                    .collect(),
+                                None => Vec::new(),
+                            }
+                        }
+                    }
+                    DataType::Utf8 => {
+                        let s = a.as_string::<i32>();
+                        if s.is_null(i) {
+                            Vec::new()
+                        } else {
+                            s.value(i).split(',').map(str::to_string).collect()
+                        }
+                    }
+                    _ => Vec::new(),
+                },
+                None => Vec::new(),
+            };
+            let alts: Vec<&str> = alts.iter().map(String::as_str).collect();
+            Some(variant_key(
+                chrom.value(i),
+                pos.value(i),
+                reference.value(i),
+                &alts,
+            ))
+        })
+        .collect()
+}
+
+/// One received message.
+#[derive(Debug, Clone)]
+pub struct InMessage {
+    /// Partition it came from.
+    pub partition: i32,
+    /// Its offset.
+    pub offset: i64,
+    /// Broker or producer time, ms since the epoch.
+    pub timestamp: Option<i64>,
+    /// Its key, as text.
+    pub key: Option<String>,
+    /// Its value (`None`: a tombstone).
+    pub value: Option<Vec<u8>>,
+}
+
+/// Turns messages into rows of the full table schema (variant columns + metadata columns).
+pub struct Decoder {
+    format: Format,
+    on_error: OnError,
+    variant: SchemaRef,
+    full: SchemaRef,
+    target: String,
+    pending: Vec<InMessage>,
+    /// Messages skipped because they did not decode (`on_error = 'skip'`).
+    pub skipped: u64,
+}
+
+impl Decoder {
+    /// A decoder for messages carrying `variant` columns; `target` names the topic in errors.
+    pub fn new(format: Format, on_error: OnError, variant: SchemaRef, target: String) -> Self {
+        let mut fields: Vec<Field> = variant
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
+        fields.extend(metadata_fields());
+        Decoder {
+            format,
+            on_error,
+            full: Arc::new(Schema::new_with_metadata(
+                fields,
+                variant.metadata().clone(),
+            )),
+            variant,
+            target,
+            pending: Vec::new(),
+            skipped: 0,
+        }
+    }
+
+    /// The schema of the batches made.
+    pub fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.full)
+    }
+
+    /// Messages waiting for [`Decoder::flush`].
+    pub fn len(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Whether no message waits.
+    pub fn is_empty(&self) -> bool {
+        self.pending.is_empty()
+    }
+
+    /// Adds a message.
+    pub fn push(&mut self, message: InMessage) {
+        self.pending.push(message);
+    }
+
+    /// Decodes the waiting messages into one batch (`None` when none waited).
+    pub fn flush(&mut self) -> Result<Option<RecordBatch>, String> {
+        if self.pending.is_empty() {
+            return Ok(None);
+        }
+        let messages = std::mem::take(&mut self.pending);
+        let (variant, kept) = match self.decode_all(&messages) {
+            Ok(batch) => (batch, messages),
+            Err(_) => {
+                // find the bad messages one by one
+                let mut good = Vec::with_capacity(messages.len());
+                let mut batches = Vec::new();
+                for m in messages {
+                    match self.decode_all(std::slice::from_ref(&m)) {
+                        Ok(batch) => {
+                            batches.push(batch);
+                            good.push(m);
+                        }
+                        Err(e) => match self.on_error {
+                            OnError::Fail => {
+                                return Err(format!(
+                                    "{} partition {} offset {}: message does not decode: {e}",
+                                    self.target, m.partition, m.offset
+                                ));
+                            }
+                            OnError::Skip => self.skipped += 1,
+                        },
+                    }
+                }
+                let batch = concat_batches(&self.variant, &batches).map_err(|e| e.to_string())?;
+                (batch, good)
+            }
+        };
+        let mut partition = Int32Builder::with_capacity(kept.len());
+        let mut offset = Int64Builder::with_capacity(kept.len());
+        let mut timestamp =
+            TimestampMillisecondBuilder::with_capacity(kept.len()).with_timezone("UTC");
+        let mut key = StringBuilder::new();
+        for m in &kept {
+            partition.append_value(m.partition);
+            offset.append_value(m.offset);
+            timestamp.append_option(m.timestamp);
+            key.append_option(m.key.as_deref());
+        }
+        let mut columns: Vec<ArrayRef> = variant.columns().to_vec();
+        columns.push(Arc::new(partition.finish()));
+        columns.push(Arc::new(offset.finish()));
+        columns.push(Arc::new(timestamp.finish()));
+        columns.push(Arc::new(key.finish()));
+        RecordBatch::try_new(Arc::clone(&self.full), columns)
+            .map(Some)
+            .map_err(|e| e.to_string())
+    }
+
+    fn decode_all(&self, messages: &[InMessage]) -> Result<RecordBatch, String> {
+        match self.format {
+            Format::Json => {
+                let mut decoder = arrow_json::ReaderBuilder::new(Arc::clone(&self.variant))
+                    .with_batch_size(messages.len().max(1))
+                    .build_decoder()
+                    .map_err(|e| e.to_string())?;
+                for m in messages {
+                    let value = m.value.as_deref().ok_or("empty message (tombstone)")?;
+                    let used = decoder.decode(value).map_err(|e| e.to_string())?;
+                    if used < value.len() || decoder.has_partial_record() {
+                        return Err("not one complete JSON object".to_string());
+                    }
+                }
+                let batch = decoder.flush().map_err(|e| e.to_string())?;
+                let batch =
+                    batch.unwrap_or_else(|| RecordBatch::new_empty(Arc::clone(&self.variant)));
+                if batch.num_rows() != messages.len() {
+                    return Err(format!(
+                        "{} rows from {} messages",
+                        batch.num_rows(),
+                        messages.len()
+                    ));
+                }
+                Ok(batch)
+            }
+            Format::ArrowIpc => {
+                let mut batches = Vec::with_capacity(messages.len());
+                for m in messages {
+                    let value = m.value.as_deref().ok_or("empty message (tombstone)")?;
+                    let reader = StreamReader::try_new(Cursor::new(value), None)
+                        .map_err(|e| e.to_string())?;
+                    if reader.schema().fields() != self.variant.fields() {
+                        return Err("Arrow schema differs from the table's".to_string());
+                    }
+                    for batch in reader {
+                        let batch = batch.map_err(|e| e.to_string())?;
+                        batches.push(
+                            RecordBatch::try_new(
+                                Arc::clone(&self.variant),
+                                batch.columns().to_vec(),
+                            )
+                            .map_err(|e| e.to_string())?,
+                        );
+                    }
+                }
+                let batch = concat_batches(&self.variant, &batches).map_err(|e| e.to_string())?;
+                if batch.num_rows() != messages.len() {
+                    return Err(format!(
+                        "{} rows from {} messages",
+                        batch.num_rows(),
+                        messages.len()
+                    ));
+                }
+                Ok(batch)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::{Int64Array, ListBuilder, StringArray};
+
+    fn variant_schema() -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            Field::new("chrom", DataType::Utf8, true),
+            Field::new("pos", DataType::Int64, true),
+            Field::new("ref", DataType::Utf8, true),
+            Field::new(
+                "alt",
+                DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))),
+                true,
+            ),
+        ]))
+    }
+
+    fn rows() -> RecordBatch {
+        let mut alt = ListBuilder::new(StringBuilder::new());
+        alt.values().append_value("T");
+        alt.append(true);
+        alt.values().append_value("G");
+        alt.values().append_value("GA");
+        alt.append(true);
+        RecordBatch::try_new(
+            variant_schema(),
+            vec![
+                Arc::new(StringArray::from(vec!["chr1", "chr2"])),
+                Arc::new(Int64Array::from(vec![10, 20])),
+                Arc::new(StringArray::from(vec!["CA", "G"])),
+                Arc::new(alt.finish()),
+            ],
+        )
+        .unwrap()
+    }
+
+    fn round_trip(format: Format) {
+        let encoded = Encoder::new(format, variant_schema())
+            .encode(&rows())
+            .unwrap();
+        assert_eq!(encoded[0].key.as_deref(), Some("chr1:10:CA:T"));
+        assert_eq!(encoded[1].key.as_deref(), Some("chr2:20:G:G,GA"));
+        let mut decoder = Decoder::new(format, OnError::Fail, variant_schema(), "t".into());
+        for (i, m) in encoded.into_iter().enumerate() {
+            decoder.push(InMessage {
+                partition: 0,
+                offset: i as i64,
+                timestamp: Some(1000),
+                key: m.key,
+                value: Some(m.value),
+            });
+        }
+        let batch = decoder.flush().unwrap().unwrap();
+        assert_eq!(batch.num_columns(), 8);
+        let original = rows();
+        for c in 0..4 {
+            assert_eq!(batch.column(c).as_ref(), original.column(c).as_ref());
+        }
+        assert_eq!(
+            batch
+                .column_by_name("_offset")
+                .unwrap()
+                .as_primitive::<datafusion::arrow::datatypes::Int64Type>()
+                .value(1),
+            1
+        );
+    }
+
+    #[test]
+    fn rows_round_trip_as_json_and_arrow() {
+        round_trip(Format::Json);
+        round_trip(Format::ArrowIpc);
+    }
+
+    #[test]
+    fn undecodable_messages_fail_with_their_offset_or_are_skipped() {
+        let good = Encoder::new(Format::Json, variant_schema())
+            .encode(&rows())
+            .unwrap();
+        for on_error in [OnError::Fail, OnError::Skip] {
+            let mut decoder =
+                Decoder::new(Format::Json, on_error, variant_schema(), "kafka x/t".into());
+            for (offset, value) in [
+                (0, Some(good[0].value.clone())),
+                (1, Some(b"{\"chrom\": \"1\", \"pos\": \"ten\"}".to_vec())),
+                (2, Some(b"not json".to_vec())),
+                (3, None),
+                (4, Some(good[1].value.clone())),
+            ] {
+                decoder.push(InMessage {
+                    partition: 2,
+                    offset,
+                    timestamp: None,
+                    key: None,
+                    value,
+                });
+            }
+            match on_error {
+                OnError::Fail => {
+                    let e = decoder.flush().unwrap_err();
+                    assert!(
+                        e.starts_with("kafka x/t partition 2 offset 1: message does not decode"),
+                        "{e}"
+                    );
+                }
+                OnError::Skip => {
+                    let batch = decoder.flush().unwrap().unwrap();
+                    assert_eq!(batch.num_rows(), 2);
+                    assert_eq!(decoder.skipped, 3);
+                }
+            }
+        }
+    }
+}

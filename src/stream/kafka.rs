@@ -1,0 +1,851 @@
+//! Kafka topics as tables: `CREATE EXTERNAL TABLE t STORED AS KAFKA LOCATION 'host:port/topic'`.
+//!
+//! A `SELECT` reads every partition in parallel (one DataFusion partition each) from its start
+//! position to the high watermark taken when the query is planned (a snapshot: rows produced
+//! later are not read), or without end in follow mode. Filters on `_partition`, `_offset` and
+//! `_timestamp` become seek positions. `INSERT` goes through [`crate::sink::kafka::KafkaSink`].
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::catalog::{Session, TableProvider, TableProviderFactory};
+use datafusion::common::ScalarValue;
+use datafusion::datasource::TableType;
+use datafusion::datasource::sink::DataSinkExec;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::logical_expr::dml::InsertOp;
+use datafusion::logical_expr::{
+    BinaryExpr, CreateExternalTable, Expr, Operator, TableProviderFilterPushDown,
+};
+use datafusion::physical_expr::EquivalenceProperties;
+use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
+};
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+
+use super::StreamError;
+use super::codec::{Decoder, Encoder, InMessage, metadata_fields};
+use super::options::{Start, TopicOptions, parse_location};
+use crate::sink::TopicDataSink;
+use crate::sink::kafka::{KafkaSink, is_retryable};
+
+/// Rows per batch read.
+const BATCH_ROWS: usize = 8192;
+
+/// `STORED AS KAFKA`.
+#[derive(Debug, Default)]
+pub struct KafkaTableFactory;
+
+#[async_trait]
+impl TableProviderFactory for KafkaTableFactory {
+    async fn create(
+        &self,
+        _state: &dyn Session,
+        cmd: &CreateExternalTable,
+    ) -> Result<Arc<dyn TableProvider>> {
+        let options = TopicOptions::from_sql_options(&cmd.options)?;
+        let declared: Schema = cmd.schema.as_arrow().clone();
+        let declared = (!declared.fields().is_empty()).then(|| Arc::new(declared));
+        let table = KafkaTable::open(&cmd.location, options, declared).await?;
+        Ok(Arc::new(table))
+    }
+}
+
+/// A Kafka topic as a table.
+#[derive(Debug, Clone)]
+pub struct KafkaTable {
+    servers: String,
+    topic: String,
+    options: TopicOptions,
+    variant: SchemaRef,
+    schema: SchemaRef,
+}
+
+/// The columns of a variant when neither columns nor `like` say otherwise: VCF site columns.
+fn site_schema() -> Schema {
+    let list = DataType::List(Arc::new(Field::new("item", DataType::Utf8, true)));
+    Schema::new(vec![
+        Field::new("chrom", DataType::Utf8, true),
+        Field::new("pos", DataType::Int64, true),
+        Field::new("id", DataType::Utf8, true),
+        Field::new("ref", DataType::Utf8, true),
+        Field::new("alt", list.clone(), true),
+        Field::new("qual", DataType::Float64, true),
+        Field::new("filter", list, true),
+    ])
+}
+
+/// Every field nullable (messages may leave any value out), metadata of the VCF kept.
+fn nullable(schema: &Schema) -> Schema {
+    Schema::new_with_metadata(
+        schema
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone().with_nullable(true))
+            .collect::<Vec<_>>(),
+        schema.metadata().clone(),
+    )
+}
+
+impl KafkaTable {
+    /// Connects, makes the topic when it does not exist, and fixes the columns: `declared`
+    /// (the column list of CREATE), else those of the `like` file, else VCF site columns.
+    pub async fn open(
+        location: &str,
+        options: TopicOptions,
+        declared: Option<SchemaRef>,
+    ) -> Result<Self> {
+        let (servers, topic) = parse_location(location)?;
+        let variant = match (&declared, &options.like) {
+            (Some(schema), _) => nullable(schema),
+            (None, Some(like)) => {
+                let table = crate::vcf::table::VcfTable::open(like, Default::default())?;
+                nullable(table.schema().as_ref())
+            }
+            (None, None) => site_schema(),
+        };
+        for f in variant.fields() {
+            if metadata_fields().iter().any(|m| m.name() == f.name()) {
+                return Err(DataFusionError::Plan(format!(
+                    "column '{}' is added by the topic table; do not declare it",
+                    f.name()
+                )));
+            }
+        }
+        let mut fields: Vec<Field> = variant
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
+        fields.extend(metadata_fields());
+        let schema = Arc::new(Schema::new_with_metadata(
+            fields,
+            variant.metadata().clone(),
+        ));
+        let table = KafkaTable {
+            servers,
+            topic,
+            options,
+            variant: Arc::new(variant),
+            schema,
+        };
+        let probe = table.clone();
+        tokio::task::spawn_blocking(move || probe.ensure_topic())
+            .await
+            .map_err(|e| DataFusionError::External(Box::new(e)))??;
+        Ok(table)
+    }
+
+    /// `kafka host:port/topic`.
+    pub fn target(&self) -> String {
+        format!("kafka {}/{}", self.servers, self.topic)
+    }
+
+    fn consumer_config(&self) -> ClientConfig {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", &self.servers)
+            .set("group.id", &self.options.group_id)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("enable.partition.eof", "true")
+            .set("auto.offset.reset", "earliest")
+            .set("isolation.level", "read_committed");
+        for (k, v) in &self.options.client {
+            c.set(k, v);
+        }
+        c
+    }
+
+    fn producer_config(&self) -> Vec<(String, String)> {
+        let mut c: Vec<(String, String)> = [
+            ("bootstrap.servers", self.servers.as_str()),
+            ("enable.idempotence", "true"),
+            ("acks", "all"),
+            ("message.timeout.ms", "30000"),
+            ("queue.buffering.max.kbytes", "65536"),
+            ("linger.ms", "5"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        for (k, v) in &self.options.client {
+            if k == "isolation.level" || k == "group.id" || k.starts_with("enable.auto") {
+                continue;
+            }
+            c.retain(|(key, _)| key != k);
+            c.push((k.clone(), v.clone()));
+        }
+        c
+    }
+
+    fn error(&self, what: &str, e: KafkaError) -> StreamError {
+        StreamError {
+            target: self.target(),
+            message: format!("{what}: {e}"),
+            retryable: is_retryable(&e),
+        }
+    }
+
+    /// Checks the broker answers; makes the topic when missing.
+    fn ensure_topic(&self) -> std::result::Result<(), StreamError> {
+        let consumer: BaseConsumer = self
+            .consumer_config()
+            .create()
+            .map_err(|e| self.error("cannot create a client", e))?;
+        let metadata = consumer
+            .fetch_metadata(Some(&self.topic), self.options.timeout)
+            .map_err(|e| self.error("broker does not answer", e))?;
+        let exists = metadata
+            .topics()
+            .iter()
+            .any(|t| t.name() == self.topic && t.error().is_none() && !t.partitions().is_empty());
+        if exists {
+            return Ok(());
+        }
+        let mut admin_config = ClientConfig::new();
+        admin_config.set("bootstrap.servers", &self.servers);
+        for (k, v) in &self.options.client {
+            if k.starts_with("security.") || k.starts_with("sasl.") || k.starts_with("ssl.") {
+                admin_config.set(k, v);
+            }
+        }
+        let admin: AdminClient<_> = admin_config
+            .create()
+            .map_err(|e| self.error("cannot create an admin client", e))?;
+        let topic = NewTopic::new(
+            &self.topic,
+            self.options.partitions,
+            TopicReplication::Fixed(self.options.replication),
+        );
+        let opts = AdminOptions::new().operation_timeout(Some(self.options.timeout));
+        let results = futures::executor::block_on(admin.create_topics([&topic], &opts))
+            .map_err(|e| self.error("cannot create the topic", e))?;
+        for result in results {
+            if let Err((_, code)) = result
+                && code != rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists
+            {
+                return Err(StreamError::permanent(
+                    self.target(),
+                    format!("cannot create the topic: {code}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Start and end offsets of each partition read, from watermarks taken now.
+    fn plan_ranges(&self, seek: &Seek) -> std::result::Result<Vec<PartitionRange>, StreamError> {
+        let consumer: BaseConsumer = self
+            .consumer_config()
+            .create()
+            .map_err(|e| self.error("cannot create a client", e))?;
+        let timeout = self.options.timeout;
+        let metadata = consumer
+            .fetch_metadata(Some(&self.topic), timeout)
+            .map_err(|e| self.error("broker does not answer", e))?;
+        let Some(topic) = metadata.topics().iter().find(|t| t.name() == self.topic) else {
+            return Err(StreamError::permanent(
+                self.target(),
+                "topic does not exist",
+            ));
+        };
+        if let Some(e) = topic.error() {
+            return Err(StreamError::permanent(
+                self.target(),
+                format!(
+                    "topic not readable: {}",
+                    rdkafka::types::RDKafkaErrorCode::from(e)
+                ),
+            ));
+        }
+        let mut ranges = Vec::new();
+        let mut partitions: Vec<i32> = topic.partitions().iter().map(|p| p.id()).collect();
+        partitions.sort_unstable();
+        for partition in partitions {
+            if let Some(wanted) = &seek.partitions
+                && !wanted.contains(&partition)
+            {
+                continue;
+            }
+            let (low, high) = consumer
+                .fetch_watermarks(&self.topic, partition, timeout)
+                .map_err(|e| self.error(&format!("partition {partition}: no watermarks"), e))?;
+            let at_time = |ts: i64| -> std::result::Result<i64, StreamError> {
+                let mut tpl = TopicPartitionList::new();
+                tpl.add_partition_offset(&self.topic, partition, Offset::Offset(ts))
+                    .map_err(|e| self.error("bad timestamp", e))?;
+                let found = consumer
+                    .offsets_for_times(tpl, timeout)
+                    .map_err(|e| self.error("cannot look up offsets by time", e))?;
+                Ok(
+                    match found
+                        .find_partition(&self.topic, partition)
+                        .map(|p| p.offset())
+                    {
+                        Some(Offset::Offset(o)) => o,
+                        _ => high,
+                    },
+                )
+            };
+            let mut start = match self.options.start {
+                Start::Earliest => low,
+                Start::Latest => high,
+                Start::Timestamp(ts) => at_time(ts)?,
+            };
+            if let Some(ts) = seek.from_timestamp {
+                start = start.max(at_time(ts)?);
+            }
+            if let Some(from) = seek.from_offset {
+                start = start.max(from);
+            }
+            let end = match (self.options.follow, seek.to_offset) {
+                (true, to) => to,
+                (false, Some(to)) => Some(to.min(high)),
+                (false, None) => Some(high),
+            };
+            ranges.push(PartitionRange {
+                partition,
+                start,
+                end,
+            });
+        }
+        Ok(ranges)
+    }
+}
+
+/// What filters say about where to read.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Seek {
+    /// Only these partitions.
+    pub partitions: Option<Vec<i32>>,
+    /// First offset (inclusive).
+    pub from_offset: Option<i64>,
+    /// End offset (exclusive).
+    pub to_offset: Option<i64>,
+    /// First timestamp (ms, inclusive).
+    pub from_timestamp: Option<i64>,
+}
+
+fn literal_i64(e: &Expr) -> Option<i64> {
+    match e {
+        Expr::Literal(v, _) => match v {
+            ScalarValue::Int8(Some(x)) => Some(i64::from(*x)),
+            ScalarValue::Int16(Some(x)) => Some(i64::from(*x)),
+            ScalarValue::Int32(Some(x)) => Some(i64::from(*x)),
+            ScalarValue::Int64(Some(x)) => Some(*x),
+            ScalarValue::UInt8(Some(x)) => Some(i64::from(*x)),
+            ScalarValue::UInt16(Some(x)) => Some(i64::from(*x)),
+            ScalarValue::UInt32(Some(x)) => Some(i64::from(*x)),
+            ScalarValue::UInt64(Some(x)) => i64::try_from(*x).ok(),
+            ScalarValue::TimestampSecond(Some(x), _) => x.checked_mul(1000),
+            ScalarValue::TimestampMillisecond(Some(x), _) => Some(*x),
+            ScalarValue::TimestampMicrosecond(Some(x), _) => Some(x / 1000),
+            ScalarValue::TimestampNanosecond(Some(x), _) => Some(x / 1_000_000),
+            _ => None,
+        },
+        Expr::Cast(c) => literal_i64(&c.expr),
+        Expr::TryCast(c) => literal_i64(&c.expr),
+        _ => None,
+    }
+}
+
+fn column_name(e: &Expr) -> Option<&str> {
+    match e {
+        Expr::Column(c) => Some(c.name.as_str()),
+        Expr::Cast(c) => column_name(&c.expr),
+        _ => None,
+    }
+}
+
+/// Narrows `seek` by one filter; whether the filter was understood.
+fn apply_filter(seek: &mut Seek, filter: &Expr) -> bool {
+    match filter {
+        Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
+            let (name, value, op) = match (column_name(left), literal_i64(right)) {
+                (Some(n), Some(v)) => (n, v, *op),
+                _ => match (column_name(right), literal_i64(left), op.swap()) {
+                    (Some(n), Some(v), Some(op)) => (n, v, op),
+                    _ => return false,
+                },
+            };
+            match (name, op) {
+                ("_partition", Operator::Eq) => {
+                    let p = i32::try_from(value).unwrap_or(-1);
+                    seek.partitions = Some(match seek.partitions.take() {
+                        Some(ps) => ps.into_iter().filter(|x| *x == p).collect(),
+                        None => vec![p],
+                    });
+                    true
+                }
+                ("_offset", Operator::Eq) => {
+                    lower(&mut seek.from_offset, value);
+                    upper(&mut seek.to_offset, value.saturating_add(1));
+                    true
+                }
+                ("_offset", Operator::Gt) => {
+                    lower(&mut seek.from_offset, value.saturating_add(1));
+                    true
+                }
+                ("_offset", Operator::GtEq) => {
+                    lower(&mut seek.from_offset, value);
+                    true
+                }
+                ("_offset", Operator::Lt) => {
+                    upper(&mut seek.to_offset, value);
+                    true
+                }
+                ("_offset", Operator::LtEq) => {
+                    upper(&mut seek.to_offset, value.saturating_add(1));
+                    true
+                }
+                ("_timestamp", Operator::Gt) => {
+                    lower(&mut seek.from_timestamp, value.saturating_add(1));
+                    true
+                }
+                ("_timestamp", Operator::GtEq | Operator::Eq) => {
+                    lower(&mut seek.from_timestamp, value);
+                    true
+                }
+                _ => false,
+            }
+        }
+        Expr::Between(b) if !b.negated => match (
+            column_name(&b.expr),
+            literal_i64(&b.low),
+            literal_i64(&b.high),
+        ) {
+            (Some("_offset"), Some(lo), Some(hi)) => {
+                lower(&mut seek.from_offset, lo);
+                upper(&mut seek.to_offset, hi.saturating_add(1));
+                true
+            }
+            (Some("_timestamp"), Some(lo), Some(_)) => {
+                lower(&mut seek.from_timestamp, lo);
+                true
+            }
+            _ => false,
+        },
+        Expr::InList(list) if !list.negated && column_name(&list.expr) == Some("_partition") => {
+            let values: Option<Vec<i32>> = list
+                .list
+                .iter()
+                .map(|e| literal_i64(e).and_then(|v| i32::try_from(v).ok()))
+                .collect();
+            let Some(values) = values else {
+                return false;
+            };
+            seek.partitions = Some(match seek.partitions.take() {
+                Some(ps) => ps.into_iter().filter(|x| values.contains(x)).collect(),
+                None => values,
+            });
+            true
+        }
+        _ => false,
+    }
+}
+
+fn lower(bound: &mut Option<i64>, value: i64) {
+    *bound = Some(bound.map_or(value, |b| b.max(value)));
+}
+
+fn upper(bound: &mut Option<i64>, value: i64) {
+    *bound = Some(bound.map_or(value, |b| b.min(value)));
+}
+
+/// The seek positions the filters give.
+pub fn seek_from_filters(filters: &[Expr]) -> Seek {
+    let mut seek = Seek::default();
+    for f in filters {
+        apply_filter(&mut seek, f);
+    }
+    seek
+}
+
+#[async_trait]
+impl TableProvider for KafkaTable {
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.schema)
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> Result<Vec<TableProviderFilterPushDown>> {
+        Ok(filters
+            .iter()
+            .map(|f| {
+                if apply_filter(&mut Seek::default(), f) {
+                    TableProviderFilterPushDown::Inexact
+                } else {
+                    TableProviderFilterPushDown::Unsupported
+                }
+            })
+            .collect())
+    }
+
+    async fn scan(
+        &self,
+        _state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let seek = seek_from_filters(filters);
+        let table = self.clone();
+        let ranges = tokio::task::spawn_blocking(move || table.plan_ranges(&seek))
+            .await
+            .map_err(|e| DataFusionError::External(Box::new(e)))??;
+        Ok(Arc::new(KafkaExec::new(
+            self.clone(),
+            ranges,
+            projection.cloned(),
+            limit,
+        )?))
+    }
+
+    async fn insert_into(
+        &self,
+        _state: &dyn Session,
+        input: Arc<dyn ExecutionPlan>,
+        insert_op: InsertOp,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        if insert_op != InsertOp::Append {
+            return Err(DataFusionError::Plan(format!(
+                "{}: a topic can only be appended to (INSERT INTO), not {insert_op}",
+                self.target()
+            )));
+        }
+        let transactional_id = self.options.transactional.then(|| {
+            self.options
+                .transactional_id
+                .clone()
+                .unwrap_or_else(|| format!("vcfq-{}", self.topic))
+        });
+        let sink = KafkaSink {
+            target: self.target(),
+            topic: self.topic.clone(),
+            config: self.producer_config(),
+            transactional_id,
+            timeout: self.options.timeout,
+        };
+        let encoder = Encoder::new(self.options.format, Arc::clone(&self.variant));
+        let data_sink = TopicDataSink::new(Arc::new(sink), encoder, Arc::clone(&self.schema));
+        Ok(Arc::new(DataSinkExec::new(
+            input,
+            Arc::new(data_sink),
+            None,
+        )))
+    }
+}
+
+/// The offsets one partition is read between.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartitionRange {
+    /// Kafka partition.
+    pub partition: i32,
+    /// First offset read.
+    pub start: i64,
+    /// First offset not read (`None`: follow).
+    pub end: Option<i64>,
+}
+
+/// Reads Kafka partitions, one DataFusion partition each.
+#[derive(Debug)]
+pub struct KafkaExec {
+    table: KafkaTable,
+    ranges: Vec<PartitionRange>,
+    projection: Option<Vec<usize>>,
+    limit: Option<usize>,
+    schema: SchemaRef,
+    properties: Arc<PlanProperties>,
+}
+
+impl KafkaExec {
+    fn new(
+        table: KafkaTable,
+        ranges: Vec<PartitionRange>,
+        projection: Option<Vec<usize>>,
+        limit: Option<usize>,
+    ) -> Result<Self> {
+        let schema = match &projection {
+            Some(p) => Arc::new(table.schema.project(p)?),
+            None => Arc::clone(&table.schema),
+        };
+        let properties = Arc::new(PlanProperties::new(
+            EquivalenceProperties::new(Arc::clone(&schema)),
+            Partitioning::UnknownPartitioning(ranges.len().max(1)),
+            EmissionType::Incremental,
+            if table.options.follow {
+                Boundedness::Unbounded {
+                    requires_infinite_memory: false,
+                }
+            } else {
+                Boundedness::Bounded
+            },
+        ));
+        Ok(KafkaExec {
+            table,
+            ranges,
+            projection,
+            limit,
+            schema,
+            properties,
+        })
+    }
+}
+
+impl DisplayAs for KafkaExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        let ranges: Vec<String> = self
+            .ranges
+            .iter()
+            .map(|r| match r.end {
+                Some(end) => format!("{}:{}..{}", r.partition, r.start, end),
+                None => format!("{}:{}..", r.partition, r.start),
+            })
+            .collect();
+        write!(
+            f,
+            "KafkaExec: {}, partitions=[{}], mode={}",
+            self.table.target(),
+            ranges.join(", "),
+            if self.table.options.follow {
+                "follow"
+            } else {
+                "snapshot"
+            }
+        )?;
+        if let Some(limit) = self.limit {
+            write!(f, ", limit={limit}")?;
+        }
+        Ok(())
+    }
+}
+
+impl ExecutionPlan for KafkaExec {
+    fn name(&self) -> &str {
+        "KafkaExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        Vec::new()
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        _children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        Ok(self)
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        _context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
+        let schema = Arc::clone(&self.schema);
+        let Some(range) = self.ranges.get(partition).copied() else {
+            // a topic with no partition to read: one empty partition
+            return Ok(Box::pin(RecordBatchStreamAdapter::new(
+                schema,
+                futures::stream::empty(),
+            )));
+        };
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<RecordBatch>>(4);
+        let reader = PartitionReader {
+            table: self.table.clone(),
+            range,
+            projection: self.projection.clone(),
+            limit: self.limit,
+        };
+        std::thread::Builder::new()
+            .name(format!("kafka-{}-{}", self.table.topic, range.partition))
+            .spawn(move || reader.run(&tx))
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        let stream = futures::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|item| (item, rx))
+        });
+        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream)))
+    }
+}
+
+/// Reads one partition on its own thread, sending batches until the end offset (or LIMIT,
+/// or the query is dropped).
+struct PartitionReader {
+    table: KafkaTable,
+    range: PartitionRange,
+    projection: Option<Vec<usize>>,
+    limit: Option<usize>,
+}
+
+impl PartitionReader {
+    fn run(self, tx: &tokio::sync::mpsc::Sender<Result<RecordBatch>>) {
+        if let Err(e) = self.read(tx) {
+            let _ = tx.blocking_send(Err(e.into()));
+        }
+    }
+
+    fn send(
+        &self,
+        tx: &tokio::sync::mpsc::Sender<Result<RecordBatch>>,
+        decoder: &mut Decoder,
+        sent: &mut usize,
+    ) -> std::result::Result<bool, StreamError> {
+        let batch = decoder
+            .flush()
+            .map_err(|e| StreamError::permanent(self.table.target(), e))?;
+        let Some(batch) = batch else {
+            return Ok(true);
+        };
+        let batch = match &self.projection {
+            Some(p) => batch
+                .project(p)
+                .map_err(|e| StreamError::permanent(self.table.target(), e))?,
+            None => batch,
+        };
+        *sent += batch.num_rows();
+        Ok(tx.blocking_send(Ok(batch)).is_ok())
+    }
+
+    fn read(
+        &self,
+        tx: &tokio::sync::mpsc::Sender<Result<RecordBatch>>,
+    ) -> std::result::Result<(), StreamError> {
+        let table = &self.table;
+        let range = self.range;
+        if range.end.is_some_and(|end| range.start >= end) {
+            return Ok(());
+        }
+        let follow = range.end.is_none();
+        let consumer: BaseConsumer = table
+            .consumer_config()
+            .create()
+            .map_err(|e| table.error("cannot create a consumer", e))?;
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(&table.topic, range.partition, Offset::Offset(range.start))
+            .map_err(|e| table.error("bad offset", e))?;
+        consumer
+            .assign(&tpl)
+            .map_err(|e| table.error(&format!("cannot read partition {}", range.partition), e))?;
+        let mut decoder = Decoder::new(
+            table.options.format,
+            table.options.on_error,
+            Arc::clone(&table.variant),
+            table.target(),
+        );
+        let mut sent = 0usize;
+        let done = |sent: usize| self.limit.is_some_and(|l| sent >= l);
+        loop {
+            if tx.is_closed() {
+                return Ok(());
+            }
+            match consumer.poll(Duration::from_millis(100)) {
+                None => {
+                    if follow && !decoder.is_empty() && !self.send(tx, &mut decoder, &mut sent)? {
+                        return Ok(());
+                    }
+                }
+                Some(Err(KafkaError::PartitionEOF(_))) => {
+                    if !follow {
+                        break;
+                    }
+                    if !decoder.is_empty() && !self.send(tx, &mut decoder, &mut sent)? {
+                        return Ok(());
+                    }
+                }
+                Some(Err(e)) => {
+                    return Err(table.error(&format!("partition {}", range.partition), e));
+                }
+                Some(Ok(m)) => {
+                    let offset = m.offset();
+                    if range.end.is_some_and(|end| offset >= end) {
+                        break;
+                    }
+                    decoder.push(InMessage {
+                        partition: m.partition(),
+                        offset,
+                        timestamp: m.timestamp().to_millis(),
+                        key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+                        value: m.payload().map(<[u8]>::to_vec),
+                    });
+                    let last = range.end.is_some_and(|end| offset + 1 >= end);
+                    let enough = self.limit.is_some_and(|l| sent + decoder.len() >= l);
+                    if (decoder.len() >= BATCH_ROWS || last || enough)
+                        && (!self.send(tx, &mut decoder, &mut sent)? || done(sent))
+                    {
+                        return Ok(());
+                    }
+                    if last {
+                        break;
+                    }
+                }
+            }
+        }
+        self.send(tx, &mut decoder, &mut sent)?;
+        if decoder.skipped > 0 {
+            log::warn!(
+                "{} partition {}: skipped {} message(s) that do not decode",
+                table.target(),
+                range.partition,
+                decoder.skipped
+            );
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::prelude::{col, lit};
+
+    #[test]
+    fn filters_on_partition_offset_and_timestamp_become_seek_positions() {
+        let seek = seek_from_filters(&[
+            col("_partition").in_list(vec![lit(1), lit(2)], false),
+            col("_partition").eq(lit(2)),
+            col("_offset").gt_eq(lit(10i64)),
+            col("_offset").lt(lit(50i64)),
+            lit(20i64).lt(col("_offset")),
+            col("chrom").eq(lit("chr1")),
+        ]);
+        assert_eq!(
+            seek,
+            Seek {
+                partitions: Some(vec![2]),
+                from_offset: Some(21),
+                to_offset: Some(50),
+                from_timestamp: None,
+            }
+        );
+        let between = seek_from_filters(&[col("_offset").between(lit(5i64), lit(9i64))]);
+        assert_eq!(
+            (between.from_offset, between.to_offset),
+            (Some(5), Some(10))
+        );
+        assert!(!apply_filter(
+            &mut Seek::default(),
+            &col("pos").gt(lit(5i64))
+        ));
+    }
+}

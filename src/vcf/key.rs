@@ -1,0 +1,145 @@
+//! The canonical variant key, `chrom:pos:ref:alt`: the message key of topic sinks and the
+//! identity used to de-duplicate across platforms.
+//!
+//! Normalisation needs no reference genome: alleles are trimmed of the bases all of them share
+//! at the end, then at the start (keeping at least one base each), which moves `pos` right by
+//! the bases trimmed at the start. Full left-alignment inside repeats would need the reference
+//! sequence and is not done; two spellings that differ only by such a shift keep different keys.
+//! Contig names stay as written (`chr1` and `1` differ). Several ALT alleles are joined with `,`
+//! in their written order; symbolic alleles (`<DEL>`), breakends and `*` are never trimmed.
+
+/// The canonical key of a variant.
+///
+/// ```
+/// use vcfq::vcf::key::variant_key;
+/// assert_eq!(variant_key("chr1", 100, "CTT", &["CT"]), "chr1:100:CT:C");
+/// assert_eq!(variant_key("chr1", 100, "A", &["G"]), "chr1:100:A:G");
+/// assert_eq!(variant_key("2", 5, "GAC", &["GC", "GAAC"]), "2:5:GA:G,GAA");
+/// ```
+pub fn variant_key(chrom: &str, pos: i64, reference: &str, alts: &[&str]) -> String {
+    let (pos, reference, alts) = normalize(pos, reference, alts);
+    let mut key = String::with_capacity(chrom.len() + reference.len() + 24);
+    key.push_str(chrom);
+    key.push(':');
+    key.push_str(&pos.to_string());
+    key.push(':');
+    key.push_str(reference);
+    key.push(':');
+    if alts.is_empty() {
+        key.push('.');
+    }
+    for (i, alt) in alts.iter().enumerate() {
+        if i > 0 {
+            key.push(',');
+        }
+        key.push_str(alt);
+    }
+    key
+}
+
+fn is_plain(allele: &str) -> bool {
+    !allele.is_empty()
+        && allele
+            .bytes()
+            .all(|b| matches!(b.to_ascii_uppercase(), b'A' | b'C' | b'G' | b'T' | b'N'))
+}
+
+/// Trims shared suffix, then shared prefix, of plain alleles.
+fn normalize<'a>(pos: i64, reference: &'a str, alts: &[&'a str]) -> (i64, &'a str, Vec<&'a str>) {
+    let mut alts: Vec<&str> = alts.to_vec();
+    if alts.is_empty() || !is_plain(reference) || !alts.iter().all(|a| is_plain(a)) {
+        return (pos, reference, alts);
+    }
+    let mut reference = reference;
+    // common suffix
+    loop {
+        let shortest = alts
+            .iter()
+            .map(|a| a.len())
+            .min()
+            .unwrap_or(0)
+            .min(reference.len());
+        if shortest < 2 {
+            break;
+        }
+        let last = reference.as_bytes()[reference.len() - 1].to_ascii_uppercase();
+        if !alts
+            .iter()
+            .all(|a| a.as_bytes()[a.len() - 1].to_ascii_uppercase() == last)
+        {
+            break;
+        }
+        reference = &reference[..reference.len() - 1];
+        for a in alts.iter_mut() {
+            *a = &a[..a.len() - 1];
+        }
+    }
+    // common prefix
+    let mut pos = pos;
+    loop {
+        let shortest = alts
+            .iter()
+            .map(|a| a.len())
+            .min()
+            .unwrap_or(0)
+            .min(reference.len());
+        if shortest < 2 {
+            break;
+        }
+        let first = reference.as_bytes()[0].to_ascii_uppercase();
+        if !alts
+            .iter()
+            .all(|a| a.as_bytes()[0].to_ascii_uppercase() == first)
+        {
+            break;
+        }
+        reference = &reference[1..];
+        for a in alts.iter_mut() {
+            *a = &a[1..];
+        }
+        pos += 1;
+    }
+    (pos, reference, alts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snvs_and_simple_indels_are_unchanged() {
+        assert_eq!(variant_key("chr1", 10, "A", &["T"]), "chr1:10:A:T");
+        assert_eq!(variant_key("chr1", 10, "A", &["AT"]), "chr1:10:A:AT");
+        assert_eq!(variant_key("chr1", 10, "AT", &["A"]), "chr1:10:AT:A");
+    }
+
+    #[test]
+    fn shared_bases_are_trimmed_suffix_first() {
+        // a padded SNV
+        assert_eq!(variant_key("1", 100, "CAG", &["CTG"]), "1:101:A:T");
+        // a deletion written with extra context on both sides
+        assert_eq!(variant_key("1", 100, "GCAT", &["GT"]), "1:100:GCA:G");
+        // case is kept as written but compared without it
+        assert_eq!(variant_key("1", 1, "Aca", &["ACG"]), "1:3:a:G");
+    }
+
+    #[test]
+    fn multi_allelic_trims_only_what_all_share() {
+        assert_eq!(variant_key("1", 5, "GAC", &["GC", "GAAC"]), "1:5:GA:G,GAA");
+        assert_eq!(
+            variant_key("1", 5, "ACGT", &["ACGA", "TCGT"]),
+            "1:5:ACGT:ACGA,TCGT"
+        );
+    }
+
+    #[test]
+    fn symbolic_missing_and_star_alleles_are_left_alone() {
+        assert_eq!(variant_key("1", 5, "AT", &["<DEL>"]), "1:5:AT:<DEL>");
+        assert_eq!(variant_key("1", 5, "AT", &["A", "*"]), "1:5:AT:A,*");
+        assert_eq!(variant_key("1", 5, "AT", &[]), "1:5:AT:.");
+        assert_eq!(
+            variant_key("1", 5, "G", &["G]17:198982]"]),
+            "1:5:G:G]17:198982]"
+        );
+    }
+}
