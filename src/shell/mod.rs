@@ -250,6 +250,7 @@ impl Shell {
         let df = crate::session::sql(&self.ctx, sql).await?;
         let schema = df.schema().as_arrow().clone();
         let plan = df.create_physical_plan().await?;
+        let unbounded = plan.properties().boundedness.is_unbounded();
         let stream =
             datafusion::physical_plan::execute_stream(Arc::clone(&plan), self.ctx.task_ctx())?;
         let mut stream = on_worker(stream);
@@ -262,7 +263,6 @@ impl Shell {
             }
             return Ok(Some("ok".to_string()));
         }
-        let unbounded = plan.properties().boundedness.is_unbounded();
         if unbounded && self.format == OutputFormat::Table && matches!(self.sink, Sink::Terminal) {
             // a followed topic: show rows as they arrive, until LIMIT or Ctrl-C
             let mut rows = 0;
