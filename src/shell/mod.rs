@@ -265,20 +265,18 @@ impl Shell {
         }
         if unbounded && self.format == OutputFormat::Table && matches!(self.sink, Sink::Terminal) {
             // a followed topic: show rows as they arrive, until LIMIT or Ctrl-C
-            let mut rows = 0;
             while let Some(batch) = stream.next().await {
                 let batch = batch?;
                 if batch.num_rows() == 0 {
                     continue;
                 }
                 let n = batch.num_rows();
-                rows += n;
                 let text =
                     print::render(&schema, std::slice::from_ref(&batch), self.width, Some(n))?;
                 print!("{text}");
                 io::stdout().flush()?;
             }
-            return Ok(Some(format!("{rows} rows")));
+            return Ok(None);
         }
         if self.format == OutputFormat::Table && matches!(self.sink, Sink::Terminal) {
             let mut kept: Vec<RecordBatch> = Vec::new();

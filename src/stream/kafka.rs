@@ -10,19 +10,23 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use datafusion::arrow::array::AsArray;
+use datafusion::arrow::compute::filter_record_batch;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::{Session, TableProvider, TableProviderFactory};
-use datafusion::common::ScalarValue;
+use datafusion::common::{DFSchema, ScalarValue};
 use datafusion::datasource::TableType;
 use datafusion::datasource::sink::DataSinkExec;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::dml::InsertOp;
+use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{
     BinaryExpr, CreateExternalTable, Expr, Operator, TableProviderFilterPushDown,
 };
 use datafusion::physical_expr::EquivalenceProperties;
+use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
@@ -487,6 +491,11 @@ impl TableProvider for KafkaTable {
         &self,
         filters: &[&Expr],
     ) -> Result<Vec<TableProviderFilterPushDown>> {
+        if self.options.follow {
+            // an unbounded read filters its own batches: a FilterExec above it would hold rows
+            // back until it had a full batch, and a followed topic may never give one
+            return Ok(vec![TableProviderFilterPushDown::Exact; filters.len()]);
+        }
         Ok(filters
             .iter()
             .map(|f| {
@@ -501,12 +510,19 @@ impl TableProvider for KafkaTable {
 
     async fn scan(
         &self,
-        _state: &dyn Session,
+        state: &dyn Session,
         projection: Option<&Vec<usize>>,
         filters: &[Expr],
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let seek = seek_from_filters(filters);
+        let predicate = match (self.options.follow, conjunction(filters.iter().cloned())) {
+            (true, Some(expr)) => {
+                let df_schema = DFSchema::try_from(self.schema.as_ref().clone())?;
+                Some(state.create_physical_expr(expr, &df_schema)?)
+            }
+            _ => None,
+        };
         let table = self.clone();
         let ranges = tokio::task::spawn_blocking(move || table.plan_ranges(&seek))
             .await
@@ -515,6 +531,7 @@ impl TableProvider for KafkaTable {
             self.clone(),
             ranges,
             projection.cloned(),
+            predicate,
             limit,
         )?))
     }
@@ -571,6 +588,8 @@ pub struct KafkaExec {
     table: KafkaTable,
     ranges: Vec<PartitionRange>,
     projection: Option<Vec<usize>>,
+    /// Filters applied by the reader itself (follow mode), over the full schema.
+    predicate: Option<Arc<dyn PhysicalExpr>>,
     limit: Option<usize>,
     schema: SchemaRef,
     properties: Arc<PlanProperties>,
@@ -581,6 +600,7 @@ impl KafkaExec {
         table: KafkaTable,
         ranges: Vec<PartitionRange>,
         projection: Option<Vec<usize>>,
+        predicate: Option<Arc<dyn PhysicalExpr>>,
         limit: Option<usize>,
     ) -> Result<Self> {
         let schema = match &projection {
@@ -603,6 +623,7 @@ impl KafkaExec {
             table,
             ranges,
             projection,
+            predicate,
             limit,
             schema,
             properties,
@@ -631,6 +652,9 @@ impl DisplayAs for KafkaExec {
                 "snapshot"
             }
         )?;
+        if let Some(predicate) = &self.predicate {
+            write!(f, ", filter={predicate}")?;
+        }
         if let Some(limit) = self.limit {
             write!(f, ", limit={limit}")?;
         }
@@ -676,6 +700,7 @@ impl ExecutionPlan for KafkaExec {
             table: self.table.clone(),
             range,
             projection: self.projection.clone(),
+            predicate: self.predicate.clone(),
             limit: self.limit,
         };
         std::thread::Builder::new()
@@ -695,6 +720,7 @@ struct PartitionReader {
     table: KafkaTable,
     range: PartitionRange,
     projection: Option<Vec<usize>>,
+    predicate: Option<Arc<dyn PhysicalExpr>>,
     limit: Option<usize>,
 }
 
@@ -717,6 +743,25 @@ impl PartitionReader {
         let Some(batch) = batch else {
             return Ok(true);
         };
+        let batch = match &self.predicate {
+            Some(predicate) => {
+                let filtered = predicate
+                    .evaluate(&batch)
+                    .and_then(|mask| mask.into_array(batch.num_rows()))
+                    .and_then(|mask| Ok(filter_record_batch(&batch, mask.as_boolean())?));
+                match filtered {
+                    Ok(b) => b,
+                    Err(e) => {
+                        let _ = tx.blocking_send(Err(e));
+                        return Ok(false);
+                    }
+                }
+            }
+            None => batch,
+        };
+        if batch.num_rows() == 0 {
+            return Ok(true);
+        }
         let batch = match &self.projection {
             Some(p) => batch
                 .project(p)

@@ -187,6 +187,35 @@ async fn follow_mode_streams_until_the_limit() {
     .expect("format")
     .to_string();
     assert!(text.contains("mode=follow"), "{text}");
+    // a followed read filters its own batches (a FilterExec would hold rows back)
+    let plan = vcfq::session::sql(
+        &ctx,
+        "EXPLAIN SELECT pos FROM live WHERE pos > 100 AND _offset >= 1",
+    )
+    .await
+    .expect("explain");
+    let text = datafusion::arrow::util::pretty::pretty_format_batches(
+        &plan.collect().await.expect("explain"),
+    )
+    .expect("format")
+    .to_string();
+    assert!(
+        text.contains("partitions=[0:1..]") && text.contains("filter=pos@1 > 100"),
+        "{text}"
+    );
+    assert!(!text.contains("FilterExec"), "{text}");
+    let filtered = tokio::time::timeout(
+        Duration::from_secs(60),
+        run(&ctx, "SELECT pos FROM live WHERE pos > 100 LIMIT 2"),
+    )
+    .await
+    .expect("ends")
+    .expect("query");
+    let pos: Vec<i64> = filtered
+        .iter()
+        .flat_map(|b| b.column(0).as_primitive::<Int64Type>().values().to_vec())
+        .collect();
+    assert_eq!(pos, vec![200, 300]);
     // more rows than the topic holds: the query waits for them
     let reader = {
         let ctx = ctx.clone();
