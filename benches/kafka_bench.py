@@ -84,7 +84,10 @@ def main():
         peer_rps, peer_mbs = float(m[-1][1]), float(m[-1][2])
         _, cperf = java_tool("org.apache.kafka.tools.ConsumerPerformance", [
             "--bootstrap-server", bootstrap, "--topic", "perf", "--messages", str(args.records), "--hide-header"])
-        fields = cperf.strip().splitlines()[-1].split(",")
+        rows = [line.split(",") for line in cperf.splitlines() if line.count(",") >= 5]
+        if not rows:
+            raise SystemExit(f"kafka-consumer-perf-test gave no result:\n{cperf}")
+        fields = [f.strip() for f in rows[-1]]
         peer_read_mbs, peer_read_rps = float(fields[3]), float(fields[5])
     finally:
         subprocess.run([KAFKA, "stop", broker_dir], check=False)

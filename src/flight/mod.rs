@@ -86,7 +86,10 @@ pub async fn serve(config: ServerConfig) -> Result<()> {
         Duration::from_secs(config.token_ttl_secs),
     ));
 
-    let incoming = TcpIncoming::bind(addr).with_context(|| format!("cannot listen on {addr}"))?;
+    // without TCP_NODELAY, Nagle's algorithm and delayed ACKs add ~40 ms to each small reply
+    let incoming = TcpIncoming::bind(addr)
+        .with_context(|| format!("cannot listen on {addr}"))?
+        .with_nodelay(Some(true));
     let local = incoming
         .local_addr()
         .with_context(|| format!("cannot listen on {addr}"))?;

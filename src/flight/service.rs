@@ -344,6 +344,11 @@ fn schema_bytes(schema: &Schema) -> Result<Bytes, Status> {
         .map_err(|e| status_from_flight(FlightError::Arrow(e)))
 }
 
+/// An answer with no rows.
+fn no_rows(schema: Schema) -> Response<FlightDataStream> {
+    batch_stream(RecordBatch::new_empty(Arc::new(schema)))
+}
+
 /// One batch as a Flight data stream.
 fn batch_stream(batch: RecordBatch) -> Response<FlightDataStream> {
     let schema = batch.schema();
@@ -352,10 +357,6 @@ fn batch_stream(batch: RecordBatch) -> Response<FlightDataStream> {
         .build(stream::once(async move { Ok(batch) }))
         .map_err(status_from_flight);
     Response::new(Box::pin(out))
-}
-
-fn arrow_status(e: FlightError) -> Status {
-    status_from_flight(e)
 }
 
 /// The schemas of one catalog, sorted, with `information_schema` (which DataFusion answers
@@ -645,7 +646,7 @@ impl FlightSqlService for VcfqFlightSql {
         for name in names {
             builder.append(name);
         }
-        Ok(batch_stream(builder.build().map_err(arrow_status)?))
+        Ok(batch_stream(builder.build().map_err(status_from_flight)?))
     }
 
     async fn do_get_schemas(
@@ -663,7 +664,7 @@ impl FlightSqlService for VcfqFlightSql {
                 builder.append(&catalog_name, schema_name);
             }
         }
-        Ok(batch_stream(builder.build().map_err(arrow_status)?))
+        Ok(batch_stream(builder.build().map_err(status_from_flight)?))
     }
 
     async fn do_get_tables(
@@ -700,7 +701,7 @@ impl FlightSqlService for VcfqFlightSql {
                 }
             }
         }
-        Ok(batch_stream(builder.build().map_err(arrow_status)?))
+        Ok(batch_stream(builder.build().map_err(status_from_flight)?))
     }
 
     async fn do_get_table_types(
@@ -713,7 +714,7 @@ impl FlightSqlService for VcfqFlightSql {
         for t in TABLE_TYPES {
             builder.append(t);
         }
-        Ok(batch_stream(builder.build().map_err(arrow_status)?))
+        Ok(batch_stream(builder.build().map_err(status_from_flight)?))
     }
 
     async fn do_get_sql_info(
@@ -725,7 +726,7 @@ impl FlightSqlService for VcfqFlightSql {
         let batch = query
             .into_builder(sql_info()?)
             .build()
-            .map_err(arrow_status)?;
+            .map_err(status_from_flight)?;
         Ok(batch_stream(batch))
     }
 
@@ -735,9 +736,7 @@ impl FlightSqlService for VcfqFlightSql {
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
         self.session(&request).await?;
-        Ok(batch_stream(RecordBatch::new_empty(Arc::new(
-            primary_keys_schema(),
-        ))))
+        Ok(no_rows(primary_keys_schema()))
     }
 
     async fn do_get_exported_keys(
@@ -746,9 +745,7 @@ impl FlightSqlService for VcfqFlightSql {
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
         self.session(&request).await?;
-        Ok(batch_stream(RecordBatch::new_empty(Arc::new(
-            foreign_keys_schema(),
-        ))))
+        Ok(no_rows(foreign_keys_schema()))
     }
 
     async fn do_get_imported_keys(
@@ -757,9 +754,7 @@ impl FlightSqlService for VcfqFlightSql {
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
         self.session(&request).await?;
-        Ok(batch_stream(RecordBatch::new_empty(Arc::new(
-            foreign_keys_schema(),
-        ))))
+        Ok(no_rows(foreign_keys_schema()))
     }
 
     async fn do_get_cross_reference(
@@ -768,9 +763,7 @@ impl FlightSqlService for VcfqFlightSql {
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
         self.session(&request).await?;
-        Ok(batch_stream(RecordBatch::new_empty(Arc::new(
-            foreign_keys_schema(),
-        ))))
+        Ok(no_rows(foreign_keys_schema()))
     }
 
     async fn do_get_xdbc_type_info(
@@ -782,7 +775,7 @@ impl FlightSqlService for VcfqFlightSql {
         let batch = query
             .into_builder(xdbc_info()?)
             .build()
-            .map_err(arrow_status)?;
+            .map_err(status_from_flight)?;
         Ok(batch_stream(batch))
     }
 
