@@ -159,6 +159,41 @@ async fn a_select_reads_the_snapshot_taken_when_it_starts() {
         "rows produced after the query started are not read"
     );
     assert_eq!(count(&ctx, "SELECT count(*) FROM sites").await, 12);
+
+    // start positions: latest (nothing yet), a time (ms), a time after every message
+    let future_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64 + 3_600_000)
+        .unwrap_or(i64::MAX);
+    for (i, (start, expected)) in [
+        ("latest".to_string(), 0),
+        ("0".to_string(), 12),
+        ("2001-01-01T00:00:00Z".to_string(), 12),
+        (future_ms.to_string(), 0),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        run(
+            &ctx,
+            &format!(
+                "CREATE EXTERNAL TABLE s{i} STORED AS KAFKA LOCATION '{}/{t}' OPTIONS ('start' '{start}')",
+                bootstrap()
+            ),
+        )
+        .await
+        .expect("create");
+        assert_eq!(count(&ctx, &format!("SELECT count(*) FROM s{i}")).await, expected, "start {start}");
+    }
+    // _timestamp filters seek by time
+    assert_eq!(
+        count(&ctx, "SELECT count(*) FROM sites WHERE _timestamp >= now() - INTERVAL '1 hour'").await,
+        12
+    );
+    assert_eq!(
+        count(&ctx, "SELECT count(*) FROM sites WHERE _timestamp > now() + INTERVAL '1 hour'").await,
+        0
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
