@@ -4,6 +4,7 @@
 //! - [`config`]: the TOML config file (users, TLS, tables registered at start, limits).
 //! - [`auth`]: basic username/password in the handshake → expiring bearer token.
 //! - [`sessions`]: one DataFusion session per login or anonymous connection.
+//! - [`conn`]: connections that end their sessions when they close.
 //! - [`service`]: the Flight SQL commands.
 //! - [`status`]: errors → gRPC status codes.
 //! - [`info`]: `GetSqlInfo` and `GetXdbcTypeInfo` answers.
@@ -11,6 +12,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod conn;
 pub mod info;
 pub mod params;
 pub mod service;
@@ -117,6 +119,10 @@ pub async fn serve(config: ServerConfig) -> Result<()> {
     let _ = std::io::stdout().flush();
 
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let tracked_store = Arc::clone(&store);
+    let incoming = futures::StreamExt::map(incoming, move |accepted| {
+        accepted.map(|stream| conn::TrackedConnection::new(stream, Arc::clone(&tracked_store)))
+    });
     let running = server
         .add_service(service)
         .serve_with_incoming_shutdown(incoming, async {

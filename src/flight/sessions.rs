@@ -226,6 +226,21 @@ impl SessionStore {
         }
     }
 
+    /// Drops the sessions tied to a closed connection (anonymous clients, and clients that
+    /// send basic credentials on every call); token sessions outlive connections.
+    pub fn remove_connection(&self, peer: &str) {
+        let anonymous = format!("peer:{peer}");
+        let basic = format!("@{peer}");
+        let mut sessions = lock(&self.sessions);
+        sessions.retain(|key, session| {
+            let tied = *key == anonymous || (key.starts_with("basic:") && key.ends_with(&basic));
+            if tied {
+                session.cancel_all();
+            }
+            !tied
+        });
+    }
+
     /// Drops sessions idle for longer than the limit (never one with a query running).
     pub fn reap(&self) -> usize {
         let mut sessions = lock(&self.sessions);

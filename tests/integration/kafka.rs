@@ -183,15 +183,27 @@ async fn a_select_reads_the_snapshot_taken_when_it_starts() {
         )
         .await
         .expect("create");
-        assert_eq!(count(&ctx, &format!("SELECT count(*) FROM s{i}")).await, expected, "start {start}");
+        assert_eq!(
+            count(&ctx, &format!("SELECT count(*) FROM s{i}")).await,
+            expected,
+            "start {start}"
+        );
     }
     // _timestamp filters seek by time
     assert_eq!(
-        count(&ctx, "SELECT count(*) FROM sites WHERE _timestamp >= now() - INTERVAL '1 hour'").await,
+        count(
+            &ctx,
+            "SELECT count(*) FROM sites WHERE _timestamp >= now() - INTERVAL '1 hour'"
+        )
+        .await,
         12
     );
     assert_eq!(
-        count(&ctx, "SELECT count(*) FROM sites WHERE _timestamp > now() + INTERVAL '1 hour'").await,
+        count(
+            &ctx,
+            "SELECT count(*) FROM sites WHERE _timestamp > now() + INTERVAL '1 hour'"
+        )
+        .await,
         0
     );
 }
