@@ -29,6 +29,15 @@ def timed(cmd):
     return time.monotonic() - t0, out.stdout + out.stderr
 
 
+def timed_rss(cmd):
+    """Seconds, output and peak RSS (MiB) of a command, via GNU time."""
+    t0 = time.monotonic()
+    out = subprocess.run(["/usr/bin/time", "-f", "RSS %M"] + cmd, check=True, capture_output=True, text=True)
+    secs = time.monotonic() - t0
+    rss = int(re.findall(r"RSS (\d+)", out.stderr)[-1]) / 1024
+    return secs, out.stdout, rss
+
+
 def topic_bytes(data_dir, topic):
     total = 0
     for name in os.listdir(data_dir):
@@ -62,14 +71,14 @@ def main():
     try:
         table = (f"CREATE EXTERNAL TABLE t STORED AS KAFKA LOCATION '{bootstrap}/calls' "
                  f"OPTIONS ('like' '{vcf}', 'partitions' '{args.partitions}');")
-        secs, out = timed([vcfq, "-q", "--format", "tsv", "-c", table + f" INSERT INTO t SELECT * FROM '{vcf}'"])
+        secs, out, write_rss = timed_rss([vcfq, "-q", "--format", "tsv", "-c", table + f" INSERT INTO t SELECT * FROM '{vcf}'"])
         written = int(out.strip().splitlines()[-1])
         assert written == args.records, out
         stored = topic_bytes(os.path.join(broker_dir, "data"), "calls")
         size = max(1, stored // written)
         write_rps, write_mbs = written / secs, stored / secs / 1e6
 
-        secs_r, out = timed([vcfq, "-q", "--format", "tsv", "-c", table + " SELECT count(*) FROM t"])
+        secs_r, out, read_rss = timed_rss([vcfq, "-q", "--format", "tsv", "-c", table + " SELECT count(*) FROM t"])
         read = int(out.strip().splitlines()[-1])
         assert read == args.records, out
         read_rps, read_mbs = read / secs_r, stored / secs_r / 1e6
@@ -99,6 +108,7 @@ def main():
           f"{peer_rps:,.0f} | {peer_mbs:.1f} | {write_rps / peer_rps:.2f} |")
     print(f"| read (SELECT count(*) FROM topic) | {read_rps:,.0f} | {read_mbs:.1f} | "
           f"{peer_read_rps:,.0f} | {peer_read_mbs:.1f} | {read_rps / peer_read_rps:.2f} |")
+    print(f"vcfq peak RSS: write {write_rss:.0f} MiB, read {read_rss:.0f} MiB")
     print("peer: kafka-producer-perf-test (acks=all, idempotent, linger.ms=5, same size) / "
           "kafka-consumer-perf-test; vcfq write time includes reading and parsing the VCF, "
           "read time includes decoding every message into Arrow")

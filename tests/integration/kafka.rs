@@ -375,6 +375,43 @@ async fn an_aborted_transactional_insert_leaves_nothing_visible() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn arrow_ipc_messages_round_trip() {
+    let ctx = ctx();
+    let t = topic("arrow");
+    let sample = path("sample.vcf");
+    run(
+        &ctx,
+        &format!(
+            "CREATE EXTERNAL TABLE ipc STORED AS KAFKA LOCATION '{}/{t}' OPTIONS ('format' 'arrow', 'like' '{sample}')",
+            bootstrap()
+        ),
+    )
+    .await
+    .expect("create");
+    let written = run(&ctx, &format!("INSERT INTO ipc SELECT * FROM '{sample}'"))
+        .await
+        .expect("insert");
+    assert_eq!(inserted(&written), 6);
+    let columns = "chrom, pos, id, ref, alt, qual, filter, info, genotypes";
+    let back = run(&ctx, &format!("SELECT {columns} FROM ipc ORDER BY _offset"))
+        .await
+        .expect("read");
+    let original = run(&ctx, &format!("SELECT {columns} FROM '{sample}'"))
+        .await
+        .expect("vcf");
+    let back = concat_batches(&back[0].schema(), &back).expect("concat");
+    let original = concat_batches(&original[0].schema(), &original).expect("concat");
+    for (i, field) in original.schema().fields().iter().enumerate() {
+        assert_eq!(
+            back.column(i).to_data(),
+            original.column(i).to_data(),
+            "column {}",
+            field.name()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn undecodable_messages_are_reported_or_skipped() {
     let ctx = ctx();
     let t = topic("garbage");
