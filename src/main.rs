@@ -176,7 +176,6 @@ async fn run(cli: Cli) -> Result<()> {
     Ok(())
 }
 
-/// Runs the statements of `text` in order; the first failure names `origin` and its line.
 /// `vcfq serve`: without a config file, anonymous access on a loopback address only.
 async fn serve(addr: Option<std::net::SocketAddr>, config: Option<&std::path::Path>) -> Result<()> {
     let mut settings = match config {
@@ -199,6 +198,7 @@ async fn serve(addr: Option<std::net::SocketAddr>, config: Option<&std::path::Pa
     vcfq::flight::serve(settings).await
 }
 
+/// Runs the statements of `text` in order; the first failure names `origin` and its line.
 async fn run_script(
     ctx: &SessionContext,
     text: &str,

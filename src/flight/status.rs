@@ -9,7 +9,7 @@
 //! | memory limit, too many sessions | `RESOURCE_EXHAUSTED` |
 //! | no/invalid credentials, expired token | `UNAUTHENTICATED` |
 //! | file not readable by the server | `PERMISSION_DENIED` |
-//! | I/O failure reading data | `UNAVAILABLE` |
+//! | I/O failure reading data, a broker that is down or times out | `UNAVAILABLE` |
 //! | query cancelled | `CANCELLED` |
 //! | a bug of ours | `INTERNAL` |
 
@@ -20,6 +20,7 @@ use tonic::{Code, Status};
 
 use super::auth::AuthError;
 use crate::VcfError;
+use crate::stream::StreamError;
 
 /// The gRPC status for a DataFusion error; the message is the error on one line.
 pub fn status_from_datafusion(e: DataFusionError) -> Status {
@@ -84,6 +85,12 @@ fn datafusion_code(e: &DataFusionError) -> Code {
         DataFusionError::External(inner) => {
             if let Some(vcf) = inner.downcast_ref::<VcfError>() {
                 vcf_code(vcf)
+            } else if let Some(stream) = inner.downcast_ref::<StreamError>() {
+                if stream.retryable {
+                    Code::Unavailable
+                } else {
+                    Code::FailedPrecondition
+                }
             } else if let Some(df) = inner.downcast_ref::<DataFusionError>() {
                 datafusion_code(df)
             } else if let Some(io) = inner.downcast_ref::<std::io::Error>() {
@@ -206,6 +213,11 @@ mod tests {
         );
         assert_eq!(data.code(), Code::FailedPrecondition);
         assert!(data.message().contains("a.vcf:3"));
+        let broker = status_from_datafusion(
+            StreamError::transient("kafka h:1/t", "message not delivered: timed out").into(),
+        );
+        assert_eq!(broker.code(), Code::Unavailable);
+        assert!(broker.message().contains("kafka h:1/t"));
     }
 
     #[test]

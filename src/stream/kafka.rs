@@ -803,7 +803,7 @@ impl PartitionReader {
             .ranges
             .iter()
             .copied()
-            .filter(|r| !r.end.is_some_and(|end| r.start >= end))
+            .filter(|r| r.end.is_none_or(|end| r.start < end))
             .collect();
         if open.is_empty() {
             return Ok(());
