@@ -228,9 +228,30 @@ async fn run_script(
 async fn run_statement(ctx: &SessionContext, sql: &str, format: OutputFormat) -> Result<()> {
     let df = vcfq::session::sql(ctx, sql).await?;
     let schema = df.schema().as_arrow().clone();
-    let mut stream = df.execute_stream().await?;
-    let out = io::BufWriter::new(io::stdout().lock());
-    write_stream(&mut stream, format, out, &schema).await?;
+    let plan = df.create_physical_plan().await?;
+    let unbounded = plan.properties().boundedness.is_unbounded();
+    let mut stream = datafusion::physical_plan::execute_stream(plan, ctx.task_ctx())?;
+    if !unbounded {
+        let out = io::BufWriter::new(io::stdout().lock());
+        write_stream(&mut stream, format, out, &schema).await?;
+        return Ok(());
+    }
+    // a followed topic: rows are written as they arrive (stdout flushes each line), and a
+    // table is printed per batch since the whole result never ends
+    if format == OutputFormat::Table {
+        use futures::StreamExt;
+        while let Some(batch) = stream.next().await {
+            let batch = batch?;
+            if batch.num_rows() > 0 {
+                let text = datafusion::arrow::util::pretty::pretty_format_batches(&[batch])?;
+                let mut out = io::stdout().lock();
+                writeln!(out, "{text}")?;
+                out.flush()?;
+            }
+        }
+        return Ok(());
+    }
+    write_stream(&mut stream, format, io::stdout().lock(), &schema).await?;
     Ok(())
 }
 

@@ -584,3 +584,51 @@ async fn a_broker_stopped_during_an_insert_fails_the_statement() {
         "{e}"
     );
 }
+
+#[test]
+fn the_cli_prints_a_followed_topic_as_rows_arrive() {
+    use std::io::{BufRead, BufReader};
+    let t = topic("cli-follow");
+    let sample = path("sample.vcf");
+    let vcfq = env!("CARGO_BIN_EXE_vcfq");
+    let out = Command::new(vcfq)
+        .args(["-q", "-c"])
+        .arg(format!(
+            "CREATE EXTERNAL TABLE s STORED AS KAFKA LOCATION '{}/{t}'; INSERT INTO s SELECT chrom, pos, id, ref, alt, qual, filter FROM '{sample}'",
+            bootstrap()
+        ))
+        .output()
+        .expect("vcfq");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // an unbounded query: its rows must come out while it still runs
+    let mut child = Command::new(vcfq)
+        .args(["-q", "--format", "csv", "-c"])
+        .arg(format!(
+            "CREATE EXTERNAL TABLE f STORED AS KAFKA LOCATION '{}/{t}' OPTIONS ('mode' 'follow'); SELECT pos FROM f",
+            bootstrap()
+        ))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("vcfq follow");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let lines: Vec<String> = BufReader::new(stdout)
+            .lines()
+            .take(7)
+            .map_while(Result::ok)
+            .collect();
+        let _ = tx.send(lines);
+    });
+    let lines = rx.recv_timeout(Duration::from_secs(60));
+    let still_running = child.try_wait().expect("wait").is_none();
+    let _ = child.kill();
+    let _ = child.wait();
+    let lines = lines.expect("rows within 60 s");
+    assert_eq!(lines, vec!["pos", "100", "200", "300", "400", "50", "60"]);
+    assert!(still_running, "the follow query ended by itself");
+}
