@@ -3,6 +3,8 @@
 //! the queried regions.
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 
 use noodles::core::Position;
 use noodles::csi::BinningIndex;
@@ -39,20 +41,65 @@ impl ScanLayout {
     }
 }
 
-/// An index next to `path` (`path.tbi`, `path.csi`), loaded.
-fn load_index(
-    path: &Path,
-) -> Result<Option<(Box<dyn BinningIndex + Send>, &'static str)>, VcfError> {
-    let with = |ext: &str| PathBuf::from(format!("{}.{ext}", path.display()));
-    let tbi = with("tbi");
-    if tbi.is_file() {
-        let index = noodles::tabix::fs::read(&tbi).map_err(|e| VcfError::io(&tbi, e))?;
-        return Ok(Some((Box::new(index), "tbi")));
+/// A loaded index, shared between scans.
+type SharedIndex = Arc<dyn BinningIndex + Send + Sync>;
+
+/// Indexes read recently, by path, size and modification time: a server or shell running
+/// many region queries over the same files parses each index once (a 1 MiB `.tbi` takes tens
+/// of milliseconds). A file that changes gets a new entry.
+struct IndexCache {
+    entries: Mutex<Vec<(IndexKey, SharedIndex, &'static str)>>,
+}
+
+type IndexKey = (PathBuf, u64, Option<SystemTime>);
+
+/// Indexes kept at most.
+const CACHED_INDEXES: usize = 32;
+
+static INDEXES: IndexCache = IndexCache {
+    entries: Mutex::new(Vec::new()),
+};
+
+impl IndexCache {
+    fn get(&self, key: &IndexKey) -> Option<(SharedIndex, &'static str)> {
+        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        entries
+            .iter()
+            .find(|(k, _, _)| k == key)
+            .map(|(_, index, kind)| (Arc::clone(index), *kind))
     }
-    let csi = with("csi");
-    if csi.is_file() {
-        let index = noodles::csi::fs::read(&csi).map_err(|e| VcfError::io(&csi, e))?;
-        return Ok(Some((Box::new(index), "csi")));
+
+    fn put(&self, key: IndexKey, index: SharedIndex, kind: &'static str) {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        entries.retain(|(k, _, _)| k.0 != key.0);
+        if entries.len() >= CACHED_INDEXES {
+            entries.remove(0);
+        }
+        entries.push((key, index, kind));
+    }
+}
+
+/// An index next to `path` (`path.tbi`, `path.csi`), loaded (or taken from the cache).
+fn load_index(path: &Path) -> Result<Option<(SharedIndex, &'static str)>, VcfError> {
+    let with = |ext: &str| PathBuf::from(format!("{}.{ext}", path.display()));
+    for (file, kind) in [(with("tbi"), "tbi"), (with("csi"), "csi")] {
+        let Ok(meta) = std::fs::metadata(&file) else {
+            continue;
+        };
+        if !meta.is_file() {
+            continue;
+        }
+        let key = (file.clone(), meta.len(), meta.modified().ok());
+        if let Some(found) = INDEXES.get(&key) {
+            return Ok(Some(found));
+        }
+        let index: SharedIndex = if kind == "tbi" {
+            Arc::new(noodles::tabix::fs::read(&file).map_err(|e| VcfError::io(&file, e))?)
+        } else {
+            Arc::new(noodles::csi::fs::read(&file).map_err(|e| VcfError::io(&file, e))?)
+        };
+        INDEXES.put(key, Arc::clone(&index), kind);
+        return Ok(Some((index, kind)));
     }
     Ok(None)
 }
