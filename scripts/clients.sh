@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs the real Flight SQL clients the tests use (sourced by test.sh after setup.sh):
+# Installs the real Flight SQL clients the tests use (sourced by test.sh after setup.sh, whose
+# apt_install it uses):
 # the Python ADBC driver in a venv under ~/.cache/vcfq, and the Arrow Flight SQL JDBC driver
 # from Maven Central; plus openssl (TLS test certificates) and Java/Maven when missing.
 # Exports VCFQ_PYTHON and VCFQ_JDBC_JAR for tests/integration/flight.rs.
@@ -9,13 +10,7 @@ need=()
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v java >/dev/null 2>&1 || need+=(openjdk-17-jdk-headless)
 command -v mvn >/dev/null 2>&1 || need+=(maven)
-if [ ${#need[@]} -gt 0 ]; then
-  sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  echo "clients: installing ${need[*]}" >&2
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
-fi
+apt_install clients ${need[@]+"${need[@]}"}
 
 cache="$HOME/.cache/vcfq"
 venv="$cache/venv"

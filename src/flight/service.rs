@@ -627,10 +627,7 @@ impl FlightSqlService for VcfqFlightSql {
         let session = self.session(&request).await?;
         let (plans, schema) = self.prepared_plans(&session, &query.prepared_statement_handle)?;
         let pending = prepare_run(&session.ctx, plans, schema).await?;
-        let id = session.add_pending(pending);
-        let pending = session
-            .take_pending(id)
-            .ok_or_else(|| not_found_handle("query", id))?;
+        let id = session.next_id();
         self.run(session, id, pending).await
     }
 

@@ -72,13 +72,14 @@ impl ClientSession {
         }
     }
 
-    fn id(&self) -> u64 {
+    /// A new id for a prepared statement or query of this session.
+    pub fn next_id(&self) -> u64 {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
     /// Keeps a prepared statement; returns its handle.
     pub fn add_prepared(&self, prepared: Prepared) -> u64 {
-        let id = self.id();
+        let id = self.next_id();
         lock(&self.prepared).insert(id, prepared);
         id
     }
@@ -95,7 +96,7 @@ impl ClientSession {
 
     /// Keeps a planned query until its ticket is fetched; returns the ticket's id.
     pub fn add_pending(&self, pending: Pending) -> u64 {
-        let id = self.id();
+        let id = self.next_id();
         let mut queue = lock(&self.pending);
         if queue.len() >= MAX_PENDING {
             queue.remove(0);

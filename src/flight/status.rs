@@ -82,23 +82,7 @@ fn datafusion_code(e: &DataFusionError) -> Code {
         DataFusionError::ArrowError(arrow, _) => arrow_code(arrow),
         DataFusionError::ParquetError(_) => Code::FailedPrecondition,
         DataFusionError::ObjectStore(_) => Code::Unavailable,
-        DataFusionError::External(inner) => {
-            if let Some(vcf) = inner.downcast_ref::<VcfError>() {
-                vcf_code(vcf)
-            } else if let Some(stream) = inner.downcast_ref::<StreamError>() {
-                if stream.retryable {
-                    Code::Unavailable
-                } else {
-                    Code::FailedPrecondition
-                }
-            } else if let Some(df) = inner.downcast_ref::<DataFusionError>() {
-                datafusion_code(df)
-            } else if let Some(io) = inner.downcast_ref::<std::io::Error>() {
-                io_code(io.kind())
-            } else {
-                Code::Internal
-            }
-        }
+        DataFusionError::External(inner) => external_code(inner.as_ref()),
         DataFusionError::Context(_, inner) | DataFusionError::Diagnostic(_, inner) => {
             datafusion_code(inner)
         }
@@ -110,6 +94,25 @@ fn datafusion_code(e: &DataFusionError) -> Code {
         DataFusionError::ExecutionJoin(_)
         | DataFusionError::Internal(_)
         | DataFusionError::Ffi(_) => Code::Internal,
+    }
+}
+
+/// The code for an error wrapped by DataFusion or Arrow, by its type.
+fn external_code(inner: &(dyn std::error::Error + Send + Sync + 'static)) -> Code {
+    if let Some(vcf) = inner.downcast_ref::<VcfError>() {
+        vcf_code(vcf)
+    } else if let Some(stream) = inner.downcast_ref::<StreamError>() {
+        if stream.retryable {
+            Code::Unavailable
+        } else {
+            Code::FailedPrecondition
+        }
+    } else if let Some(df) = inner.downcast_ref::<DataFusionError>() {
+        datafusion_code(df)
+    } else if let Some(io) = inner.downcast_ref::<std::io::Error>() {
+        io_code(io.kind())
+    } else {
+        Code::Internal
     }
 }
 
@@ -144,15 +147,7 @@ fn io_code(kind: std::io::ErrorKind) -> Code {
 
 fn arrow_code(e: &ArrowError) -> Code {
     match e {
-        ArrowError::ExternalError(inner) => {
-            if let Some(df) = inner.downcast_ref::<DataFusionError>() {
-                datafusion_code(df)
-            } else if let Some(vcf) = inner.downcast_ref::<VcfError>() {
-                vcf_code(vcf)
-            } else {
-                Code::Internal
-            }
-        }
+        ArrowError::ExternalError(inner) => external_code(inner.as_ref()),
         ArrowError::CastError(_)
         | ArrowError::ParseError(_)
         | ArrowError::InvalidArgumentError(_)

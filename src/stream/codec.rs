@@ -136,40 +136,7 @@ fn keys_of(rows: &RecordBatch) -> Vec<Option<String>> {
             if chrom.is_null(i) || pos.is_null(i) || reference.is_null(i) {
                 return None;
             }
-            let alts: Vec<String> = match alt {
-                Some(a) => match a.data_type() {
-                    DataType::List(_) => {
-                        let list = a.as_list::<i32>();
-                        if list.is_null(i) {
-                            Vec::new()
-                        } else {
-                            let values = list.value(i);
-                            match values.as_string_opt::<i32>() {
-                                Some(s) => (0..s.len())
-                                    .map(|j| {
-                                        if s.is_null(j) {
-                                            ".".into()
-                                        } else {
-                                            s.value(j).to_string()
-                                        }
-                                    })
-                                    .collect(),
-                                None => Vec::new(),
-                            }
-                        }
-                    }
-                    DataType::Utf8 => {
-                        let s = a.as_string::<i32>();
-                        if s.is_null(i) {
-                            Vec::new()
-                        } else {
-                            s.value(i).split(',').map(str::to_string).collect()
-                        }
-                    }
-                    _ => Vec::new(),
-                },
-                None => Vec::new(),
-            };
+            let alts = alt.map(|a| alleles_at(a, i)).unwrap_or_default();
             let alts: Vec<&str> = alts.iter().map(String::as_str).collect();
             Some(variant_key(
                 chrom.value(i),
@@ -179,6 +146,37 @@ fn keys_of(rows: &RecordBatch) -> Vec<Option<String>> {
             ))
         })
         .collect()
+}
+
+/// The ALT alleles of row `i` of an `alt` column (List<Utf8>, or Utf8 with `,` between).
+fn alleles_at(alt: &ArrayRef, i: usize) -> Vec<String> {
+    if alt.is_null(i) {
+        return Vec::new();
+    }
+    match alt.data_type() {
+        DataType::List(_) => {
+            let values = alt.as_list::<i32>().value(i);
+            match values.as_string_opt::<i32>() {
+                Some(s) => (0..s.len())
+                    .map(|j| {
+                        if s.is_null(j) {
+                            ".".into()
+                        } else {
+                            s.value(j).to_string()
+                        }
+                    })
+                    .collect(),
+                None => Vec::new(),
+            }
+        }
+        DataType::Utf8 => alt
+            .as_string::<i32>()
+            .value(i)
+            .split(',')
+            .map(str::to_string)
+            .collect(),
+        _ => Vec::new(),
+    }
 }
 
 /// One received message.

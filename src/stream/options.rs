@@ -108,6 +108,14 @@ fn parse_bool(key: &str, value: &str) -> Result<bool, VcfError> {
     }
 }
 
+fn parse_positive(key: &str, value: &str) -> Result<i32, VcfError> {
+    value
+        .parse()
+        .ok()
+        .filter(|p| *p > 0)
+        .ok_or_else(|| invalid(key, value, "a positive number"))
+}
+
 /// Milliseconds since the epoch from digits or an RFC 3339 time.
 pub fn parse_timestamp(value: &str) -> Option<i64> {
     if let Ok(ms) = value.trim().parse::<i64>() {
@@ -163,20 +171,8 @@ impl TopicOptions {
                 "like" => out.like = Some(value.clone()),
                 "transactional" => out.transactional = parse_bool(key, value)?,
                 "transactional.id" => out.transactional_id = Some(value.clone()),
-                "partitions" => {
-                    out.partitions = value
-                        .parse()
-                        .ok()
-                        .filter(|p| *p > 0)
-                        .ok_or_else(|| invalid(key, value, "a positive number"))?
-                }
-                "replication" => {
-                    out.replication = value
-                        .parse()
-                        .ok()
-                        .filter(|p| *p > 0)
-                        .ok_or_else(|| invalid(key, value, "a positive number"))?
-                }
+                "partitions" => out.partitions = parse_positive(key, value)?,
+                "replication" => out.replication = parse_positive(key, value)?,
                 "timeout.ms" => {
                     out.timeout = Duration::from_millis(
                         value

@@ -44,62 +44,33 @@ fn is_plain(allele: &str) -> bool {
             .all(|b| matches!(b.to_ascii_uppercase(), b'A' | b'C' | b'G' | b'T' | b'N'))
 }
 
-/// Trims shared suffix, then shared prefix, of plain alleles.
+/// Trims shared suffix, then shared prefix, of plain alleles (keeping a base in each).
 fn normalize<'a>(pos: i64, reference: &'a str, alts: &[&'a str]) -> (i64, &'a str, Vec<&'a str>) {
-    let mut alts: Vec<&str> = alts.to_vec();
     if alts.is_empty() || !is_plain(reference) || !alts.iter().all(|a| is_plain(a)) {
-        return (pos, reference, alts);
+        return (pos, reference, alts.to_vec());
     }
-    let mut reference = reference;
-    // common suffix
-    loop {
-        let shortest = alts
-            .iter()
-            .map(|a| a.len())
-            .min()
-            .unwrap_or(0)
-            .min(reference.len());
-        if shortest < 2 {
-            break;
-        }
-        let last = reference.as_bytes()[reference.len() - 1].to_ascii_uppercase();
-        if !alts
-            .iter()
-            .all(|a| a.as_bytes()[a.len() - 1].to_ascii_uppercase() == last)
-        {
-            break;
-        }
-        reference = &reference[..reference.len() - 1];
-        for a in alts.iter_mut() {
-            *a = &a[..a.len() - 1];
-        }
-    }
-    // common prefix
-    let mut pos = pos;
-    loop {
-        let shortest = alts
-            .iter()
-            .map(|a| a.len())
-            .min()
-            .unwrap_or(0)
-            .min(reference.len());
-        if shortest < 2 {
-            break;
-        }
-        let first = reference.as_bytes()[0].to_ascii_uppercase();
-        if !alts
-            .iter()
-            .all(|a| a.as_bytes()[0].to_ascii_uppercase() == first)
-        {
-            break;
-        }
-        reference = &reference[1..];
-        for a in alts.iter_mut() {
-            *a = &a[1..];
-        }
-        pos += 1;
-    }
-    (pos, reference, alts)
+    // plain alleles are ASCII: byte positions are char positions
+    let base = |s: &str, i: usize| s.as_bytes()[i].to_ascii_uppercase();
+    let shared = |at: &dyn Fn(&str) -> u8| {
+        let b = at(reference);
+        alts.iter().all(|a| at(a) == b)
+    };
+    let shortest = alts
+        .iter()
+        .map(|a| a.len())
+        .fold(reference.len(), usize::min);
+    let suffix = (0..shortest - 1)
+        .take_while(|&k| shared(&|s: &str| base(s, s.len() - 1 - k)))
+        .count();
+    let prefix = (0..shortest - 1 - suffix)
+        .take_while(|&k| shared(&|s: &str| base(s, k)))
+        .count();
+    let cut = |s: &'a str| &s[prefix..s.len() - suffix];
+    (
+        pos + prefix as i64,
+        cut(reference),
+        alts.iter().map(|a| cut(a)).collect(),
+    )
 }
 
 #[cfg(test)]

@@ -701,36 +701,38 @@ async fn sigterm_lets_the_grace_period_run_then_cancels() {
     assert!(took >= std::time::Duration::from_millis(900), "{took:?}");
 }
 
-/// Python for the ADBC test: `VCFQ_PYTHON`, or the venv `scripts/setup.sh --clients` makes.
-fn python() -> PathBuf {
-    if let Some(p) = std::env::var_os("VCFQ_PYTHON") {
+/// A client `scripts/clients.sh` installs: the path in `env`, else `under_home` in $HOME.
+fn installed(env: &str, under_home: &str, what: &str) -> PathBuf {
+    if let Some(p) = std::env::var_os(env) {
         return PathBuf::from(p);
     }
     let home = std::env::var_os("HOME")
         .map(PathBuf::from)
         .unwrap_or_default();
-    let venv = home.join(".cache/vcfq/venv/bin/python");
+    let path = home.join(under_home);
     assert!(
-        venv.exists(),
-        "no Python with adbc-driver-flightsql: run `scripts/setup.sh --clients` or set VCFQ_PYTHON"
+        path.exists(),
+        "no {what}: run `. scripts/clients.sh` (scripts/test.sh does) or set {env}"
     );
-    venv
+    path
 }
 
-/// The Flight SQL JDBC driver jar: `VCFQ_JDBC_JAR`, or where `scripts/setup.sh --clients` puts it.
+/// Python with adbc-driver-flightsql.
+fn python() -> PathBuf {
+    installed(
+        "VCFQ_PYTHON",
+        ".cache/vcfq/venv/bin/python",
+        "Python with adbc-driver-flightsql",
+    )
+}
+
+/// The Flight SQL JDBC driver jar.
 fn jdbc_jar() -> PathBuf {
-    if let Some(p) = std::env::var_os("VCFQ_JDBC_JAR") {
-        return PathBuf::from(p);
-    }
-    let home = std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_default();
-    let jar = home.join(".m2/repository/org/apache/arrow/flight-sql-jdbc-driver/18.3.0/flight-sql-jdbc-driver-18.3.0.jar");
-    assert!(
-        jar.exists(),
-        "no Flight SQL JDBC driver: run `scripts/setup.sh --clients` or set VCFQ_JDBC_JAR"
-    );
-    jar
+    installed(
+        "VCFQ_JDBC_JAR",
+        ".m2/repository/org/apache/arrow/flight-sql-jdbc-driver/18.3.0/flight-sql-jdbc-driver-18.3.0.jar",
+        "Flight SQL JDBC driver",
+    )
 }
 
 fn client_script(name: &str) -> PathBuf {

@@ -53,6 +53,17 @@ async fn count(ctx: &SessionContext, sql: &str) -> i64 {
     batches[0].column(0).as_primitive::<Int64Type>().value(0)
 }
 
+/// `CREATE EXTERNAL TABLE name STORED AS KAFKA` on `topic` of the test broker.
+async fn create(ctx: &SessionContext, name: &str, topic: &str, options: &str) {
+    let sql = format!(
+        "CREATE EXTERNAL TABLE {name} STORED AS KAFKA LOCATION '{}/{topic}' {options}",
+        bootstrap()
+    );
+    run(ctx, &sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
 fn inserted(batches: &[RecordBatch]) -> u64 {
     batches[0]
         .column(0)
@@ -69,15 +80,13 @@ async fn round_trip_of_a_generated_vcf_keeps_every_column() {
     let ctx = ctx();
     let t = topic("roundtrip");
     let vcf = path("gen.vcf.gz");
-    run(
+    create(
         &ctx,
-        &format!(
-            "CREATE EXTERNAL TABLE calls STORED AS KAFKA LOCATION '{}/{t}' OPTIONS ('like' '{vcf}', 'partitions' '3')",
-            bootstrap()
-        ),
+        "calls",
+        &t,
+        &format!("OPTIONS ('like' '{vcf}', 'partitions' '3')"),
     )
-    .await
-    .expect("create");
+    .await;
     let written = run(&ctx, &format!("INSERT INTO calls SELECT * FROM '{vcf}'"))
         .await
         .expect("insert");
@@ -127,15 +136,7 @@ async fn a_select_reads_the_snapshot_taken_when_it_starts() {
     let ctx = ctx();
     let t = topic("snapshot");
     let sample = path("sample.vcf");
-    run(
-        &ctx,
-        &format!(
-            "CREATE EXTERNAL TABLE sites STORED AS KAFKA LOCATION '{}/{t}'",
-            bootstrap()
-        ),
-    )
-    .await
-    .expect("create");
+    create(&ctx, "sites", &t, "").await;
     let insert =
         format!("INSERT INTO sites SELECT chrom, pos, id, ref, alt, qual, filter FROM '{sample}'");
     assert_eq!(inserted(&run(&ctx, &insert).await.expect("insert")), 6);
@@ -174,15 +175,13 @@ async fn a_select_reads_the_snapshot_taken_when_it_starts() {
     .into_iter()
     .enumerate()
     {
-        run(
+        create(
             &ctx,
-            &format!(
-                "CREATE EXTERNAL TABLE s{i} STORED AS KAFKA LOCATION '{}/{t}' OPTIONS ('start' '{start}')",
-                bootstrap()
-            ),
+            &format!("s{i}"),
+            &t,
+            &format!("OPTIONS ('start' '{start}')"),
         )
-        .await
-        .expect("create");
+        .await;
         assert_eq!(
             count(&ctx, &format!("SELECT count(*) FROM s{i}")).await,
             expected,
@@ -213,15 +212,7 @@ async fn follow_mode_streams_until_the_limit() {
     let ctx = ctx();
     let t = topic("follow");
     let sample = path("sample.vcf");
-    run(
-        &ctx,
-        &format!(
-            "CREATE EXTERNAL TABLE live STORED AS KAFKA LOCATION '{}/{t}' OPTIONS ('mode' 'follow')",
-            bootstrap()
-        ),
-    )
-    .await
-    .expect("create");
+    create(&ctx, "live", &t, "OPTIONS ('mode' 'follow')").await;
     let insert =
         format!("INSERT INTO live SELECT chrom, pos, id, ref, alt, qual, filter FROM '{sample}'");
     run(&ctx, &insert).await.expect("insert");
@@ -290,15 +281,7 @@ async fn partition_and_offset_filters_become_seek_positions() {
     let ctx = ctx();
     let t = topic("pushdown");
     let vcf = path("gen.vcf.gz");
-    run(
-        &ctx,
-        &format!(
-            "CREATE EXTERNAL TABLE calls STORED AS KAFKA LOCATION '{}/{t}' OPTIONS ('partitions' '2')",
-            bootstrap()
-        ),
-    )
-    .await
-    .expect("create");
+    create(&ctx, "calls", &t, "OPTIONS ('partitions' '2')").await;
     run(
         &ctx,
         &format!("INSERT INTO calls SELECT chrom, pos, id, ref, alt, qual, filter FROM '{vcf}' WHERE pos < 5000000"),
@@ -329,24 +312,20 @@ async fn an_aborted_transactional_insert_leaves_nothing_visible() {
     let t = topic("txn");
     let bad = path("bad_tail.vcf");
     let gen_vcf = path("gen.vcf");
-    run(
+    create(
         &ctx,
-        &format!(
-            "CREATE EXTERNAL TABLE committed STORED AS KAFKA LOCATION '{}/{t}' OPTIONS ('like' '{gen_vcf}', 'transactional' 'true')",
-            bootstrap()
-        ),
+        "committed",
+        &t,
+        &format!("OPTIONS ('like' '{gen_vcf}', 'transactional' 'true')"),
     )
-    .await
-    .expect("create");
-    run(
+    .await;
+    create(
         &ctx,
-        &format!(
-            "CREATE EXTERNAL TABLE everything STORED AS KAFKA LOCATION '{}/{t}' OPTIONS ('like' '{gen_vcf}', 'kafka.isolation.level' 'read_uncommitted')",
-            bootstrap()
-        ),
+        "everything",
+        &t,
+        &format!("OPTIONS ('like' '{gen_vcf}', 'kafka.isolation.level' 'read_uncommitted')"),
     )
-    .await
-    .expect("create");
+    .await;
     let e = run(
         &ctx,
         &format!("INSERT INTO committed SELECT * FROM '{bad}'"),
@@ -379,15 +358,13 @@ async fn arrow_ipc_messages_round_trip() {
     let ctx = ctx();
     let t = topic("arrow");
     let sample = path("sample.vcf");
-    run(
+    create(
         &ctx,
-        &format!(
-            "CREATE EXTERNAL TABLE ipc STORED AS KAFKA LOCATION '{}/{t}' OPTIONS ('format' 'arrow', 'like' '{sample}')",
-            bootstrap()
-        ),
+        "ipc",
+        &t,
+        &format!("OPTIONS ('format' 'arrow', 'like' '{sample}')"),
     )
-    .await
-    .expect("create");
+    .await;
     let written = run(&ctx, &format!("INSERT INTO ipc SELECT * FROM '{sample}'"))
         .await
         .expect("insert");
@@ -415,15 +392,7 @@ async fn arrow_ipc_messages_round_trip() {
 async fn undecodable_messages_are_reported_or_skipped() {
     let ctx = ctx();
     let t = topic("garbage");
-    run(
-        &ctx,
-        &format!(
-            "CREATE EXTERNAL TABLE strict STORED AS KAFKA LOCATION '{}/{t}'",
-            bootstrap()
-        ),
-    )
-    .await
-    .expect("create");
+    create(&ctx, "strict", &t, "").await;
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap())
         .create()
@@ -453,15 +422,7 @@ async fn undecodable_messages_are_reported_or_skipped() {
         )),
         "{e}"
     );
-    run(
-        &ctx,
-        &format!(
-            "CREATE EXTERNAL TABLE lenient STORED AS KAFKA LOCATION '{}/{t}' OPTIONS ('on_error' 'skip')",
-            bootstrap()
-        ),
-    )
-    .await
-    .expect("create");
+    create(&ctx, "lenient", &t, "OPTIONS ('on_error' 'skip')").await;
     let rows = run(&ctx, "SELECT pos FROM lenient ORDER BY pos")
         .await
         .expect("skip");
