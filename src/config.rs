@@ -1,21 +1,27 @@
-//! Session settings of vcfq, set with `SET vcf.… = …` (a DataFusion config extension).
+//! Session settings of vcfq, set with `SET vcf.… = …` (a DataFusion config extension). A value
+//! that a setting cannot take is rejected by the `SET` itself, not by a later query.
 
-use datafusion::common::config::ConfigExtension;
+use std::fmt;
+
+use datafusion::common::config::{ConfigExtension, ConfigField, Visit};
 use datafusion::common::extensions_options;
+use datafusion::error::{DataFusionError, Result};
 
 extensions_options! {
-    /// Settings for reading VCF/BCF files (`vcf.*`).
+    /// Settings for reading VCF/BCF files (`vcf.*`). Each acts on every way of reading a file:
+    /// a path in `FROM`, `CREATE EXTERNAL TABLE … STORED AS VCF`, `read_vcf` and
+    /// `vcf_genotypes`.
     pub struct VcfConfig {
         /// What to do with a record line that cannot be read: 'fail' (default) stops the query
         /// with an error naming the file and line; 'skip' drops the line, counts it and reports
         /// the count (and the first such line) on stderr when the file is done.
-        pub on_error: String, default = "fail".to_string()
+        pub on_error: OnError, default = OnError::Fail
         /// Records read at planning time to find INFO/FORMAT fields that the header does not
         /// declare (they become text columns).
         pub infer_records: usize, default = 1000
         /// A BGZF or uncompressed file is split into byte ranges (read in parallel) of about
-        /// this many bytes.
-        pub min_split_bytes: usize, default = 1 << 20
+        /// this many bytes (at least 1).
+        pub min_split_bytes: SplitBytes, default = SplitBytes(1 << 20)
         /// Keep records in file order (one output partition fed by parallel readers). With
         /// 'false', each of several partitions reads a share of the file, which lets
         /// aggregations run in parallel from the start but returns rows in no set order.
@@ -28,14 +34,116 @@ impl ConfigExtension for VcfConfig {
 }
 
 impl VcfConfig {
-    /// Whether unreadable lines are skipped rather than fatal; an unknown value is an error.
-    pub fn skip_errors(&self) -> datafusion::error::Result<bool> {
-        match self.on_error.to_ascii_lowercase().as_str() {
-            "fail" => Ok(false),
-            "skip" => Ok(true),
-            other => datafusion::common::plan_err!(
+    /// Whether unreadable lines are skipped rather than fatal.
+    pub fn skip_errors(&self) -> bool {
+        self.on_error == OnError::Skip
+    }
+}
+
+/// `vcf.on_error`: what an unreadable record line does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnError {
+    /// The query fails, naming the file and line.
+    #[default]
+    Fail,
+    /// The line is skipped and counted.
+    Skip,
+}
+
+impl fmt::Display for OnError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            OnError::Fail => "fail",
+            OnError::Skip => "skip",
+        })
+    }
+}
+
+impl std::str::FromStr for OnError {
+    type Err = DataFusionError;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "fail" => Ok(OnError::Fail),
+            "skip" => Ok(OnError::Skip),
+            other => Err(DataFusionError::Configuration(format!(
                 "vcf.on_error must be 'fail' or 'skip', not '{other}'"
-            ),
+            ))),
         }
+    }
+}
+
+impl ConfigField for OnError {
+    fn visit<V: Visit>(&self, v: &mut V, key: &str, description: &'static str) {
+        v.some(key, self, description)
+    }
+
+    fn set(&mut self, _key: &str, value: &str) -> Result<()> {
+        *self = value.parse()?;
+        Ok(())
+    }
+
+    fn reset(&mut self, _key: &str) -> Result<()> {
+        *self = OnError::default();
+        Ok(())
+    }
+}
+
+/// `vcf.min_split_bytes`: a whole number of bytes, at least 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SplitBytes(pub usize);
+
+impl fmt::Display for SplitBytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl ConfigField for SplitBytes {
+    fn visit<V: Visit>(&self, v: &mut V, key: &str, description: &'static str) {
+        v.some(key, self, description)
+    }
+
+    fn set(&mut self, _key: &str, value: &str) -> Result<()> {
+        match value.trim().parse::<usize>() {
+            Ok(n) if n >= 1 => {
+                self.0 = n;
+                Ok(())
+            }
+            _ => Err(DataFusionError::Configuration(format!(
+                "vcf.min_split_bytes must be a whole number of bytes, at least 1, not '{value}'"
+            ))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::common::config::ExtensionOptions;
+
+    #[test]
+    fn bad_values_are_rejected_when_set() {
+        let mut c = VcfConfig::default();
+        ExtensionOptions::set(&mut c, "on_error", "SKIP").unwrap();
+        assert!(c.skip_errors());
+        let e = ExtensionOptions::set(&mut c, "on_error", "ignore")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("vcf.on_error must be 'fail' or 'skip', not 'ignore'"),
+            "{e}"
+        );
+        assert!(
+            c.skip_errors(),
+            "a rejected value leaves the setting as it was"
+        );
+        assert!(ExtensionOptions::set(&mut c, "min_split_bytes", "0").is_err());
+        assert!(ExtensionOptions::set(&mut c, "min_split_bytes", "-5").is_err());
+        ExtensionOptions::set(&mut c, "min_split_bytes", "4096").unwrap();
+        assert_eq!(c.min_split_bytes, SplitBytes(4096));
+        assert!(ExtensionOptions::set(&mut c, "infer_records", "many").is_err());
+        assert!(ExtensionOptions::set(&mut c, "preserve_order", "maybe").is_err());
+        assert!(ExtensionOptions::set(&mut c, "no_such_setting", "1").is_err());
     }
 }

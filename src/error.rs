@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 
 use datafusion::error::DataFusionError;
 
+use crate::stream::StreamError;
+
 /// An error while opening or reading a variant file.
 #[derive(Debug, thiserror::Error)]
 pub enum VcfError {
@@ -65,19 +67,72 @@ impl VcfError {
     }
 }
 
+/// A [`VcfError`] crosses into DataFusion whole, as [`DataFusionError::External`], so the edge
+/// (the CLI, the Flight status codes) still knows its kind.
 impl From<VcfError> for DataFusionError {
     fn from(e: VcfError) -> Self {
-        if e.is_plan_error() {
-            DataFusionError::Plan(e.to_string())
-        } else {
-            DataFusionError::Execution(e.to_string())
+        DataFusionError::External(Box::new(e))
+    }
+}
+
+/// The first vcfq error (a [`VcfError`] or a [`StreamError`]) in a chain of errors.
+pub fn typed_cause<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<TypedCause<'a>> {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(cause) = next {
+        if let Some(v) = cause.downcast_ref::<VcfError>() {
+            return Some(TypedCause::Vcf(v));
+        }
+        if let Some(s) = cause.downcast_ref::<StreamError>() {
+            return Some(TypedCause::Stream(s));
+        }
+        if let Some(df) = cause.downcast_ref::<DataFusionError>() {
+            // DataFusion wraps errors in ways `source()` does not always reveal
+            if let DataFusionError::ArrowError(arrow, _) = df
+                && let datafusion::arrow::error::ArrowError::ExternalError(inner) = arrow.as_ref()
+            {
+                next = Some(inner.as_ref());
+                continue;
+            }
+            if let DataFusionError::Shared(inner) = df {
+                next = Some(inner.as_ref());
+                continue;
+            }
+        }
+        next = cause.source();
+    }
+    None
+}
+
+/// A vcfq error found in a chain.
+#[derive(Debug, Clone, Copy)]
+pub enum TypedCause<'a> {
+    /// About a variant file.
+    Vcf(&'a VcfError),
+    /// About a streaming platform.
+    Stream(&'a StreamError),
+}
+
+impl TypedCause<'_> {
+    /// The message, with the word for its kind that DataFusion's own errors carry: "Error
+    /// during planning" for the user's SQL (arguments, paths), "Execution error" otherwise.
+    pub fn message(&self) -> String {
+        match self {
+            TypedCause::Vcf(v) if v.is_plan_error() => format!("Error during planning: {v}"),
+            TypedCause::Vcf(v) => format!("Execution error: {v}"),
+            TypedCause::Stream(s) if s.retryable => format!("External error: {s}"),
+            TypedCause::Stream(s) => format!("Execution error: {s}"),
         }
     }
 }
 
 /// An error and its causes on one line, leaving out causes already quoted by the error above
-/// them (DataFusion errors often repeat their source in their own message).
+/// them (DataFusion errors often repeat their source in their own message). An error caused
+/// by a vcfq error is that error's message, however DataFusion wrapped it.
 pub fn one_line(e: &anyhow::Error) -> String {
+    let root: &(dyn std::error::Error + 'static) = e.as_ref();
+    if let Some(cause) = typed_cause(root) {
+        return cause.message().replace(['\n', '\r'], " ");
+    }
     let mut out = String::new();
     for cause in e.chain() {
         let text = cause.to_string();

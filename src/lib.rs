@@ -15,6 +15,8 @@ pub mod error;
 pub mod flight;
 pub mod generator;
 pub mod output;
+pub mod readers;
+pub mod run;
 pub mod script;
 pub mod session;
 pub mod shell;

@@ -12,7 +12,8 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use datafusion::prelude::SessionContext;
-use vcfq::output::{OutputFormat, write_stream};
+use vcfq::output::OutputFormat;
+use vcfq::run::{Printing, Statement};
 use vcfq::script::split_statements;
 
 /// SQL over VCF/BCF files.
@@ -32,6 +33,14 @@ struct Cli {
     /// Output format: table, csv, tsv, json, ndjson or markdown.
     #[arg(long, default_value = "table", value_parser = parse_format)]
     format: OutputFormat,
+    /// Table format: show at most N rows of each result and stop its query there (0: all;
+    /// the shell's default is 40).
+    #[arg(long, value_name = "N")]
+    maxrows: Option<usize>,
+    /// A session setting, as `SET key = value` would make it (repeatable):
+    /// `--set vcf.on_error=skip`, `--set datafusion.execution.target_partitions=4`.
+    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_setting)]
+    settings: Vec<(String, String)>,
     /// Do not print warnings (undeclared fields, values read as NULL, skipped lines).
     #[arg(short, long)]
     quiet: bool,
@@ -75,6 +84,20 @@ fn parse_format(s: &str) -> Result<OutputFormat, String> {
     s.parse()
 }
 
+/// `key=value`, checked against the session's settings (a bad key or value is a usage error).
+fn parse_setting(s: &str) -> Result<(String, String), String> {
+    let (key, value) = s
+        .split_once('=')
+        .ok_or_else(|| format!("'{s}' is not KEY=VALUE"))?;
+    let (key, value) = (key.trim().to_string(), value.trim().to_string());
+    let mut config = vcfq::SessionBuilder::new().config();
+    config
+        .options_mut()
+        .set(&key, &value)
+        .map_err(|e| e.strip_backtrace())?;
+    Ok((key, value))
+}
+
 /// Prints warnings as `warning: …` lines on stderr.
 struct StderrLogger;
 
@@ -84,12 +107,11 @@ impl log::Log for StderrLogger {
     }
     fn log(&self, r: &log::Record) {
         if self.enabled(r.metadata()) && r.target().starts_with("vcfq") {
-            let _ = writeln!(
-                io::stderr(),
-                "{}: {}",
-                r.level().as_str().to_lowercase(),
-                r.args()
-            );
+            let level = match r.level() {
+                log::Level::Error => "error",
+                _ => "warning",
+            };
+            let _ = writeln!(io::stderr(), "{level}: {}", r.args());
         }
     }
     fn flush(&self) {}
@@ -147,33 +169,52 @@ async fn run(cli: Cli) -> Result<()> {
         return vcfq::generator::generate_file(&output, &options)
             .with_context(|| format!("{}: cannot write", output.display()));
     }
-    let ctx = vcfq::SessionBuilder::new().build()?;
+    let mut builder = vcfq::SessionBuilder::new();
+    for (key, value) in &cli.settings {
+        builder = builder.with_setting(key, value)?;
+    }
+    let ctx = builder.build()?;
+    if cli.commands.is_empty() && cli.files.is_empty() && io::stdin().is_terminal() {
+        let color =
+            !cli.no_color && io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        let options = vcfq::shell::ShellOptions {
+            color,
+            format: cli.format,
+            max_rows: cli.maxrows.unwrap_or(40),
+        };
+        return vcfq::shell::run(ctx, options).await;
+    }
+    let printing = Printing {
+        format: cli.format,
+        // on a terminal, tables fit its width; in a file or pipe they keep whole cells
+        width: io::stdout().is_terminal().then(terminal_width).flatten(),
+        max_rows: cli.maxrows.unwrap_or(0),
+        more_hint: "--maxrows N shows more",
+    };
     if cli.commands.is_empty() && cli.files.is_empty() {
-        if io::stdin().is_terminal() {
-            let color = !cli.no_color
-                && io::stdout().is_terminal()
-                && std::env::var_os("NO_COLOR").is_none();
-            let options = vcfq::shell::ShellOptions {
-                color,
-                format: cli.format,
-            };
-            return vcfq::shell::run(ctx, options).await;
-        }
         let mut text = String::new();
         io::stdin()
             .read_to_string(&mut text)
             .context("cannot read SQL from stdin")?;
-        return run_script(&ctx, &text, "<stdin>", cli.format).await;
+        return run_script(&ctx, &text, "<stdin>", &printing).await;
     }
     for sql in &cli.commands {
-        run_script(&ctx, sql, "-c", cli.format).await?;
+        run_script(&ctx, sql, "-c", &printing).await?;
     }
     for file in &cli.files {
         let text = std::fs::read_to_string(file)
             .with_context(|| format!("{}: cannot read script", file.display()))?;
-        run_script(&ctx, &text, &file.display().to_string(), cli.format).await?;
+        run_script(&ctx, &text, &file.display().to_string(), &printing).await?;
     }
     Ok(())
+}
+
+/// The terminal's width in columns (`COLUMNS`, else asked of the terminal).
+fn terminal_width() -> Option<usize> {
+    if let Some(n) = std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok()) {
+        return Some(n);
+    }
+    vcfq::shell::terminal_width()
 }
 
 /// `vcfq serve`: without a config file, anonymous access on a loopback address only.
@@ -203,7 +244,7 @@ async fn run_script(
     ctx: &SessionContext,
     text: &str,
     origin: &str,
-    format: OutputFormat,
+    printing: &Printing,
 ) -> Result<()> {
     let statements = split_statements(text);
     for st in &statements {
@@ -214,7 +255,7 @@ async fn run_script(
                 format!("{origin}:{}: ", st.line)
             }
         };
-        run_statement(ctx, &st.sql, format).await.map_err(|e| {
+        run_statement(ctx, &st.sql, printing).await.map_err(|e| {
             if is_broken_pipe(&e) {
                 e
             } else {
@@ -225,33 +266,11 @@ async fn run_script(
     Ok(())
 }
 
-async fn run_statement(ctx: &SessionContext, sql: &str, format: OutputFormat) -> Result<()> {
-    let df = vcfq::session::sql(ctx, sql).await?;
-    let schema = df.schema().as_arrow().clone();
-    let plan = df.create_physical_plan().await?;
-    let unbounded = plan.properties().boundedness.is_unbounded();
-    let mut stream = datafusion::physical_plan::execute_stream(plan, ctx.task_ctx())?;
-    if !unbounded {
-        let out = io::BufWriter::new(io::stdout().lock());
-        write_stream(&mut stream, format, out, &schema).await?;
-        return Ok(());
-    }
-    // a followed topic: rows are written as they arrive (stdout flushes each line), and a
-    // table is printed per batch since the whole result never ends
-    if format == OutputFormat::Table {
-        use futures::StreamExt;
-        while let Some(batch) = stream.next().await {
-            let batch = batch?;
-            if batch.num_rows() > 0 {
-                let text = datafusion::arrow::util::pretty::pretty_format_batches(&[batch])?;
-                let mut out = io::stdout().lock();
-                writeln!(out, "{text}")?;
-                out.flush()?;
-            }
-        }
-        return Ok(());
-    }
-    write_stream(&mut stream, format, io::stdout().lock(), &schema).await?;
+async fn run_statement(ctx: &SessionContext, sql: &str, printing: &Printing) -> Result<()> {
+    let statement = Statement::plan(ctx, sql).await?;
+    let mut out = io::BufWriter::new(io::stdout().lock());
+    statement.print(&mut out, printing).await?;
+    out.flush()?;
     Ok(())
 }
 

@@ -73,6 +73,18 @@ impl SessionBuilder {
         self
     }
 
+    /// Sets a setting as `SET key = value` would (`vcf.on_error`, `datafusion.execution.…`);
+    /// an unknown key or a bad value is an error.
+    pub fn with_setting(mut self, key: &str, value: &str) -> Result<Self> {
+        self.config.options_mut().set(key, value)?;
+        Ok(self)
+    }
+
+    /// The configuration the sessions get.
+    pub fn config(&self) -> SessionConfig {
+        self.config.clone()
+    }
+
     /// Shares a runtime (memory pool, disk manager) with other sessions, as the server does.
     pub fn with_runtime(mut self, runtime: Arc<RuntimeEnv>) -> Self {
         self.runtime = Some(runtime);
@@ -113,7 +125,7 @@ impl SessionBuilder {
         ));
         let catalogs = Arc::new(DynamicFileCatalog::new(
             Arc::clone(ctx.state().catalog_list()),
-            factory,
+            Arc::clone(&factory) as Arc<dyn UrlTableFactory>,
         ));
         let session_id = ctx.session_id();
         let ctx: SessionContext = ctx
@@ -123,6 +135,7 @@ impl SessionBuilder {
             .build()
             .into();
         listing.session_store().with_state(ctx.state_weak_ref());
+        factory.session_store().with_state(ctx.state_weak_ref());
         Ok(ctx)
     }
 }

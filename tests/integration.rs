@@ -7,6 +7,8 @@ mod cli;
 mod fixtures;
 #[path = "integration/flight.rs"]
 mod flight;
+#[path = "integration/hardening.rs"]
+mod hardening;
 #[path = "integration/kafka.rs"]
 mod kafka;
 #[path = "integration/parquet_out.rs"]

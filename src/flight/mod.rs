@@ -57,7 +57,7 @@ pub async fn serve(config: ServerConfig) -> Result<()> {
         .with_runtime(Arc::clone(&runtime))
         .build()?;
     for sql in config.table_statements() {
-        let created = async { template.sql(&sql).await?.collect().await }.await;
+        let created = async { crate::session::sql(&template, &sql).await?.collect().await }.await;
         created.with_context(|| format!("config table: {sql}"))?;
     }
     let mut tables: Vec<(String, Arc<dyn TableProvider>)> = Vec::new();

@@ -194,7 +194,7 @@ impl SessionStore {
             ctx.register_table(name.as_str(), Arc::clone(table))?;
         }
         for sql in &self.startup {
-            ctx.sql(sql).await?.collect().await?;
+            crate::session::sql(&ctx, sql).await?.collect().await?;
         }
         Ok(ctx)
     }

@@ -70,18 +70,12 @@ fn datafusion_code(e: &DataFusionError) -> Code {
         }
         DataFusionError::SchemaError(..) => Code::InvalidArgument,
         DataFusionError::NotImplemented(_) => Code::Unimplemented,
-        DataFusionError::Execution(message) => {
-            if is_not_found(message) {
-                Code::NotFound
-            } else {
-                Code::FailedPrecondition
-            }
-        }
+        DataFusionError::Execution(_) => Code::FailedPrecondition,
         DataFusionError::ResourcesExhausted(_) => Code::ResourceExhausted,
         DataFusionError::IoError(io) => io_code(io.kind()),
         DataFusionError::ArrowError(arrow, _) => arrow_code(arrow),
         DataFusionError::ParquetError(_) => Code::FailedPrecondition,
-        DataFusionError::ObjectStore(_) => Code::Unavailable,
+        DataFusionError::ObjectStore(e) => object_store_code(e),
         DataFusionError::External(inner) => external_code(inner.as_ref()),
         DataFusionError::Context(_, inner) | DataFusionError::Diagnostic(_, inner) => {
             datafusion_code(inner)
@@ -111,16 +105,31 @@ fn external_code(inner: &(dyn std::error::Error + Send + Sync + 'static)) -> Cod
         datafusion_code(df)
     } else if let Some(io) = inner.downcast_ref::<std::io::Error>() {
         io_code(io.kind())
+    } else if let Some(arrow) = inner.downcast_ref::<ArrowError>() {
+        arrow_code(arrow)
+    } else if let Some(os) = inner.downcast_ref::<datafusion::object_store::Error>() {
+        object_store_code(os)
     } else {
         Code::Internal
     }
 }
 
-/// DataFusion reports a missing table, and vcfq a missing file, as plan errors with these words.
+/// DataFusion reports a missing table as a plan error of its own, with no type to tell it
+/// by; vcfq's own errors are typed ([`VcfError`], [`StreamError`]).
 fn is_not_found(message: &str) -> bool {
-    (message.contains("table '") && message.contains("' not found"))
-        || message.ends_with(": no such file")
-        || message.contains("No such file or directory")
+    message.contains("table '") && message.contains("' not found")
+}
+
+fn object_store_code(e: &datafusion::object_store::Error) -> Code {
+    use datafusion::object_store::Error;
+    match e {
+        Error::NotFound { .. } => Code::NotFound,
+        Error::PermissionDenied { .. } => Code::PermissionDenied,
+        Error::Unauthenticated { .. } => Code::Unauthenticated,
+        Error::InvalidPath { .. } => Code::InvalidArgument,
+        Error::NotSupported { .. } | Error::NotImplemented { .. } => Code::Unimplemented,
+        _ => Code::Unavailable,
+    }
 }
 
 fn vcf_code(e: &VcfError) -> Code {

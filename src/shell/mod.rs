@@ -8,20 +8,15 @@
 
 pub mod command;
 pub mod helper;
-pub mod print;
 pub mod progress;
 
 use std::fs::File;
-use std::io::{self, IsTerminal, Write};
+use std::io::{self, IsTerminal};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use datafusion::arrow::array::RecordBatch;
-use datafusion::execution::SendableRecordBatchStream;
-use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::DFParser;
-use futures::StreamExt;
 use rustyline::error::ReadlineError;
 use rustyline::history::DefaultHistory;
 use rustyline::{CompletionType, Config, Editor};
@@ -32,7 +27,9 @@ use tokio::sync::Notify;
 
 use self::command::{HELP, MetaCommand};
 use self::helper::ShellHelper;
-use crate::output::{OutputFormat, write_stream};
+use crate::output::OutputFormat;
+use crate::output::table::type_name;
+use crate::run::{Printing, Statement};
 use crate::script::split_statements;
 
 /// Shell settings from the command line.
@@ -42,6 +39,8 @@ pub struct ShellOptions {
     pub color: bool,
     /// The initial output format.
     pub format: OutputFormat,
+    /// Rows shown at most in table format (`\maxrows`).
+    pub max_rows: usize,
 }
 
 /// Where results go.
@@ -137,7 +136,7 @@ pub async fn run(ctx: SessionContext, options: ShellOptions) -> anyhow::Result<(
     let mut shell = Shell {
         ctx,
         format: options.format,
-        max_rows: 40,
+        max_rows: options.max_rows,
         timing: true,
         sink: Sink::Terminal,
         last_error: None,
@@ -247,74 +246,32 @@ impl Shell {
 
     /// Executes a statement and prints its result; returns a summary line for stderr.
     async fn execute(&mut self, sql: &str) -> anyhow::Result<Option<String>> {
-        let df = crate::session::sql(&self.ctx, sql).await?;
-        let schema = df.schema().as_arrow().clone();
-        let plan = df.create_physical_plan().await?;
-        let unbounded = plan.properties().boundedness.is_unbounded();
-        let stream =
-            datafusion::physical_plan::execute_stream(Arc::clone(&plan), self.ctx.task_ctx())?;
-        let mut stream = on_worker(stream);
+        let statement = Statement::plan(&self.ctx, sql).await?;
         let _progress = io::stderr()
             .is_terminal()
-            .then(|| progress::Progress::start(plan));
-        if schema.fields().is_empty() {
-            while let Some(b) = stream.next().await {
-                b?;
-            }
+            .then(|| progress::Progress::start(Arc::clone(statement.physical_plan())));
+        if statement.schema().fields().is_empty() {
+            statement
+                .print(&mut io::sink(), &Printing::default())
+                .await?;
             return Ok(Some("ok".to_string()));
         }
-        if unbounded && self.format == OutputFormat::Table && matches!(self.sink, Sink::Terminal) {
-            // a followed topic: show rows as they arrive, until LIMIT or Ctrl-C
-            while let Some(batch) = stream.next().await {
-                let batch = batch?;
-                if batch.num_rows() == 0 {
-                    continue;
-                }
-                let n = batch.num_rows();
-                let text =
-                    print::render(&schema, std::slice::from_ref(&batch), self.width, Some(n))?;
-                print!("{text}");
-                io::stdout().flush()?;
-            }
-            return Ok(None);
-        }
-        if self.format == OutputFormat::Table && matches!(self.sink, Sink::Terminal) {
-            let mut kept: Vec<RecordBatch> = Vec::new();
-            let mut rows = 0;
-            let limit = if self.max_rows == 0 {
-                usize::MAX
-            } else {
-                self.max_rows
-            };
-            let mut more = false;
-            while let Some(batch) = stream.next().await {
-                let batch = batch?;
-                if rows + batch.num_rows() > limit {
-                    kept.push(batch.slice(0, limit - rows));
-                    rows = limit;
-                    more = true;
-                    break;
-                }
-                rows += batch.num_rows();
-                kept.push(batch);
-            }
-            drop(stream);
-            let text = print::render(
-                &schema,
-                &kept,
-                self.width,
-                if more { None } else { Some(rows) },
-            )?;
-            print!("{text}");
-            io::stdout().flush()?;
-            return Ok(None);
-        }
-        let rows = match &mut self.sink {
-            Sink::Terminal => {
-                write_stream(&mut stream, self.format, io::stdout().lock(), &schema).await?
-            }
-            Sink::File(f) => write_stream(&mut stream, self.format, &mut *f, &schema).await?,
+        let terminal = matches!(self.sink, Sink::Terminal);
+        let printing = Printing {
+            format: self.format,
+            width: terminal.then(|| terminal_width().unwrap_or(self.width)),
+            max_rows: self.max_rows,
+            more_hint: "\\maxrows N shows more",
         };
+        let written = match &mut self.sink {
+            Sink::Terminal => statement.print(&mut io::stdout().lock(), &printing).await?,
+            Sink::File(f) => statement.print(f, &printing).await?,
+        };
+        if self.format == OutputFormat::Table && terminal {
+            // the table's foot counts the rows
+            return Ok(None);
+        }
+        let rows = written.rows;
         Ok(Some(format!(
             "{rows} row{}",
             if rows == 1 { "" } else { "s" }
@@ -385,11 +342,7 @@ impl Shell {
         };
         let mut out = String::new();
         for f in schema.fields() {
-            out.push_str(&format!(
-                "{:<24} {}\n",
-                f.name(),
-                print::type_name(f.data_type())
-            ));
+            out.push_str(&format!("{:<24} {}\n", f.name(), type_name(f.data_type())));
             let children = match f.data_type() {
                 datafusion::arrow::datatypes::DataType::Struct(c) => Some((".", c.clone())),
                 datafusion::arrow::datatypes::DataType::List(item) => match item.data_type() {
@@ -413,7 +366,7 @@ impl Shell {
                     out.push_str(&format!(
                         "  {:<22} {:<12} {number}{desc}\n",
                         format!("{}{sep}{}", f.name(), c.name()),
-                        print::type_name(c.data_type())
+                        type_name(c.data_type())
                     ));
                 }
             }
@@ -487,33 +440,12 @@ fn sigint_watcher() -> anyhow::Result<Arc<Notify>> {
     Ok(notify)
 }
 
-/// Aborts a task when dropped.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-/// Drives `stream` on a runtime worker, so that the shell's own task stays free to notice
-/// Ctrl-C however long an operator computes; dropping the returned stream aborts the work.
-fn on_worker(stream: SendableRecordBatchStream) -> SendableRecordBatchStream {
-    let schema = stream.schema();
-    let (tx, rx) = tokio::sync::mpsc::channel(2);
-    let task = tokio::spawn(async move {
-        let mut stream = stream;
-        while let Some(item) = stream.next().await {
-            if tx.send(item).await.is_err() {
-                break;
-            }
-        }
-    });
-    let guard = AbortOnDrop(task);
-    let batches = futures::stream::unfold((rx, guard), |(mut rx, guard)| async move {
-        rx.recv().await.map(|b| (b, (rx, guard)))
-    });
-    Box::pin(RecordBatchStreamAdapter::new(schema, batches))
+/// The terminal's width in columns, when standard output is a terminal.
+pub fn terminal_width() -> Option<usize> {
+    rustix::termios::tcgetwinsize(io::stdout())
+        .ok()
+        .map(|w| usize::from(w.ws_col))
+        .filter(|w| *w > 0)
 }
 
 #[cfg(test)]

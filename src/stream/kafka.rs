@@ -13,7 +13,6 @@ use async_trait::async_trait;
 use datafusion::arrow::array::AsArray;
 use datafusion::arrow::compute::filter_record_batch;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::{Session, TableProvider, TableProviderFactory};
 use datafusion::common::{DFSchema, ScalarValue};
 use datafusion::datasource::TableType;
@@ -42,8 +41,9 @@ use rdkafka::{Offset, TopicPartitionList};
 use super::StreamError;
 use super::codec::{Decoder, Encoder, InMessage, metadata_fields};
 use super::options::{Start, TopicOptions, parse_location};
+use crate::readers::{self, Ending, Flow, Outlet};
 use crate::sink::TopicDataSink;
-use crate::sink::kafka::{KafkaSink, is_retryable};
+use crate::sink::kafka::{KafkaSink, ProducerPool, Transactions, is_retryable};
 
 /// Rows per batch read.
 const BATCH_ROWS: usize = 8192;
@@ -75,6 +75,8 @@ pub struct KafkaTable {
     options: TopicOptions,
     variant: SchemaRef,
     schema: SchemaRef,
+    /// Producers kept between the table's `INSERT`s.
+    producers: Arc<ProducerPool>,
 }
 
 /// The columns of a variant when neither columns nor `like` say otherwise: VCF site columns.
@@ -144,6 +146,7 @@ impl KafkaTable {
             options,
             variant: Arc::new(variant),
             schema,
+            producers: Arc::new(ProducerPool::default()),
         };
         let probe = table.clone();
         tokio::task::spawn_blocking(move || probe.ensure_topic())
@@ -554,18 +557,18 @@ impl TableProvider for KafkaTable {
                 self.target()
             )));
         }
-        let transactional_id = self.options.transactional.then(|| {
-            self.options
-                .transactional_id
-                .clone()
-                .unwrap_or_else(|| format!("vcfq-{}", self.topic))
-        });
+        let transactions = match (&self.options.transactional, &self.options.transactional_id) {
+            (false, _) => Transactions::Off,
+            (true, Some(id)) => Transactions::Fixed(id.clone()),
+            (true, None) => Transactions::Unique(format!("vcfq-{}", self.topic)),
+        };
         let sink = KafkaSink {
             target: self.target(),
             topic: self.topic.clone(),
             config: self.producer_config(),
-            transactional_id,
+            transactions,
             timeout: self.options.timeout,
+            pool: Arc::clone(&self.producers),
         };
         let encoder = Encoder::new(self.options.format, Arc::clone(&self.variant));
         let data_sink = TopicDataSink::new(Arc::new(sink), encoder, Arc::clone(&self.schema));
@@ -711,53 +714,58 @@ impl ExecutionPlan for KafkaExec {
                 futures::stream::empty(),
             )));
         }
-        let (tx, rx) = tokio::sync::mpsc::channel::<Result<RecordBatch>>(4);
         let name = format!(
             "kafka-{}-{}",
             self.table.topic,
             ranges.first().map_or(0, |r| r.partition)
         );
+        let partitions: Vec<String> = ranges.iter().map(|r| r.partition.to_string()).collect();
+        let target = format!("{} partition {}", self.table.target(), partitions.join(","));
         let reader = PartitionReader {
             table: self.table.clone(),
             ranges,
             projection: self.projection.clone(),
             predicate: self.predicate.clone(),
             limit: self.limit,
+            target: target.clone(),
+            batches: 0,
         };
-        std::thread::Builder::new()
-            .name(name)
-            .spawn(move || reader.run(&tx))
-            .map_err(|e| DataFusionError::External(Box::new(e)))?;
-        let stream = futures::stream::unfold(rx, |mut rx| async move {
-            rx.recv().await.map(|item| (item, rx))
-        });
-        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream)))
+        let started = readers::spawn(name, target.clone(), move |out| reader.run(out))?;
+        Ok(readers::ordered_stream(
+            schema,
+            vec![started],
+            vec![target],
+            None,
+        ))
     }
 }
 
 /// Reads a group of partitions with one consumer on its own thread, sending batches until
-/// every partition reaches its end offset (or LIMIT, or the query is dropped).
+/// every partition reaches its end offset (or LIMIT, or the query is dropped), and says which
+/// of these ended it (see [`crate::readers`]).
 struct PartitionReader {
     table: KafkaTable,
     ranges: Vec<PartitionRange>,
     projection: Option<Vec<usize>>,
     predicate: Option<Arc<dyn PhysicalExpr>>,
     limit: Option<usize>,
+    /// `kafka host:port/topic partition 0,2`, for errors.
+    target: String,
+    /// Batches sent so far.
+    batches: usize,
 }
 
 impl PartitionReader {
-    fn run(self, tx: &tokio::sync::mpsc::Sender<Result<RecordBatch>>) {
-        if let Err(e) = self.read(tx) {
-            let _ = tx.blocking_send(Err(e.into()));
+    fn run(mut self, out: &Outlet) -> Result<Ending> {
+        let ending = self.read(out)?;
+        if ending == Ending::Finished && out.unit_done() == Flow::Abandoned {
+            return Ok(Ending::Abandoned);
         }
+        Ok(ending)
     }
 
-    fn send(
-        &self,
-        tx: &tokio::sync::mpsc::Sender<Result<RecordBatch>>,
-        decoder: &mut Decoder,
-        sent: &mut usize,
-    ) -> std::result::Result<bool, StreamError> {
+    /// Sends what the decoder holds (filtered and projected); false when the consumer is gone.
+    fn send(&mut self, out: &Outlet, decoder: &mut Decoder, sent: &mut usize) -> Result<bool> {
         let batch = decoder
             .flush()
             .map_err(|e| StreamError::permanent(self.table.target(), e))?;
@@ -766,17 +774,10 @@ impl PartitionReader {
         };
         let batch = match &self.predicate {
             Some(predicate) => {
-                let filtered = predicate
+                let mask = predicate
                     .evaluate(&batch)
-                    .and_then(|mask| mask.into_array(batch.num_rows()))
-                    .and_then(|mask| Ok(filter_record_batch(&batch, mask.as_boolean())?));
-                match filtered {
-                    Ok(b) => b,
-                    Err(e) => {
-                        let _ = tx.blocking_send(Err(e));
-                        return Ok(false);
-                    }
-                }
+                    .and_then(|mask| mask.into_array(batch.num_rows()))?;
+                filter_record_batch(&batch, mask.as_boolean())?
             }
             None => batch,
         };
@@ -790,14 +791,13 @@ impl PartitionReader {
             None => batch,
         };
         *sent += batch.num_rows();
-        Ok(tx.blocking_send(Ok(batch)).is_ok())
+        readers::fault_point(|| self.target.clone(), self.batches);
+        self.batches += 1;
+        Ok(out.send(batch) == Flow::Continue)
     }
 
-    fn read(
-        &self,
-        tx: &tokio::sync::mpsc::Sender<Result<RecordBatch>>,
-    ) -> std::result::Result<(), StreamError> {
-        let table = &self.table;
+    fn read(&mut self, out: &Outlet) -> Result<Ending> {
+        let table = self.table.clone();
         // partitions still being read, with their end offsets
         let mut open: Vec<PartitionRange> = self
             .ranges
@@ -806,7 +806,7 @@ impl PartitionReader {
             .filter(|r| r.end.is_none_or(|end| r.start < end))
             .collect();
         if open.is_empty() {
-            return Ok(());
+            return Ok(Ending::Finished);
         }
         let consumer: BaseConsumer = table
             .consumer_config()
@@ -827,7 +827,8 @@ impl PartitionReader {
             table.target(),
         );
         let mut sent = 0usize;
-        let done = |sent: usize| self.limit.is_some_and(|l| sent >= l);
+        let limit = self.limit;
+        let done = |sent: usize| limit.is_some_and(|l| sent >= l);
         // a snapshot partition is finished at its end offset or at end of partition
         let finish = |open: &mut Vec<PartitionRange>, partition: i32| {
             open.retain(|r| r.partition != partition);
@@ -836,13 +837,13 @@ impl PartitionReader {
             let _ = consumer.pause(&paused);
         };
         while !open.is_empty() {
-            if tx.is_closed() {
-                return Ok(());
+            if out.is_closed() {
+                return Ok(Ending::Abandoned);
             }
             match consumer.poll(Duration::from_millis(100)) {
                 None => {
-                    if !decoder.is_empty() && !self.send(tx, &mut decoder, &mut sent)? {
-                        return Ok(());
+                    if !decoder.is_empty() && !self.send(out, &mut decoder, &mut sent)? {
+                        return Ok(Ending::Abandoned);
                     }
                 }
                 Some(Err(KafkaError::PartitionEOF(partition))) => {
@@ -851,11 +852,11 @@ impl PartitionReader {
                         .any(|r| r.partition == partition && r.end.is_none());
                     if !follow {
                         finish(&mut open, partition);
-                    } else if !decoder.is_empty() && !self.send(tx, &mut decoder, &mut sent)? {
-                        return Ok(());
+                    } else if !decoder.is_empty() && !self.send(out, &mut decoder, &mut sent)? {
+                        return Ok(Ending::Abandoned);
                     }
                 }
-                Some(Err(e)) => return Err(table.error("reading failed", e)),
+                Some(Err(e)) => return Err(table.error("reading failed", e).into()),
                 Some(Ok(m)) => {
                     let (partition, offset) = (m.partition(), m.offset());
                     let Some(range) = open.iter().find(|r| r.partition == partition).copied()
@@ -876,16 +877,21 @@ impl PartitionReader {
                     if range.end.is_some_and(|end| offset + 1 >= end) {
                         finish(&mut open, partition);
                     }
-                    let enough = self.limit.is_some_and(|l| sent + decoder.len() >= l);
-                    if (decoder.len() >= BATCH_ROWS || open.is_empty() || enough)
-                        && (!self.send(tx, &mut decoder, &mut sent)? || done(sent))
-                    {
-                        return Ok(());
+                    let enough = limit.is_some_and(|l| sent + decoder.len() >= l);
+                    if decoder.len() >= BATCH_ROWS || open.is_empty() || enough {
+                        if !self.send(out, &mut decoder, &mut sent)? {
+                            return Ok(Ending::Abandoned);
+                        }
+                        if done(sent) {
+                            return Ok(Ending::LimitReached);
+                        }
                     }
                 }
             }
         }
-        self.send(tx, &mut decoder, &mut sent)?;
+        if !self.send(out, &mut decoder, &mut sent)? {
+            return Ok(Ending::Abandoned);
+        }
         if decoder.skipped > 0 {
             log::warn!(
                 "{}: skipped {} message(s) that do not decode",
@@ -893,7 +899,7 @@ impl PartitionReader {
                 decoder.skipped
             );
         }
-        Ok(())
+        Ok(Ending::Finished)
     }
 }
 

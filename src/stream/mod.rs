@@ -48,12 +48,10 @@ fn one_line(s: String) -> String {
     s.replace(['\n', '\r'], " ")
 }
 
+/// A [`StreamError`] crosses into DataFusion whole, as `External`, so the edge (the Flight
+/// status code, a coordinator) still sees whether it is retryable.
 impl From<StreamError> for datafusion::error::DataFusionError {
     fn from(e: StreamError) -> Self {
-        if e.retryable {
-            datafusion::error::DataFusionError::External(Box::new(e))
-        } else {
-            datafusion::error::DataFusionError::Execution(e.to_string())
-        }
+        datafusion::error::DataFusionError::External(Box::new(e))
     }
 }

@@ -9,7 +9,7 @@
 //! | `on_error` | `fail` or `skip` (count and report undecodable messages) | `fail` |
 //! | `like` | a VCF/BCF file whose columns the messages carry | VCF site columns |
 //! | `transactional` | `true`: each `INSERT` is one transaction (all or nothing) | `false` |
-//! | `transactional.id` | transactional id (one writer at a time per id) | `vcfq-<topic>` |
+//! | `transactional.id` | a fixed transactional id (then one `INSERT` at a time uses it) | `vcfq-<topic>-<random>`, one per producer |
 //! | `partitions`, `replication` | for a topic that `CREATE` makes because it does not exist | 1, 1 |
 //! | `timeout.ms` | metadata/watermark/transaction calls | 10000 |
 //! | `kafka.*` | passed to librdkafka without the prefix (`kafka.security.protocol`, `kafka.sasl.username`, `kafka.message.timeout.ms`, …) | |

@@ -402,12 +402,12 @@ impl BatchBuilder {
                     Some(idx) => idx,
                     None => {
                         if key != b"." && !key.is_empty() {
-                            warnings.add(|| {
-                                format!(
-                                    "FORMAT/{} is not in the table schema, ignored",
-                                    String::from_utf8_lossy(key)
-                                )
-                            });
+                            warnings.add(
+                                "FORMAT/",
+                                key,
+                                "not in the table schema, ignored",
+                                || None,
+                            );
                         }
                         None
                     }
@@ -566,12 +566,7 @@ fn split_info(
                 }
             }
             Some(None) => {}
-            None => warnings.add(|| {
-                format!(
-                    "INFO/{} is not in the table schema, ignored",
-                    String::from_utf8_lossy(key)
-                )
-            }),
+            None => warnings.add("INFO/", key, "not in the table schema, ignored", || None),
         }
     }
 }

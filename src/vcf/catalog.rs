@@ -9,8 +9,11 @@ use datafusion::catalog::{Session, TableProvider, TableProviderFactory, UrlTable
 use datafusion::error::Result;
 use datafusion::logical_expr::CreateExternalTable;
 
+use datafusion_session::SessionStore;
+
 use super::input::{Container, sniff};
 use super::table::{VcfOptions, VcfTable, has_vcf_extension, resolve_paths};
+use crate::config::VcfConfig;
 
 /// Resolves file paths used as table names: VCF/BCF files (by name, or by content for files
 /// with other names) become [`VcfTable`]s; anything else goes to `fallback` (DataFusion's
@@ -18,12 +21,35 @@ use super::table::{VcfOptions, VcfTable, has_vcf_extension, resolve_paths};
 #[derive(Debug)]
 pub struct VcfUrlTableFactory {
     fallback: Arc<dyn UrlTableFactory>,
+    /// The session whose `vcf.*` settings apply (set once the session exists).
+    session: SessionStore,
 }
 
 impl VcfUrlTableFactory {
     /// A factory trying VCF first, then `fallback`.
     pub fn new(fallback: Arc<dyn UrlTableFactory>) -> Self {
-        VcfUrlTableFactory { fallback }
+        VcfUrlTableFactory {
+            fallback,
+            session: SessionStore::new(),
+        }
+    }
+
+    /// The store of the session the factory serves; [`SessionStore::with_state`] must be called
+    /// on it before the factory is used.
+    pub fn session_store(&self) -> &SessionStore {
+        &self.session
+    }
+
+    fn options(&self) -> VcfOptions {
+        let session = self.session.get_session().upgrade();
+        let config = session.and_then(|s| {
+            s.read()
+                .config_options()
+                .extensions
+                .get::<VcfConfig>()
+                .cloned()
+        });
+        VcfOptions::default().with_config(&config.unwrap_or_default())
     }
 }
 
@@ -54,7 +80,7 @@ pub fn looks_like_vcf(location: &str) -> bool {
 impl UrlTableFactory for VcfUrlTableFactory {
     async fn try_new(&self, url: &str) -> Result<Option<Arc<dyn TableProvider>>> {
         if looks_like_vcf(url) {
-            let table = VcfTable::open(url, VcfOptions::default())?;
+            let table = VcfTable::open(url, self.options())?;
             return Ok(Some(Arc::new(table)));
         }
         self.fallback.try_new(url).await
@@ -69,10 +95,16 @@ pub struct VcfTableFactory;
 impl TableProviderFactory for VcfTableFactory {
     async fn create(
         &self,
-        _state: &dyn Session,
+        state: &dyn Session,
         cmd: &CreateExternalTable,
     ) -> Result<Arc<dyn TableProvider>> {
-        let options = VcfOptions::from_sql_options(&cmd.options)?;
+        let config = state
+            .config_options()
+            .extensions
+            .get::<VcfConfig>()
+            .cloned()
+            .unwrap_or_default();
+        let options = VcfOptions::from_sql_options(&cmd.options)?.with_config(&config);
         Ok(Arc::new(VcfTable::open(&cmd.location, options)?))
     }
 }

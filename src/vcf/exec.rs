@@ -4,7 +4,7 @@
 //! shipped to another executor (DESIGN.md §5).
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Weak};
 
 use datafusion::error::Result;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
@@ -20,6 +20,7 @@ use super::opener::{FileRange, ScanProgress, VcfOpener, unit_bytes};
 use super::partition::ScanLayout;
 use super::region::Region;
 use super::schema::Layout;
+use super::warnings::ScanReport;
 
 /// Scans VCF/BCF files. In file order (the default), one output partition is fed by several
 /// reader threads in unit order; otherwise each partition reads its share of the units.
@@ -31,6 +32,9 @@ pub struct VcfExec {
     opener: VcfOpener,
     properties: Arc<PlanProperties>,
     metrics: ExecutionPlanMetricsSet,
+    /// The warnings report of the partitions running now (shared, so that a file read by
+    /// several partitions is reported once).
+    report: Mutex<Weak<ScanReport>>,
 }
 
 /// How a scan runs: its readers, limit and error handling.
@@ -80,6 +84,7 @@ impl VcfExec {
             batch_size: 8192,
             bgzf_threads: if single { threads } else { 1 },
             progress: None,
+            report: None,
         };
         VcfExec {
             layout,
@@ -88,11 +93,23 @@ impl VcfExec {
             opener,
             properties,
             metrics: ExecutionPlanMetricsSet::new(),
+            report: Mutex::new(Weak::new()),
         }
     }
 }
 
 impl VcfExec {
+    /// The report the running partitions share, or a new one.
+    fn shared_report(&self) -> Arc<ScanReport> {
+        let mut shared = self.report.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(report) = shared.upgrade() {
+            return report;
+        }
+        let report = Arc::new(ScanReport::default());
+        *shared = Arc::downgrade(&report);
+        report
+    }
+
     /// Per-sample values in each output row: the samples read when `genotypes` is output, else 1.
     pub fn cells_per_row(&self) -> usize {
         let plan = &self.opener.plan;
@@ -195,7 +212,8 @@ impl ExecutionPlan for VcfExec {
             bytes: MetricBuilder::new(&self.metrics).counter("bytes_scanned", partition),
             records: MetricBuilder::new(&self.metrics).counter("records_scanned", partition),
         });
-        Ok(opener.open(units.clone(), self.readers))
+        opener.report = Some(self.shared_report());
+        opener.open(units.clone(), self.readers)
     }
 
     fn metrics(&self) -> Option<MetricsSet> {

@@ -89,7 +89,7 @@ impl TableFunctionImpl for ReadVcf {
             .extensions
             .get::<VcfConfig>()
         {
-            options.infer_records = config.infer_records;
+            options = options.with_config(config);
         }
         let table = VcfTable::open(&path, options)?;
         // a contig of the header named like a region ("HLA-A*01:01") is that contig
@@ -101,7 +101,7 @@ impl TableFunctionImpl for ReadVcf {
         {
             Some(contig) => Some(Region {
                 chrom: contig.id.clone(),
-                start: 1,
+                start: 0,
                 end: i64::MAX,
             }),
             None => parse_region_arg(&region_text)?,

@@ -412,22 +412,40 @@ impl VcfInput {
 /// found by reading the file from its start: used only to name the line of an error met in a
 /// scan that started in the middle of a file.
 pub fn line_at(path: &Path, pos: u64) -> Option<usize> {
-    let mut input = VcfInput::open(path, 1).ok()?;
-    let mut buf = Vec::new();
+    lines_at(path, &[pos]).pop().flatten()
+}
+
+/// The line numbers of the lines starting at `positions` (ascending), in one pass over the
+/// file; `None` for a position past the end (or for a file that has no positions).
+pub fn lines_at(path: &Path, positions: &[u64]) -> Vec<Option<usize>> {
+    let mut out = vec![None; positions.len()];
+    if positions.is_empty() {
+        return out;
+    }
+    let Ok(mut input) = VcfInput::open(path, 1) else {
+        return out;
+    };
     let mut line = input.header.line_count;
     let Body::Text(reader) = &mut input.body else {
-        return None;
+        return out;
     };
-    loop {
-        if reader.position()? >= pos {
-            return Some(line + 1);
+    let mut buf = Vec::new();
+    let mut next = 0;
+    while next < positions.len() {
+        let Some(at) = reader.position() else {
+            return out;
+        };
+        while next < positions.len() && positions[next] <= at {
+            out[next] = Some(line + 1);
+            next += 1;
         }
         buf.clear();
-        if reader.read_until(b'\n', &mut buf).ok()? == 0 {
-            return None;
+        match reader.read_until(b'\n', &mut buf) {
+            Ok(0) | Err(_) => return out,
+            Ok(_) => line += 1,
         }
-        line += 1;
     }
+    out
 }
 
 /// Reads the BCF magic and header text. The text is parsed by our lenient parser (for the
@@ -455,10 +473,20 @@ fn read_bcf_header(
     reader
         .read_exact(&mut len)
         .map_err(|e| bad(format!("truncated BCF header: {e}")))?;
-    let mut text = vec![0u8; u32::from_le_bytes(len) as usize];
+    // the length comes from the file: read what is there instead of allocating what it says
+    let declared = u64::from(u32::from_le_bytes(len));
+    let mut text = Vec::with_capacity(declared.min(1 << 20) as usize);
     reader
-        .read_exact(&mut text)
+        .by_ref()
+        .take(declared)
+        .read_to_end(&mut text)
         .map_err(|e| bad(format!("truncated BCF header: {e}")))?;
+    if (text.len() as u64) < declared {
+        return Err(bad(format!(
+            "truncated BCF header: it says {declared} bytes, the file has {}",
+            text.len()
+        )));
+    }
     while text.last() == Some(&0) {
         text.pop();
     }

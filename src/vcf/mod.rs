@@ -21,6 +21,7 @@ pub mod region;
 pub mod schema;
 pub mod table;
 pub mod values;
+pub mod warnings;
 
 pub use header::VcfHeader;
 pub use region::Region;

@@ -1,9 +1,10 @@
 //! One partition (files, byte ranges or index chunks) → a stream of record batches, decoded
 //! on a thread of its own.
 //!
-//! Reader threads send batches through channels of a few slots, so at most a few batches
-//! are in memory per reader; when the consumer goes away (LIMIT satisfied, query cancelled)
-//! the next send fails and the thread stops reading.
+//! Reader threads ([`crate::readers`]) send batches through channels of a few slots, so at
+//! most a few batches are in memory per reader; when the consumer goes away (LIMIT
+//! satisfied, query cancelled) the next send fails and the thread stops reading. Each reader
+//! says why it stopped, so a scan never ends early in silence.
 //!
 //! A byte range owns the lines that start after its first byte and at or before its last
 //! (the first range of a file also owns the line at its start), so adjacent ranges split a
@@ -12,19 +13,17 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use datafusion::arrow::array::RecordBatch;
 use datafusion::error::Result;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::physical_plan::metrics::Count;
-use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use tokio::sync::mpsc;
 
 use super::batch::{BatchBuilder, DecodePlan};
 use super::input::{Compression, VcfInput, line_at, next_bgzf_block};
 use super::record::{RecordFields, record_end, split_record};
 use super::region::Region;
-use super::values::Warnings;
+use super::warnings::{Location, ScanReport, Warnings};
 use crate::error::VcfError;
+use crate::readers::{self, Ending, Flow, Outlet};
 
 /// Which part of a file a partition reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,6 +67,8 @@ pub struct VcfOpener {
     pub bgzf_threads: usize,
     /// Progress counters, when the plan collects metrics.
     pub progress: Option<ScanProgress>,
+    /// Where warnings and skipped lines are gathered, to be reported once per file.
+    pub report: Option<Arc<ScanReport>>,
 }
 
 /// How far a scan has got: (compressed) bytes of its units read, and record lines read. The
@@ -106,7 +107,7 @@ impl UnitProgress<'_> {
 
     fn line(&mut self, input: &mut VcfInput) {
         self.lines += 1;
-        if self.lines % Self::EVERY != 0 {
+        if !self.lines.is_multiple_of(Self::EVERY) {
             return;
         }
         let Some(p) = self.progress else { return };
@@ -132,107 +133,112 @@ impl UnitProgress<'_> {
     }
 }
 
-/// Batches a reader may have decoded ahead of the consumer: enough to finish a typical unit
-/// while the consumer drains the units before it.
-const CHANNEL_BATCHES: usize = 4;
-
-/// What a reader thread sends: a batch, `None` at the end of each unit, or an error.
-type Sender = mpsc::Sender<Result<Option<RecordBatch>>>;
-
 /// State of one reader's work, across its units.
 struct Progress {
     builder: BatchBuilder,
     per_batch: usize,
     produced: usize,
+    batches: usize,
     warnings: Warnings,
-    skipped: usize,
-    first_skipped: Option<String>,
 }
 
-/// Whether to go on reading.
-enum Flow {
+/// Whether a reader goes on after a unit or a line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
     Continue,
-    Stop,
+    /// The scan's limit is reached.
+    Limit,
+    /// The consumer is gone.
+    Abandoned,
 }
 
-/// The consumer's side of ordered reading: which unit comes next, from which reader.
-struct Ordered {
-    readers: Vec<mpsc::Receiver<Result<Option<RecordBatch>>>>,
-    unit: usize,
-    units: usize,
+/// What a unit is, in errors: `calls.vcf.gz`, `calls.vcf.gz bytes 0..1048576`,
+/// `calls.vcf.gz index chunks 3`.
+pub fn describe(unit: &FileRange) -> String {
+    let path = unit.path.display();
+    match &unit.extent {
+        Extent::Whole => path.to_string(),
+        Extent::Bytes { start, end } => format!("{path} bytes {start}..{end}"),
+        Extent::Chunks(chunks) => format!("{path} ({} index chunk(s))", chunks.len()),
+    }
 }
 
 impl VcfOpener {
     /// Reads `units` with `readers` threads, unit `i` on reader `i % readers`, and yields the
-    /// batches in unit order: records come out in file order, decoded in parallel, with at
-    /// most a few batches waiting per reader. The stream ends after the last unit or the limit.
-    pub fn open(&self, units: Vec<FileRange>, readers: usize) -> SendableRecordBatchStream {
+    /// batches in unit order (see [`crate::readers`]): records come out in file order,
+    /// decoded in parallel, with at most a few batches waiting per reader. The stream ends
+    /// after the last unit or the limit, and fails when a reader fails.
+    pub fn open(&self, units: Vec<FileRange>, readers: usize) -> Result<SendableRecordBatchStream> {
         let n = readers.clamp(1, units.len().max(1));
-        let mut receivers = Vec::with_capacity(n);
-        for k in 0..n {
-            let (tx, rx) = mpsc::channel(CHANNEL_BATCHES);
+        let mut started = Vec::with_capacity(n);
+        for k in 0..n.min(units.len()) {
             let mine: Vec<FileRange> = units.iter().skip(k).step_by(n).cloned().collect();
             let opener = self.clone();
-            std::thread::spawn(move || {
-                if let Err(e) = opener.run(&mine, &tx) {
-                    let _ = tx.blocking_send(Err(e));
-                }
-            });
-            receivers.push(rx);
+            let first = describe(&mine[0]);
+            started.push(readers::spawn(
+                format!("vcf-reader-{k}"),
+                first,
+                move |out| opener.run(&mine, out),
+            )?);
         }
-        let state = Ordered {
-            readers: receivers,
-            unit: 0,
-            units: units.len(),
-        };
-        let stream = futures::stream::unfold(state, |mut st| async move {
-            while st.unit < st.units {
-                let k = st.unit % st.readers.len();
-                match st.readers[k].recv().await {
-                    Some(Ok(Some(batch))) => return Some((Ok(batch), st)),
-                    Some(Ok(None)) => st.unit += 1,
-                    Some(Err(e)) => {
-                        st.unit = st.units;
-                        return Some((Err(e), st));
-                    }
-                    // the reader stopped early: it reached the limit, so the rows are enough
-                    None => return None,
-                }
-            }
-            None
-        });
-        Box::pin(RecordBatchStreamAdapter::new(
+        let names = units.iter().map(describe).collect();
+        let on_end = self
+            .report
+            .as_ref()
+            .map(|r| Box::new(r.attach()) as Box<dyn Send>);
+        Ok(readers::ordered_stream(
             Arc::clone(&self.plan.schema),
-            stream,
+            started,
+            names,
+            on_end,
         ))
     }
 
-    fn run(&self, units: &[FileRange], tx: &Sender) -> Result<()> {
+    fn run(&self, units: &[FileRange], out: &Outlet) -> Result<Ending> {
         let mut p = Progress {
             builder: BatchBuilder::new(Arc::clone(&self.plan)),
             per_batch: self.plan.records_per_batch(self.batch_size),
             produced: 0,
+            batches: 0,
             warnings: Warnings::default(),
-            skipped: 0,
-            first_skipped: None,
         };
         for unit in units {
-            let flow = self.read_range(unit, &mut p, tx)?;
-            self.report(&unit.path, &mut p);
-            if p.builder.records() > 0 {
-                p.produced += p.builder.rows();
-                if tx.blocking_send(Ok(Some(p.builder.finish()?))).is_err() {
-                    return Ok(());
-                }
+            out.begin_unit(describe(unit));
+            let step = self.read_range(unit, &mut p, out);
+            if let Some(report) = &self.report {
+                report.merge(&unit.path, &mut p.warnings);
             }
-            if matches!(flow, Flow::Stop) || tx.blocking_send(Ok(None)).is_err() {
-                return Ok(());
+            let step = step?;
+            if step == Step::Continue
+                && p.builder.records() > 0
+                && self.emit(&unit.path, &mut p, out)? == Step::Abandoned
+            {
+                return Ok(Ending::Abandoned);
+            }
+            match step {
+                Step::Limit => return Ok(Ending::LimitReached),
+                Step::Abandoned => return Ok(Ending::Abandoned),
+                Step::Continue => {}
+            }
+            if out.unit_done() == Flow::Abandoned {
+                return Ok(Ending::Abandoned);
             }
         }
-        Ok(())
+        Ok(Ending::Finished)
     }
 
-    fn read_range(&self, range: &FileRange, p: &mut Progress, tx: &Sender) -> Result<Flow> {
+    /// Sends the batch being built.
+    fn emit(&self, path: &Path, p: &mut Progress, out: &Outlet) -> Result<Step> {
+        p.produced += p.builder.rows();
+        readers::fault_point(|| path.display().to_string(), p.batches);
+        p.batches += 1;
+        Ok(match out.send(p.builder.finish()?) {
+            Flow::Continue => Step::Continue,
+            Flow::Abandoned => Step::Abandoned,
+        })
+    }
+
+    fn read_range(&self, range: &FileRange, p: &mut Progress, out: &Outlet) -> Result<Step> {
         let path = range.path.as_path();
         let threads = if range.extent == Extent::Whole {
             self.bgzf_threads
@@ -260,9 +266,9 @@ impl VcfOpener {
             reported: 0,
             lines: 0,
         };
-        let flow = self.read_lines(range, &mut input, &mut line, &mut progress, p, tx)?;
+        let step = self.read_lines(range, &mut input, &mut line, &mut progress, p, out)?;
         progress.finish();
-        Ok(flow)
+        Ok(step)
     }
 
     fn read_lines(
@@ -272,16 +278,17 @@ impl VcfOpener {
         line: &mut Vec<u8>,
         progress: &mut UnitProgress<'_>,
         p: &mut Progress,
-        tx: &Sender,
-    ) -> Result<Flow> {
+        out: &Outlet,
+    ) -> Result<Step> {
         let path = range.path.as_path();
         match &range.extent {
             Extent::Whole => {
                 while input.next_line(line)? {
                     progress.line(input);
-                    let at = Location::Line(input.line_number());
-                    if let Flow::Stop = self.take(line, at, path, p, tx)? {
-                        return Ok(Flow::Stop);
+                    let at = Location::Line(input.line_number().unwrap_or(0));
+                    let step = self.take(line, at, path, p, out)?;
+                    if step != Step::Continue {
+                        return Ok(step);
                     }
                 }
             }
@@ -307,8 +314,7 @@ impl VcfOpener {
                     // the line under the range's first byte belongs to the range before
                     input.skip_line()?;
                 }
-                loop {
-                    let Some(pos) = input.position() else { break };
+                while let Some(pos) = input.position() {
                     if pos > last || !input.next_line(line)? {
                         break;
                     }
@@ -316,28 +322,29 @@ impl VcfOpener {
                     if line.first() == Some(&b'#') {
                         continue;
                     }
-                    if let Flow::Stop = self.take(line, Location::Position(pos), path, p, tx)? {
-                        return Ok(Flow::Stop);
+                    let step = self.take(line, Location::Position(pos), path, p, out)?;
+                    if step != Step::Continue {
+                        return Ok(step);
                     }
                 }
             }
             Extent::Chunks(chunks) => {
                 for &(start, end) in chunks {
                     input.seek(start)?;
-                    loop {
-                        let Some(pos) = input.position() else { break };
+                    while let Some(pos) = input.position() {
                         if pos >= end || !input.next_line(line)? {
                             break;
                         }
                         progress.line(input);
-                        if let Flow::Stop = self.take(line, Location::Position(pos), path, p, tx)? {
-                            return Ok(Flow::Stop);
+                        let step = self.take(line, Location::Position(pos), path, p, out)?;
+                        if step != Step::Continue {
+                            return Ok(step);
                         }
                     }
                 }
             }
         }
-        Ok(Flow::Continue)
+        Ok(Step::Continue)
     }
 
     /// Decodes one record line into the batch (if it is in the regions), sending full batches.
@@ -347,9 +354,9 @@ impl VcfOpener {
         at: Location,
         path: &Path,
         p: &mut Progress,
-        tx: &Sender,
-    ) -> Result<Flow> {
-        p.warnings.line = at.line().unwrap_or(0);
+        out: &Outlet,
+    ) -> Result<Step> {
+        p.warnings.at = at;
         let outcome = if self.plan.columns.is_empty() && self.regions.is_empty() {
             // count(*): a record line is a record; nothing to decode
             p.builder.append_empty();
@@ -364,30 +371,31 @@ impl VcfOpener {
             })
         };
         if let Err(message) = outcome {
-            let line_no = at.resolve(path);
             if !self.skip_errors {
                 return Err(VcfError::Data {
                     path: path.to_path_buf(),
-                    line: line_no,
+                    line: resolve(at, path),
                     message,
                 }
                 .into());
             }
-            p.skipped += 1;
-            p.first_skipped
-                .get_or_insert_with(|| format!("line {line_no}: {message}"));
-            return Ok(Flow::Continue);
+            if let Some(report) = &self.report {
+                report.skipped(path, at, &message);
+            }
+            return Ok(Step::Continue);
         }
         let limit_reached = self
             .limit
             .is_some_and(|l| p.produced + p.builder.rows() >= l);
         if p.builder.records() >= p.per_batch || limit_reached {
-            p.produced += p.builder.rows();
-            if tx.blocking_send(Ok(Some(p.builder.finish()?))).is_err() || limit_reached {
-                return Ok(Flow::Stop);
+            if self.emit(path, p, out)? == Step::Abandoned {
+                return Ok(Step::Abandoned);
+            }
+            if limit_reached {
+                return Ok(Step::Limit);
             }
         }
-        Ok(Flow::Continue)
+        Ok(Step::Continue)
     }
 
     fn in_regions(&self, rec: &RecordFields<'_>) -> bool {
@@ -401,43 +409,13 @@ impl VcfOpener {
                 && (rec.pos >= r.start || *end.get_or_insert_with(|| record_end(rec)) >= r.start)
         })
     }
-
-    fn report(&self, path: &Path, p: &mut Progress) {
-        for w in std::mem::take(&mut p.warnings).summary() {
-            log::warn!("{}: {w}", path.display());
-        }
-        if p.skipped > 0 {
-            log::warn!(
-                "{}: skipped {} unreadable line(s) (vcf.on_error = 'skip'); first: {}",
-                path.display(),
-                p.skipped,
-                p.first_skipped.take().unwrap_or_default()
-            );
-            p.skipped = 0;
-        }
-    }
 }
 
-/// Where a record line is: its line number, or (after a seek) its position in the file.
-#[derive(Debug, Clone, Copy)]
-enum Location {
-    Line(Option<usize>),
-    Position(u64),
-}
-
-impl Location {
-    fn line(self) -> Option<usize> {
-        match self {
-            Location::Line(l) => l,
-            Location::Position(_) => None,
-        }
-    }
-
-    /// The line number, counting from the start of the file when only the position is known.
-    fn resolve(self, path: &Path) -> usize {
-        match self {
-            Location::Line(l) => l.unwrap_or(0),
-            Location::Position(pos) => line_at(path, pos).unwrap_or(0),
-        }
+/// The line number at `at`, counting from the start of the file when only the position is
+/// known.
+fn resolve(at: Location, path: &Path) -> usize {
+    match at {
+        Location::Line(l) => l,
+        Location::Position(pos) => line_at(path, pos).unwrap_or(0),
     }
 }

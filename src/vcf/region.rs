@@ -11,14 +11,16 @@ use datafusion::logical_expr::{Expr, Operator};
 pub struct Region {
     /// Contig name, as written in the file.
     pub chrom: String,
-    /// First position (1-based).
+    /// First position (1-based; 0 when the region includes records at POS=0, which the spec
+    /// allows for telomeres, as a whole contig and SQL filters do).
     pub start: i64,
     /// Last position, inclusive (`i64::MAX` for "to the end").
     pub end: i64,
 }
 
 impl Region {
-    /// Parses `chrom[:start[-[end]]]`; thousands separators are allowed in numbers.
+    /// Parses `chrom[:start[-[end]]]`; thousands separators are allowed in numbers. A contig
+    /// alone is the whole contig, POS=0 records included.
     pub fn parse(text: &str) -> Result<Self, String> {
         let text = text.trim();
         let bad =
@@ -40,7 +42,7 @@ impl Region {
             s.replace(',', "").parse::<i64>().map_err(|_| bad())
         };
         let (start, end) = match range {
-            None => (1, i64::MAX),
+            None => (0, i64::MAX),
             Some(r) => match r.split_once('-') {
                 None => {
                     let p = num(r)?;
@@ -50,7 +52,7 @@ impl Region {
                 Some((s, e)) => (num(s)?, num(e)?),
             },
         };
-        if chrom.is_empty() || start < 1 || end < start {
+        if chrom.is_empty() || (range.is_some() && start < 1) || end < start {
             return Err(bad());
         }
         Ok(Region {
@@ -69,7 +71,7 @@ impl Region {
 impl fmt::Display for Region {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.end == i64::MAX {
-            if self.start == 1 {
+            if self.start <= 1 {
                 write!(f, "{}", self.chrom)
             } else {
                 write!(f, "{}:{}-", self.chrom, self.start)
@@ -139,9 +141,11 @@ fn int(e: &Expr) -> Option<i64> {
 /// The (chrom, pos) ranges an expression restricts rows to, when it is made of `chrom = 'x'`,
 /// `chrom IN (…)`, comparisons and BETWEEN on `pos`, AND and OR; `None` otherwise. The result
 /// may be wider than the expression (an AND with an unrelated condition keeps only its range
-/// side), so it serves as an Inexact filter.
+/// side), so it serves as an Inexact filter; it is never narrower: positions start at 0,
+/// since the spec allows POS=0 for telomeres.
 fn ranges_of(e: &Expr) -> Option<Ranges> {
     const ALL: i64 = i64::MAX;
+    const FIRST: i64 = 0;
     match e {
         Expr::BinaryExpr(b) => match b.op {
             Operator::And => match (ranges_of(&b.left), ranges_of(&b.right)) {
@@ -160,30 +164,32 @@ fn ranges_of(e: &Expr) -> Option<Ranges> {
                     _ => return None,
                 };
                 match (col, op) {
-                    ("chrom", Operator::Eq) => Some(vec![(Some(string_literal(value)?), 1, ALL)]),
+                    ("chrom", Operator::Eq) => {
+                        Some(vec![(Some(string_literal(value)?), FIRST, ALL)])
+                    }
                     ("pos", _) => {
                         let v = int(value)?;
                         let (lo, hi) = match op {
                             Operator::Eq => (v, v),
                             Operator::Gt => (v.saturating_add(1), ALL),
                             Operator::GtEq => (v, ALL),
-                            Operator::Lt => (1, v.saturating_sub(1)),
-                            Operator::LtEq => (1, v),
+                            Operator::Lt => (FIRST, v.saturating_sub(1)),
+                            Operator::LtEq => (FIRST, v),
                             _ => return None,
                         };
-                        Some(vec![(None, lo.max(1), hi)])
+                        Some(vec![(None, lo.max(FIRST), hi)])
                     }
                     _ => None,
                 }
             }
         },
         Expr::Between(b) if !b.negated && column_name(&b.expr) == Some("pos") => {
-            Some(vec![(None, int(&b.low)?.max(1), int(&b.high)?)])
+            Some(vec![(None, int(&b.low)?.max(FIRST), int(&b.high)?)])
         }
         Expr::InList(l) if !l.negated && column_name(&l.expr) == Some("chrom") => l
             .list
             .iter()
-            .map(|v| string_literal(v).map(|c| (Some(c), 1, ALL)))
+            .map(|v| string_literal(v).map(|c| (Some(c), FIRST, ALL)))
             .collect(),
         _ => None,
     }
@@ -240,10 +246,12 @@ mod tests {
             Region::parse("chr1").unwrap(),
             Region {
                 chrom: "chr1".into(),
-                start: 1,
+                start: 0,
                 end: i64::MAX
             }
         );
+        assert_eq!(Region::parse("chr1").unwrap().to_string(), "chr1");
+        assert!(Region::parse("chr1:0-5").is_err());
         assert_eq!(
             Region::parse("chr1:1,000-2,000").unwrap(),
             Region {
@@ -296,6 +304,20 @@ mod tests {
                 }
             ]
         );
+        // POS=0 (a telomere) is inside `pos = 0`, `pos < 10` and a whole contig
+        assert_eq!(
+            regions_from_filters(&[col("chrom").eq(lit("1")), col("pos").eq(lit(0i64))], None),
+            Some(vec![Region {
+                chrom: "1".into(),
+                start: 0,
+                end: 0
+            }])
+        );
+        let below = regions_from_filters(
+            &[col("chrom").eq(lit("1")), col("pos").lt(lit(10i64))],
+            None,
+        );
+        assert_eq!(below.unwrap()[0].start, 0);
         // no contig: no regions; unrelated conditions: not region filters
         assert_eq!(
             regions_from_filters(&[col("pos").gt(lit(5i64))], None),

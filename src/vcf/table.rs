@@ -69,6 +69,13 @@ impl VcfOptions {
         self
     }
 
+    /// Takes what the session's `vcf.*` settings say about opening a table
+    /// (`vcf.infer_records`).
+    pub fn with_config(mut self, config: &VcfConfig) -> Self {
+        self.infer_records = config.infer_records;
+        self
+    }
+
     /// Takes the options vcfq knows from a `CREATE EXTERNAL TABLE … OPTIONS` map and rejects the rest.
     pub fn from_sql_options(options: &HashMap<String, String>) -> Result<Self, VcfError> {
         let mut out = VcfOptions::default();
@@ -407,7 +414,7 @@ impl TableProvider for VcfTable {
             .get::<VcfConfig>()
             .cloned()
             .unwrap_or_default();
-        let skip_errors = config.skip_errors()?;
+        let skip_errors = config.skip_errors();
         let indices: Vec<usize> = match projection {
             Some(p) => p.clone(),
             None => (0..self.schema.fields().len()).collect(),
@@ -460,7 +467,7 @@ impl TableProvider for VcfTable {
         let layout = partition::plan(
             &self.files,
             regions.as_deref(),
-            config.min_split_bytes as u64,
+            config.min_split_bytes.0 as u64,
         )?;
         let options = ScanOptions {
             limit,

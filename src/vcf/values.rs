@@ -1,10 +1,9 @@
-//! Typed Arrow builders for INFO and FORMAT values, and the warnings that decoding raises.
+//! Typed Arrow builders for INFO and FORMAT values.
 //!
 //! A value that does not fit its declared type (text in an Integer field, an integer beyond
-//! 32 bits) becomes NULL and is counted, as bcftools warns and sets it missing; it never fails
-//! the query.
+//! 32 bits, one of the integers BCF reserves) becomes NULL and is counted as a warning
+//! ([`Warnings`]), as bcftools warns and sets it missing; it never fails the query.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
@@ -13,34 +12,7 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::datatypes::DataType;
 
-/// Non-fatal problems found while decoding, counted per kind and reported once per file.
-#[derive(Debug, Default)]
-pub struct Warnings {
-    entries: HashMap<String, (usize, usize)>,
-    /// The line being decoded, recorded with the first occurrence of each kind.
-    pub line: usize,
-}
-
-impl Warnings {
-    /// Counts one occurrence of `what` at the current line.
-    pub fn add(&mut self, what: impl FnOnce() -> String) {
-        if self.entries.len() > 100 {
-            return;
-        }
-        let key = what();
-        let line = self.line;
-        self.entries.entry(key).or_insert((0, line)).0 += 1;
-    }
-
-    /// One summary line per kind: `N × what (first at line L)`, in line order.
-    pub fn summary(&self) -> Vec<String> {
-        let mut v: Vec<_> = self.entries.iter().collect();
-        v.sort_by_key(|(_, (_, line))| *line);
-        v.into_iter()
-            .map(|(what, (n, line))| format!("{what} (line {line}, {n} time(s) in all)"))
-            .collect()
-    }
-}
+pub use super::warnings::Warnings;
 
 /// A builder for one INFO or FORMAT field, typed from the header.
 #[derive(Debug)]
@@ -168,7 +140,12 @@ impl ValueBuilder {
     }
 }
 
-/// Parses a VCF Integer; `.` is NULL, anything else that is not a 32-bit integer is NULL with a warning.
+/// The smallest integer a VCF/BCF Integer can hold: BCF reserves -2^31 (missing), -2^31 + 1
+/// (end of vector) and the six values after them, and htslib reads all eight as missing.
+pub const MIN_INT: i32 = i32::MIN + 8;
+
+/// Parses a VCF Integer; `.` is NULL. A value that is not a 32-bit integer, or one of the
+/// values BCF reserves (below [`MIN_INT`]), is NULL with a warning.
 pub fn parse_int(s: &[u8], field: &str, warnings: &mut Warnings) -> Option<i32> {
     if s == b"." || s.is_empty() {
         return None;
@@ -186,16 +163,28 @@ pub fn parse_int(s: &[u8], field: &str, warnings: &mut Warnings) -> Option<i32> 
             b.is_ascii_digit()
         });
     let v = if neg { -v } else { v };
-    if ok && let Ok(v) = i32::try_from(v) {
-        return Some(v);
+    let example = || Some(String::from_utf8_lossy(s).into_owned());
+    match i32::try_from(v) {
+        Ok(v) if ok && v >= MIN_INT => Some(v),
+        Ok(_) if ok => {
+            warnings.add(
+                "",
+                field.as_bytes(),
+                "a value BCF reserves (-2147483648 to -2147483641), read as missing",
+                example,
+            );
+            None
+        }
+        _ => {
+            warnings.add(
+                "",
+                field.as_bytes(),
+                "not a 32-bit Integer, read as NULL",
+                example,
+            );
+            None
+        }
     }
-    warnings.add(|| {
-        format!(
-            "{field}: '{}' is not a 32-bit Integer, read as NULL",
-            String::from_utf8_lossy(s)
-        )
-    });
-    None
 }
 
 /// Parses a VCF Float (`nan`, `inf` included); `.` is NULL, anything unparsable NULL with a warning.
@@ -209,11 +198,8 @@ pub fn parse_float(s: &[u8], field: &str, warnings: &mut Warnings) -> Option<f64
     {
         Some(v) => Some(v),
         None => {
-            warnings.add(|| {
-                format!(
-                    "{field}: '{}' is not a Float, read as NULL",
-                    String::from_utf8_lossy(s)
-                )
+            warnings.add("", field.as_bytes(), "not a Float, read as NULL", || {
+                Some(String::from_utf8_lossy(s).into_owned())
             });
             None
         }
@@ -232,10 +218,28 @@ mod tests {
         assert_eq!(parse_int(b"-129", "DP", &mut w), Some(-129));
         assert_eq!(parse_int(b"2147483647", "DP", &mut w), Some(i32::MAX));
         assert_eq!(parse_int(b".", "DP", &mut w), None);
-        assert!(w.summary().is_empty());
+        assert!(w.is_empty());
         assert_eq!(parse_int(b"2147483648", "DP", &mut w), None);
         assert_eq!(parse_int(b"1e3", "DP", &mut w), None);
-        assert_eq!(w.summary().len(), 2);
+        assert_eq!(
+            w.kinds(),
+            vec![("DP: not a 32-bit Integer, read as NULL".to_string(), 2)]
+        );
+    }
+
+    #[test]
+    fn reserved_bcf_integers_read_as_missing() {
+        let mut w = Warnings::default();
+        for v in -2147483648i64..=-2147483641 {
+            assert_eq!(
+                parse_int(v.to_string().as_bytes(), "DP", &mut w),
+                None,
+                "{v}"
+            );
+        }
+        assert_eq!(parse_int(b"-2147483640", "DP", &mut w), Some(-2147483640));
+        assert_eq!(w.kinds().len(), 1);
+        assert_eq!(w.kinds()[0].1, 8);
     }
 
     #[test]

@@ -55,10 +55,11 @@ fn csv_json_and_ndjson() {
     );
     let table = vcfq(&["-c", &sql]);
     assert!(
-        stdout(&table).contains("| 50  | bnd1 |"),
+        stdout(&table).contains("│ 50     │ bnd1 │"),
         "{}",
         stdout(&table)
     );
+    assert!(stdout(&table).contains("│ bigint │ text │"));
 }
 
 #[test]

@@ -147,6 +147,25 @@ fn write_all(dir: &Path) -> std::io::Result<()> {
     );
     vcfq::generator::generate(&mut gz, &options)?;
     gz.finish()?;
+    // the edge cases of untrusted input (tests/slt/edges.slt)
+    std::fs::write(
+        dir.join("telomere.vcf"),
+        "##fileformat=VCFv4.3\n##contig=<ID=1,length=1000>\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n1\t0\ttel\tN\tA\t.\t.\t.\n1\t5\t.\tC\tT\t.\t.\t.\n2\t0\ttel2\tN\t.\t.\t.\t.\n",
+    )?;
+    std::fs::write(
+        dir.join("reserved_ints.vcf"),
+        "##fileformat=VCFv4.3\n##INFO=<ID=DP,Number=1,Type=Integer,Description=\"d\">\n##INFO=<ID=AC,Number=.,Type=Integer,Description=\"c\">\n##FORMAT=<ID=GT,Number=1,Type=String,Description=\"g\">\n##FORMAT=<ID=DP,Number=1,Type=Integer,Description=\"d\">\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\tS1\n1\t10\t.\tA\tC\t.\t.\tDP=-2147483648;AC=-2147483641,-2147483640,7\tGT:DP\t0/1:-2147483645\n1\t20\t.\tA\tC\t.\t.\tDP=-5\tGT:DP\t0/1:3\n",
+    )?;
+    // a BCF whose header claims 4 GiB: read as truncated, not allocated
+    let mut bcf = b"BCF\x02\x02".to_vec();
+    bcf.extend_from_slice(&0xFFFF_FFF0u32.to_le_bytes());
+    bcf.extend_from_slice(b"##fileformat=VCFv4.3\n");
+    std::fs::write(dir.join("huge_header_length.bcf"), bcf)?;
+    // an INFO and a FORMAT field first used by the third record, undeclared (vcf.infer_records)
+    std::fs::write(
+        dir.join("late_undeclared.vcf"),
+        "##fileformat=VCFv4.3\n##INFO=<ID=DP,Number=1,Type=Integer,Description=\"d\">\n##FORMAT=<ID=GT,Number=1,Type=String,Description=\"g\">\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\tS1\n1\t10\t.\tA\tC\t.\t.\tDP=1\tGT\t0/1\n1\t20\t.\tA\tC\t.\t.\tDP=2\tGT\t0/0\n1\t30\t.\tA\tC\t.\t.\tDP=3;LATE=x\tGT:LF\t1/1:z\n",
+    )?;
     // a huge line: 200,000 characters of INFO
     let big = format!(
         "{head}chr1\t10\t.\tA\tC\t.\tPASS\tDP=1;AF=0.5,{}\tGT:GQ\t0/1:1\t0/0:2\n",

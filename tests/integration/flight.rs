@@ -43,7 +43,21 @@ impl Server {
     }
 
     fn start_with(dir: tempfile::TempDir) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_vcfq"))
+        Self::start_as(dir, &[])
+    }
+
+    /// Starts the server through `wrapper` (a command that runs the rest of its arguments).
+    fn start_as(dir: tempfile::TempDir, wrapper: &[&str]) -> Server {
+        let binary = env!("CARGO_BIN_EXE_vcfq");
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(binary);
+                c
+            }
+            None => Command::new(binary),
+        };
+        let mut child = command
             .args(["serve", "--config"])
             .arg(dir.path().join("server.toml"))
             .stdout(Stdio::piped())
@@ -431,6 +445,66 @@ async fn rust_client_queries_prepares_updates_and_reads_metadata() {
         "value",
     );
     assert_eq!(mine, vec!["8192"]);
+}
+
+/// Whether the tests run as root, who reads any file whatever its mode.
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_keep_their_kind_to_the_client() {
+    // regression: vcfq's errors reached the server as text, and their codes were guessed from
+    // words in it; now each code comes from the error's type
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(
+        dir.path().join("server.toml"),
+        "addr = \"127.0.0.1:0\"\nallow_anonymous = true\n",
+    )
+    .expect("config");
+    let secret = dir.path().join("secret.vcf");
+    std::fs::copy(data_dir().join("sample.vcf"), &secret).expect("copy");
+    std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o000))
+        .expect("chmod");
+    let missing = dir.path().join("missing.vcf");
+    // root may read any file: run that server without the capabilities that allow it
+    let wrapper: &[&str] = if is_root() {
+        &[
+            "setpriv",
+            "--bounding-set=-dac_override,-dac_read_search",
+            "--",
+        ]
+    } else {
+        &[]
+    };
+    let server = Server::start_as(dir, wrapper);
+    let mut c = client(&server.addr).await;
+
+    let e = error_of(&mut c, &format!("SELECT * FROM '{}'", missing.display())).await;
+    assert_code(&e, Code::NotFound, "missing.vcf: no such file");
+    let e = error_of(&mut c, &format!("SELECT * FROM '{}'", secret.display())).await;
+    assert_code(&e, Code::PermissionDenied, "secret.vcf: cannot open");
+    let e = error_of(
+        &mut c,
+        "CREATE EXTERNAL TABLE k STORED AS KAFKA LOCATION '127.0.0.1:9/calls' OPTIONS ('timeout.ms' '1500')",
+    )
+    .await;
+    assert_code(&e, Code::Unavailable, "kafka 127.0.0.1:9/calls");
+    let malformed = data_dir().join("malformed.vcf");
+    let e = error_of(&mut c, &format!("SELECT * FROM '{}'", malformed.display())).await;
+    assert_code(&e, Code::FailedPrecondition, "malformed.vcf:5: POS 'ten'");
+    let e = error_of(
+        &mut c,
+        &format!(
+            "SELECT * FROM read_vcf('{}', 'chr1:10-5')",
+            data_dir().join("sample.vcf").display()
+        ),
+    )
+    .await;
+    assert_code(&e, Code::InvalidArgument, "invalid region 'chr1:10-5'");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

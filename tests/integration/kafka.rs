@@ -593,3 +593,60 @@ fn the_cli_prints_a_followed_topic_as_rows_arrive() {
     assert_eq!(lines, vec!["pos", "100", "200", "300", "400", "50", "60"]);
     assert!(still_running, "the follow query ended by itself");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_transactional_inserts_do_not_fence_each_other() {
+    // regression: every producer used the transactional id `vcfq-<topic>`, so a second
+    // transactional INSERT fenced the first
+    let t = topic("txn-concurrent");
+    let vcf = path("gen.vcf.gz");
+    let first = ctx();
+    let second = ctx();
+    for c in [&first, &second] {
+        create(
+            c,
+            "calls",
+            &t,
+            &format!("OPTIONS ('like' '{vcf}', 'transactional' 'true')"),
+        )
+        .await;
+    }
+    let sql = format!("INSERT INTO calls SELECT * FROM '{vcf}'");
+    let (a, b) = tokio::join!(run(&first, &sql), run(&second, &sql));
+    assert_eq!(inserted(&a.expect("first INSERT")), GEN_RECORDS);
+    assert_eq!(inserted(&b.expect("second INSERT")), GEN_RECORDS);
+    // the same table again: its producer is reused (one more transaction on it)
+    let again = run(
+        &first,
+        &format!("INSERT INTO calls SELECT * FROM '{vcf}' LIMIT 10"),
+    )
+    .await
+    .expect("third INSERT");
+    assert_eq!(inserted(&again), 10);
+    assert_eq!(
+        count(&first, "SELECT count(*) FROM calls").await,
+        2 * GEN_RECORDS as i64 + 10
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_thread_that_fails_mid_topic_fails_the_query() {
+    // regression: a reader thread that panicked ended the stream as if the topic were read
+    let t = topic("reader-fault");
+    let ctx = ctx();
+    let vcf = path("gen.vcf.gz");
+    create(&ctx, "calls", &t, &format!("OPTIONS ('like' '{vcf}')")).await;
+    run(&ctx, &format!("INSERT INTO calls SELECT * FROM '{vcf}'"))
+        .await
+        .expect("insert");
+    vcfq::readers::inject_panic(&t, 1);
+    let e = run(&ctx, "SELECT count(*) FROM calls")
+        .await
+        .expect_err("a failed reader must fail the query");
+    let message = vcfq::error::one_line(&anyhow::Error::new(e));
+    assert!(
+        message.contains(&format!("/{t} partition 0: reader failed")),
+        "{message}"
+    );
+    assert!(message.contains("fault injected"), "{message}");
+}

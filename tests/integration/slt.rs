@@ -21,7 +21,7 @@ impl AsyncDB for Vcfq {
     type ColumnType = DefaultColumnType;
 
     async fn run(&mut self, sql: &str) -> Result<DBOutput<DefaultColumnType>, DataFusionError> {
-        let df = self.ctx.sql(sql).await?;
+        let df = vcfq::session::sql(&self.ctx, sql).await?;
         let width = df.schema().fields().len();
         let batches = df.collect().await?;
         if width == 0 {
