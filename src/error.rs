@@ -1,11 +1,11 @@
-//! Typed errors of the VCF subsystem; each names the file (and line) it is about.
+//! Typed errors: [`VcfError`] (variant files) names the file and line, [`StreamError`]
+//! (streaming platforms) the topic and whether a retry can help; and [`one_line`], the text
+//! every edge (CLI, shell, server) prints for an error.
 
 use std::io;
 use std::path::{Path, PathBuf};
 
 use datafusion::error::DataFusionError;
-
-use crate::stream::StreamError;
 
 /// An error while opening or reading a variant file.
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +71,52 @@ impl VcfError {
 /// (the CLI, the Flight status codes) still knows its kind.
 impl From<VcfError> for DataFusionError {
     fn from(e: VcfError) -> Self {
+        DataFusionError::External(Box::new(e))
+    }
+}
+
+/// An error talking to a streaming platform. `retryable` says whether trying again can help
+/// (a broker that is down, a timeout) or not (a bad option, a message that does not decode);
+/// circuit breakers count only the former.
+#[derive(Debug, thiserror::Error)]
+#[error("{target}: {message}")]
+pub struct StreamError {
+    /// What it is about: `kafka 127.0.0.1:9092/calls`, with partition/offset when known.
+    pub target: String,
+    /// What went wrong, on one line.
+    pub message: String,
+    /// Whether a retry may succeed.
+    pub retryable: bool,
+}
+
+impl StreamError {
+    /// An error that a retry may cure.
+    pub fn transient(target: impl Into<String>, message: impl ToString) -> Self {
+        StreamError {
+            target: target.into(),
+            message: single_line(message.to_string()),
+            retryable: true,
+        }
+    }
+
+    /// An error that a retry cannot cure.
+    pub fn permanent(target: impl Into<String>, message: impl ToString) -> Self {
+        StreamError {
+            target: target.into(),
+            message: single_line(message.to_string()),
+            retryable: false,
+        }
+    }
+}
+
+fn single_line(s: String) -> String {
+    s.replace(['\n', '\r'], " ")
+}
+
+/// A [`StreamError`] crosses into DataFusion whole, as `External`, so the edge (the Flight
+/// status code, a coordinator) still sees whether it is retryable.
+impl From<StreamError> for DataFusionError {
+    fn from(e: StreamError) -> Self {
         DataFusionError::External(Box::new(e))
     }
 }

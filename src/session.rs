@@ -20,7 +20,8 @@ use crate::stream::kafka::KafkaTableFactory;
 use crate::vcf::catalog::{VcfTableFactory, VcfUrlTableFactory};
 use crate::vcf::functions::{ReadVcf, VcfHeaderFunction};
 use crate::vcf::parquet::BoundParquetRowGroups;
-use crate::vcf::prune::PruneInfoFields;
+use crate::vcf::prune::{PruneGenotypeFields, PruneInfoFields};
+use crate::vcf::unordered::ParallelAggregateScans;
 
 /// Builds [`SessionContext`]s with everything vcfq adds to DataFusion.
 ///
@@ -101,7 +102,9 @@ impl SessionBuilder {
             .with_config(self.config)
             .with_default_features()
             .with_optimizer_rule(Arc::new(PruneInfoFields))
+            .with_optimizer_rule(Arc::new(PruneGenotypeFields))
             .with_physical_optimizer_rule(Arc::new(BoundParquetRowGroups))
+            .with_physical_optimizer_rule(Arc::new(ParallelAggregateScans))
             .build();
         state
             .table_factories_mut()

@@ -3,6 +3,8 @@
 
 #[path = "integration/cli.rs"]
 mod cli;
+#[path = "integration/corpus.rs"]
+mod corpus;
 #[path = "integration/fixtures.rs"]
 mod fixtures;
 #[path = "integration/flight.rs"]

@@ -103,7 +103,7 @@ impl VcfqFlightSql {
         let endpoint =
             FlightEndpoint::new().with_ticket(Ticket::new(ticket.as_any().encode_to_vec()));
         let info = FlightInfo::new()
-            .try_with_schema(schema)
+            .try_with_schema(&as_sent(schema))
             .map_err(|e| status_from_flight(FlightError::Arrow(e)))?
             .with_endpoint(endpoint)
             .with_descriptor(descriptor)
@@ -336,9 +336,33 @@ fn not_found_handle(what: &str, id: u64) -> Status {
     ))
 }
 
+/// A schema as results are sent: the Flight encoder sends dictionary-encoded columns (`sample`
+/// and `GT` of `vcf_genotypes`) as their plain values, so the schemas the server announces say
+/// the same.
+fn as_sent(schema: &Schema) -> Schema {
+    fn field(f: &Field) -> Field {
+        let t = match f.data_type() {
+            DataType::Dictionary(_, value) => value.as_ref().clone(),
+            DataType::List(item) => DataType::List(Arc::new(field(item))),
+            DataType::LargeList(item) => DataType::LargeList(Arc::new(field(item))),
+            DataType::FixedSizeList(item, n) => DataType::FixedSizeList(Arc::new(field(item)), *n),
+            DataType::Struct(children) => {
+                DataType::Struct(children.iter().map(|c| field(c)).collect::<Vec<_>>().into())
+            }
+            other => other.clone(),
+        };
+        f.clone().with_data_type(t)
+    }
+    Schema::new_with_metadata(
+        schema.fields().iter().map(|f| field(f)).collect::<Vec<_>>(),
+        schema.metadata().clone(),
+    )
+}
+
 fn schema_bytes(schema: &Schema) -> Result<Bytes, Status> {
+    let schema = as_sent(schema);
     let message: Result<IpcMessage, _> =
-        SchemaAsIpc::new(schema, &IpcWriteOptions::default()).try_into();
+        SchemaAsIpc::new(&schema, &IpcWriteOptions::default()).try_into();
     message
         .map(|m| m.0)
         .map_err(|e| status_from_flight(FlightError::Arrow(e)))
@@ -692,7 +716,7 @@ impl FlightSqlService for VcfqFlightSql {
                             &schema_name,
                             &table_name,
                             table_type_name(&schema_name, provider.as_ref()),
-                            provider.schema().as_ref(),
+                            &as_sent(provider.schema().as_ref()),
                         )
                         .map_err(status_from_flight)?;
                 }

@@ -9,10 +9,11 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    ArrayRef, Float64Builder, Int64Builder, ListArray, ListBuilder, RecordBatch,
-    RecordBatchOptions, StringBuilder, StructArray,
+    ArrayRef, DictionaryArray, Float64Builder, Int32Builder, Int64Builder, ListArray, ListBuilder,
+    RecordBatch, RecordBatchOptions, StringArray, StringBuilder, StructArray,
 };
 use datafusion::arrow::buffer::OffsetBuffer;
+use datafusion::arrow::datatypes::Int32Type;
 use datafusion::arrow::datatypes::{DataType, FieldRef, Fields, SchemaRef};
 use datafusion::arrow::error::ArrowError;
 use memchr::memchr_iter;
@@ -67,7 +68,8 @@ impl ColumnKind {
     }
 }
 
-enum Column {
+/// One output column being built (shared with the BCF decoder, [`super::bcf_decode`]).
+pub(super) enum Column {
     Text(
         StringBuilder,
         for<'r> fn(&RecordFields<'r>) -> &'r [u8],
@@ -87,7 +89,13 @@ enum Column {
         offsets: Vec<i32>,
         item: FieldRef,
     },
-    Sample(StringBuilder),
+    /// `sample` (long layout): keys into the selected samples' names.
+    Sample {
+        keys: Int32Builder,
+        /// `0, 1, …` for one record's samples.
+        pattern: Vec<i32>,
+        names: ArrayRef,
+    },
     Format(usize, ValueBuilder),
 }
 
@@ -104,8 +112,11 @@ pub struct DecodePlan {
     pub infos: Vec<FieldDef>,
     /// INFO fields of the file that this scan does not decode (skipped without a warning).
     pub skipped_infos: Vec<String>,
-    /// All FORMAT definitions of the table.
+    /// The FORMAT fields of the table that this scan may decode (wide layout: those of the
+    /// `genotypes` struct; long layout: all).
     pub formats: Vec<FieldDef>,
+    /// FORMAT fields of the file that this scan does not decode (skipped without a warning).
+    pub skipped_formats: Vec<String>,
     /// Sample names of the header.
     pub sample_names: Vec<String>,
     /// Indices of the samples read, ascending.
@@ -147,10 +158,10 @@ impl DecodePlan {
 
 /// Builds record batches from record lines, one file at a time.
 pub struct BatchBuilder {
-    plan: Arc<DecodePlan>,
-    columns: Vec<Column>,
-    rows: usize,
-    records: usize,
+    pub(super) plan: Arc<DecodePlan>,
+    pub(super) columns: Vec<Column>,
+    pub(super) rows: usize,
+    pub(super) records: usize,
     info_index: KeyIndex,
     info_slots: Vec<Option<Range<usize>>>,
     /// FORMAT key → field index, `None` for fields this scan does not decode.
@@ -164,6 +175,8 @@ pub struct BatchBuilder {
     /// Value ranges (into the sample text) per selected sample × FORMAT field.
     sample_slots: Vec<Option<Range<usize>>>,
     need_samples: bool,
+    /// How BCF records' dictionary indices map to this scan's fields (made on first use).
+    pub(super) bcf: Option<super::bcf_decode::BcfLookup>,
 }
 
 impl BatchBuilder {
@@ -220,9 +233,15 @@ impl BatchBuilder {
                         item,
                     }
                 }
-                ColumnKind::Sample => Column::Sample(StringBuilder::new()),
+                ColumnKind::Sample => Column::Sample {
+                    keys: Int32Builder::new(),
+                    pattern: (0..plan.selected.len() as i32).collect(),
+                    names: Arc::new(StringArray::from_iter_values(
+                        plan.selected.iter().map(|&s| plan.sample_names[s].as_str()),
+                    )),
+                },
                 ColumnKind::Format(f) => {
-                    Column::Format(*f, ValueBuilder::new(&value_data_type(&plan.formats[*f])))
+                    Column::Format(*f, ValueBuilder::new(plan.schema.field(i).data_type()))
                 }
             })
             .collect();
@@ -239,10 +258,20 @@ impl BatchBuilder {
         );
         // the long layout decodes only the FORMAT columns it outputs; `genotypes` needs them all
         let wide = plan.columns.contains(&ColumnKind::Genotypes);
-        let format_index = KeyIndex::new(plan.formats.iter().enumerate().map(|(i, d)| {
-            let needed = wide || plan.columns.contains(&ColumnKind::Format(i));
-            (d.id.as_bytes().to_vec(), needed.then_some(i))
-        }));
+        let format_index = KeyIndex::new(
+            plan.formats
+                .iter()
+                .enumerate()
+                .map(|(i, d)| {
+                    let needed = wide || plan.columns.contains(&ColumnKind::Format(i));
+                    (d.id.as_bytes().to_vec(), needed.then_some(i))
+                })
+                .chain(
+                    plan.skipped_formats
+                        .iter()
+                        .map(|id| (id.as_bytes().to_vec(), None)),
+                ),
+        );
         let need_samples = plan.needs_samples();
         BatchBuilder {
             info_slots: vec![None; plan.infos.len()],
@@ -258,6 +287,7 @@ impl BatchBuilder {
             last_needed_key: 0,
             tabs: Vec::new(),
             need_samples,
+            bcf: None,
         }
     }
 
@@ -353,11 +383,7 @@ impl BatchBuilder {
                     let last = offsets.last().copied().unwrap_or(0);
                     offsets.push(last + plan.selected.len() as i32);
                 }
-                Column::Sample(b) => {
-                    for &s in &plan.selected {
-                        b.append_value(&plan.sample_names[s]);
-                    }
-                }
+                Column::Sample { keys, pattern, .. } => keys.append_slice(pattern),
                 Column::Format(f, b) => {
                     let nf = plan.formats.len();
                     for j in 0..plan.selected.len() {
@@ -471,7 +497,11 @@ impl BatchBuilder {
 
 fn finish_column(col: &mut Column, rows: usize) -> Result<ArrayRef, ArrowError> {
     Ok(match col {
-        Column::Text(b, ..) | Column::Sample(b) => Arc::new(b.finish()),
+        Column::Text(b, ..) => Arc::new(b.finish()),
+        Column::Sample { keys, names, .. } => Arc::new(DictionaryArray::<Int32Type>::try_new(
+            keys.finish(),
+            Arc::clone(names),
+        )?),
         Column::Pos(b) => Arc::new(b.finish()),
         Column::List(b, ..) => Arc::new(b.finish()),
         Column::Qual(b) => Arc::new(b.finish()),

@@ -35,6 +35,7 @@ pub struct VcfExec {
     /// The warnings report of the partitions running now (shared, so that a file read by
     /// several partitions is reported once).
     report: Mutex<Weak<ScanReport>>,
+    options: ScanOptions,
 }
 
 /// How a scan runs: its readers, limit and error handling.
@@ -94,7 +95,27 @@ impl VcfExec {
             properties,
             metrics: ExecutionPlanMetricsSet::new(),
             report: Mutex::new(Weak::new()),
+            options,
         }
+    }
+
+    /// The same scan with one partition per share of the units and no order, for a consumer
+    /// to which order does not matter (an aggregation); `None` when it has that layout already
+    /// or nothing to share out.
+    pub fn unordered(&self) -> Option<VcfExec> {
+        if !self.options.preserve_order || self.layout.units.len() < 2 || self.options.threads < 2 {
+            return None;
+        }
+        let options = ScanOptions {
+            preserve_order: false,
+            ..self.options
+        };
+        Some(VcfExec::new(
+            self.layout.clone(),
+            Arc::clone(&self.opener.plan),
+            self.opener.regions.as_ref().clone(),
+            options,
+        ))
     }
 }
 
@@ -149,6 +170,10 @@ impl DisplayAs for VcfExec {
         if plan.columns.contains(&ColumnKind::Info) {
             let keys: Vec<&str> = plan.infos.iter().map(|d| d.id.as_str()).collect();
             write!(f, ", info=[{}]", keys.join(", "))?;
+        }
+        if plan.columns.contains(&ColumnKind::Genotypes) {
+            let keys: Vec<&str> = plan.formats.iter().map(|d| d.id.as_str()).collect();
+            write!(f, ", format=[{}]", keys.join(", "))?;
         }
         if plan.needs_samples() || plan.layout == Layout::Long {
             write!(

@@ -1,20 +1,22 @@
 //! Opening a variant file: compression and VCF-vs-BCF are detected from the first bytes, the
-//! header is read, and the records come out as VCF text lines.
+//! header is read, and the records come out as VCF text lines or, for BCF, as binary records
+//! ([`super::bcf`]) decoded without a detour through text.
 //!
 //! Plain text, plain gzip, BGZF (`.vcf.gz`, `.vcf.bgz`, …) and BCF (compressed or not) all end
-//! up as one [`VcfInput`]; BCF records are rendered to VCF text by noodles so that a single
-//! record parser serves every format.
+//! up as one [`VcfInput`], which knows where it is in the file (byte offset or BGZF virtual
+//! position) so that scans can start and stop inside it.
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 use std::num::NonZero;
 use std::path::{Path, PathBuf};
 
-use flate2::read::MultiGzDecoder;
-use noodles::bcf;
-use noodles::vcf;
-use noodles::vcf::variant::io::Write as _;
+use std::sync::Arc;
 
+use flate2::read::MultiGzDecoder;
+use noodles::vcf;
+
+use super::bcf::{BcfRecord, FormatBlock, Limits, SharedParts};
 use super::header::VcfHeader;
 use crate::error::VcfError;
 
@@ -243,10 +245,22 @@ fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
 enum Body {
     Text(TextReader),
     Bcf {
-        reader: bcf::io::Reader<TextReader>,
-        header: Box<vcf::Header>,
-        record: bcf::Record,
+        reader: TextReader,
+        dictionary: Arc<BcfDictionary>,
+        record: BcfRecord,
     },
+}
+
+/// What BCF records refer to by number: the header's contigs and its dictionary of strings
+/// (INFO, FORMAT and FILTER IDs), and the sizes a record must agree with.
+#[derive(Debug, Clone, Default)]
+pub struct BcfDictionary {
+    /// Contig names by index.
+    pub contigs: Vec<String>,
+    /// INFO/FORMAT/FILTER IDs by index (`None` for an index the header leaves unused).
+    pub strings: Vec<Option<String>>,
+    /// The limits records are checked against.
+    pub limits: Limits,
 }
 
 /// An open variant file: its header, then its records one text line at a time.
@@ -268,11 +282,11 @@ impl VcfInput {
         let (header, body) = match kind.container {
             Container::Vcf => (read_text_header(path, &mut reader)?, Body::Text(reader)),
             Container::Bcf => {
-                let (header, noodles_header) = read_bcf_header(path, &mut reader)?;
+                let (header, dictionary) = read_bcf_header(path, &mut reader)?;
                 let body = Body::Bcf {
-                    reader: bcf::io::Reader::from(reader),
-                    header: Box::new(noodles_header),
-                    record: bcf::Record::default(),
+                    reader,
+                    dictionary: Arc::new(dictionary),
+                    record: BcfRecord::default(),
                 };
                 (header, body)
             }
@@ -309,27 +323,58 @@ impl VcfInput {
         self.line_number
     }
 
-    /// The position of the next line (see [`TextReader::position`]); `None` for gzip and BCF.
+    /// The position of the next line or record (see [`TextReader::position`]); `None` for
+    /// plain gzip.
     pub fn position(&mut self) -> Option<u64> {
         match &mut self.body {
-            Body::Text(r) => r.position(),
-            Body::Bcf { .. } => None,
+            Body::Text(r) | Body::Bcf { reader: r, .. } => r.position(),
         }
     }
 
     /// Moves to `pos` (as [`Self::position`] reports it); line numbers are unknown from then on.
     pub fn seek(&mut self, pos: u64) -> Result<(), VcfError> {
         match &mut self.body {
-            Body::Text(r) => r.seek(pos).map_err(|e| VcfError::io(&self.path, e))?,
-            Body::Bcf { .. } => {
-                return Err(VcfError::Invalid(format!(
-                    "{}: BCF files are read from the start",
-                    self.path.display()
-                )));
+            Body::Text(r) | Body::Bcf { reader: r, .. } => {
+                r.seek(pos).map_err(|e| VcfError::io(&self.path, e))?
             }
         }
         self.line_number = None;
         Ok(())
+    }
+
+    /// The BCF dictionary (`None` for VCF text).
+    pub fn bcf_dictionary(&self) -> Option<&Arc<BcfDictionary>> {
+        match &self.body {
+            Body::Bcf { dictionary, .. } => Some(dictionary),
+            Body::Text(_) => None,
+        }
+    }
+
+    /// Reads the next BCF record, with its line number (the record's ordinal after the header
+    /// lines, its line in the equivalent VCF; `None` after a seek); `None` at the end.
+    pub fn next_record(&mut self) -> Result<Option<(&BcfRecord, Option<usize>)>, VcfError> {
+        let line = self.line_number.map(|l| l + 1);
+        let Body::Bcf { reader, record, .. } = &mut self.body else {
+            return Err(VcfError::Invalid(format!(
+                "{}: not a BCF file",
+                self.path.display()
+            )));
+        };
+        match record.read_from(reader) {
+            Ok(true) => {
+                self.line_number = line;
+                Ok(Some((record, line)))
+            }
+            Ok(false) => Ok(None),
+            Err(e) => Err(match line {
+                Some(line) => VcfError::Data {
+                    path: self.path.clone(),
+                    line,
+                    message: format!("invalid BCF record: {e}"),
+                },
+                None => VcfError::io(&self.path, e),
+            }),
+        }
     }
 
     /// Discards the rest of the current line (after a seek into the middle of one).
@@ -364,33 +409,11 @@ impl VcfInput {
                     }
                     return Ok(true);
                 }
-                Body::Bcf {
-                    reader,
-                    header,
-                    record,
-                } => {
-                    let line = self.line_number.unwrap_or(0) + 1;
-                    let n = reader.read_record(record).map_err(|e| VcfError::Data {
-                        path: self.path.clone(),
-                        line,
-                        message: format!("invalid BCF record: {e}"),
-                    })?;
-                    if n == 0 {
-                        return Ok(false);
-                    }
-                    self.line_number = Some(line);
-                    let mut w = vcf::io::Writer::new(std::mem::take(buf));
-                    let written = w.write_variant_record(header, record);
-                    *buf = w.into_inner();
-                    written.map_err(|e| VcfError::Data {
-                        path: self.path.clone(),
-                        line,
-                        message: format!("invalid BCF record: {e}"),
-                    })?;
-                    while matches!(buf.last(), Some(b'\n' | b'\r')) {
-                        buf.pop();
-                    }
-                    return Ok(true);
+                Body::Bcf { .. } => {
+                    return Err(VcfError::Invalid(format!(
+                        "{}: a BCF file has binary records, not lines",
+                        self.path.display()
+                    )));
                 }
             }
         }
@@ -426,35 +449,38 @@ pub fn lines_at(path: &Path, positions: &[u64]) -> Vec<Option<usize>> {
         return out;
     };
     let mut line = input.header.line_count;
-    let Body::Text(reader) = &mut input.body else {
-        return out;
-    };
     let mut buf = Vec::new();
     let mut next = 0;
     while next < positions.len() {
-        let Some(at) = reader.position() else {
+        let Some(at) = input.position() else {
             return out;
         };
         while next < positions.len() && positions[next] <= at {
             out[next] = Some(line + 1);
             next += 1;
         }
-        buf.clear();
-        match reader.read_until(b'\n', &mut buf) {
-            Ok(0) | Err(_) => return out,
-            Ok(_) => line += 1,
+        let more = match &mut input.body {
+            Body::Text(reader) => {
+                buf.clear();
+                reader.read_until(b'\n', &mut buf).is_ok_and(|n| n > 0)
+            }
+            Body::Bcf { reader, record, .. } => record.read_from(reader).unwrap_or(false),
+        };
+        if !more {
+            return out;
         }
+        line += 1;
     }
     out
 }
 
 /// Reads the BCF magic and header text. The text is parsed by our lenient parser (for the
 /// schema) and, after adding the `Description` that some writers leave out, by noodles (whose
-/// string maps decode the records).
+/// string maps — the dictionaries records refer to — we keep).
 fn read_bcf_header(
     path: &Path,
     reader: &mut TextReader,
-) -> Result<(VcfHeader, vcf::Header), VcfError> {
+) -> Result<(VcfHeader, BcfDictionary), VcfError> {
     let bad = |message: String| VcfError::Header {
         path: path.to_path_buf(),
         message,
@@ -502,9 +528,38 @@ fn read_bcf_header(
         maps.insert_entry(&entry)
             .map_err(|e| bad(format!("line {}: {e}", i + 1)))?;
     }
-    let mut noodles_header = parser.finish().map_err(|e| bad(e.to_string()))?;
-    *noodles_header.string_maps_mut() = maps;
-    Ok((header, noodles_header))
+    // the parse checks the header as htslib would; the dictionaries are what records refer to
+    parser.finish().map_err(|e| bad(e.to_string()))?;
+    // the dictionary may have holes (IDX=…): its size is that of its largest index
+    let ids = header
+        .infos
+        .iter()
+        .chain(&header.formats)
+        .map(|d| d.id.as_str())
+        .chain(header.filters.iter().map(|(id, _)| id.as_str()))
+        .chain(std::iter::once("PASS"));
+    let size = ids
+        .filter_map(|id| maps.strings().get_index_of(id))
+        .max()
+        .map_or(0, |m| m + 1);
+    let strings: Vec<Option<String>> = (0..size)
+        .map(|i| maps.strings().get_index(i).map(str::to_string))
+        .collect();
+    let mut contigs = Vec::new();
+    while let Some(name) = maps.contigs().get_index(contigs.len()) {
+        contigs.push(name.to_string());
+    }
+    let limits = Limits {
+        contigs: contigs.len(),
+        strings: strings.len(),
+        samples: header.samples.len(),
+    };
+    let dictionary = BcfDictionary {
+        contigs,
+        strings,
+        limits,
+    };
+    Ok((header, dictionary))
 }
 
 /// `##INFO`, `##FORMAT` and `##FILTER` lines written without a Description get an empty one.
@@ -577,4 +632,60 @@ mod tests {
         );
         assert_eq!(with_description("##contig=<ID=1>"), "##contig=<ID=1>");
     }
+}
+
+/// Whether BCF records begin at the start of the BGZF block at byte `block`: up to three
+/// records read from there must each parse and fill exactly their declared lengths (or the
+/// data ends there). Bytes in the middle of a record practically never pass.
+fn records_start_at(path: &Path, block: u64, dictionary: &BcfDictionary) -> Result<bool, VcfError> {
+    let file = open_file(path)?;
+    let mut reader = noodles::bgzf::io::Reader::new(file);
+    if reader
+        .seek(noodles::bgzf::VirtualPosition::from(block << 16))
+        .is_err()
+    {
+        return Ok(false);
+    }
+    let mut record = BcfRecord::default();
+    let mut shared = SharedParts::default();
+    let mut formats: Vec<FormatBlock> = Vec::new();
+    for _ in 0..3 {
+        match record.read_from(&mut reader) {
+            Ok(false) => return Ok(true),
+            Ok(true) => {
+                if record
+                    .parse_shared(&dictionary.limits, &mut shared)
+                    .is_err()
+                    || record
+                        .parse_formats(&dictionary.limits, &mut formats)
+                        .is_err()
+                {
+                    return Ok(false);
+                }
+            }
+            Err(_) => return Ok(false),
+        }
+    }
+    Ok(true)
+}
+
+/// The virtual position of the first BGZF block at or after byte `offset` at which BCF
+/// records begin (`u64::MAX` when none does before the end of the file). Two readers that
+/// split a BCF file at `offset` agree on it, so each record is read once.
+pub fn bcf_records_from(
+    path: &Path,
+    offset: u64,
+    dictionary: &BcfDictionary,
+) -> Result<u64, VcfError> {
+    let size = std::fs::metadata(path)
+        .map_err(|e| VcfError::io(path, e))?
+        .len();
+    let mut block = next_bgzf_block(path, offset)?;
+    while block < size {
+        if records_start_at(path, block, dictionary)? {
+            return Ok(block << 16);
+        }
+        block = next_bgzf_block(path, block + 1)?;
+    }
+    Ok(u64::MAX)
 }

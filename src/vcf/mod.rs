@@ -6,6 +6,8 @@
 //! DataFusion; `catalog` and `functions` make it reachable from SQL.
 
 pub mod batch;
+pub mod bcf;
+pub mod bcf_decode;
 pub mod catalog;
 pub mod exec;
 pub mod functions;
@@ -20,6 +22,7 @@ pub mod record;
 pub mod region;
 pub mod schema;
 pub mod table;
+pub mod unordered;
 pub mod values;
 pub mod warnings;
 

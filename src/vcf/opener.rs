@@ -18,7 +18,10 @@ use datafusion::execution::SendableRecordBatchStream;
 use datafusion::physical_plan::metrics::Count;
 
 use super::batch::{BatchBuilder, DecodePlan};
-use super::input::{Compression, VcfInput, line_at, next_bgzf_block};
+use super::bcf::BcfRecord;
+use super::input::{
+    BcfDictionary, Compression, Container, VcfInput, bcf_records_from, line_at, next_bgzf_block,
+};
 use super::record::{RecordFields, record_end, split_record};
 use super::region::Region;
 use super::warnings::{Location, ScanReport, Warnings};
@@ -266,9 +269,117 @@ impl VcfOpener {
             reported: 0,
             lines: 0,
         };
-        let step = self.read_lines(range, &mut input, &mut line, &mut progress, p, out)?;
+        let step = match input.kind().container {
+            Container::Vcf => {
+                self.read_lines(range, &mut input, &mut line, &mut progress, p, out)?
+            }
+            Container::Bcf => self.read_records(range, &mut input, &mut progress, p, out)?,
+        };
         progress.finish();
         Ok(step)
+    }
+
+    /// Reads the BCF records of a unit. A byte range owns the records that begin in the BGZF
+    /// blocks from the first block at or after its start at which records begin, up to the
+    /// same block for its end (see [`bcf_records_from`]): neighbours agree on the boundary, and
+    /// a record that would straddle it is an error, not a record read twice or lost.
+    fn read_records(
+        &self,
+        range: &FileRange,
+        input: &mut VcfInput,
+        progress: &mut UnitProgress<'_>,
+        p: &mut Progress,
+        out: &Outlet,
+    ) -> Result<Step> {
+        let path = range.path.as_path();
+        let Some(dictionary) = input.bcf_dictionary().cloned() else {
+            return datafusion::common::internal_err!("{}: no BCF dictionary", path.display());
+        };
+        let spans: Vec<(Option<u64>, u64)> = match &range.extent {
+            Extent::Whole => vec![(None, u64::MAX)],
+            Extent::Chunks(chunks) => chunks.iter().map(|&(s, e)| (Some(s), e)).collect(),
+            Extent::Bytes { start, end } => {
+                let size = std::fs::metadata(path)
+                    .map_err(|e| VcfError::io(path, e))?
+                    .len();
+                let first = if *start == 0 {
+                    None
+                } else {
+                    Some(bcf_records_from(path, *start, &dictionary)?)
+                };
+                let last = if *end >= size {
+                    u64::MAX
+                } else {
+                    bcf_records_from(path, *end, &dictionary)?
+                };
+                vec![(first, last)]
+            }
+        };
+        let exact_end = matches!(range.extent, Extent::Bytes { .. });
+        for (first, last) in spans {
+            if let Some(first) = first {
+                if first == u64::MAX || first >= last {
+                    continue;
+                }
+                input.seek(first)?;
+            }
+            loop {
+                let pos = input.position();
+                if let Some(pos) = pos
+                    && pos >= last
+                {
+                    if exact_end && pos != last {
+                        return Err(VcfError::Header {
+                            path: path.to_path_buf(),
+                            message: format!(
+                                "a BCF record runs past the block where the next part of the                                  scan starts (virtual position {pos:#x}, expected {last:#x});                                  read the file in larger parts (vcf.min_split_bytes)"
+                            ),
+                        }
+                        .into());
+                    }
+                    break;
+                }
+                progress.line(input);
+                let Some((rec, line)) = input.next_record()? else {
+                    break;
+                };
+                // after a seek the line number is unknown: the position stands for it
+                let at = match line {
+                    Some(line) => Location::Line(line),
+                    None => Location::Position(pos.unwrap_or(0)),
+                };
+                p.warnings.at = at;
+                let outcome = if self.plan.columns.is_empty() && self.regions.is_empty() {
+                    p.builder.append_empty();
+                    Ok(())
+                } else if self.in_regions_bcf(rec, &dictionary) {
+                    p.builder.append_bcf(rec, &dictionary, &mut p.warnings)
+                } else {
+                    Ok(())
+                };
+                let step = self.settle(outcome, at, path, p, out)?;
+                if step != Step::Continue {
+                    return Ok(step);
+                }
+            }
+        }
+        Ok(Step::Continue)
+    }
+
+    fn in_regions_bcf(&self, rec: &BcfRecord, dictionary: &BcfDictionary) -> bool {
+        if self.regions.is_empty() {
+            return true;
+        }
+        let Some(chrom) = usize::try_from(rec.chrom())
+            .ok()
+            .and_then(|c| dictionary.contigs.get(c))
+        else {
+            return false;
+        };
+        let (pos, end) = (rec.pos(), rec.pos() + rec.rlen().max(1) - 1);
+        self.regions
+            .iter()
+            .any(|r| r.overlaps(chrom.as_bytes(), pos, end))
     }
 
     fn read_lines(
@@ -370,6 +481,19 @@ impl VcfOpener {
                 }
             })
         };
+        self.settle(outcome, at, path, p, out)
+    }
+
+    /// What follows decoding one record: its error (fatal, or counted and skipped), then the
+    /// batch sent when full or at the limit.
+    fn settle(
+        &self,
+        outcome: std::result::Result<(), String>,
+        at: Location,
+        path: &Path,
+        p: &mut Progress,
+        out: &Outlet,
+    ) -> Result<Step> {
         if let Err(message) = outcome {
             if !self.skip_errors {
                 return Err(VcfError::Data {

@@ -9,7 +9,7 @@ use std::time::SystemTime;
 use noodles::core::Position;
 use noodles::csi::BinningIndex;
 
-use super::input::{Compression, Container, sniff};
+use super::input::{Compression, Container, VcfInput, sniff};
 use super::opener::{Extent, FileRange};
 use super::region::Region;
 use crate::error::VcfError;
@@ -104,23 +104,31 @@ fn load_index(path: &Path) -> Result<Option<(SharedIndex, &'static str)>, VcfErr
     Ok(None)
 }
 
-/// The merged virtual-position chunks that may hold records overlapping `regions`.
+/// The merged virtual-position chunks that may hold records overlapping `regions`. Contigs
+/// are found by name in the index (tabix, CSI of VCF) or, for a CSI of BCF (which has no
+/// names), in the BCF header's contig dictionary `contigs`.
 fn index_chunks(
     index: &dyn BinningIndex,
     regions: &[Region],
     index_path: &Path,
+    contigs: Option<&[String]>,
 ) -> Result<Vec<(u64, u64)>, VcfError> {
-    let Some(header) = index.header() else {
+    let names = index.header().map(|h| h.reference_sequence_names());
+    if names.is_none() && contigs.is_none() {
         return Err(VcfError::Invalid(format!(
             "{}: index has no contig names",
             index_path.display()
         )));
+    }
+    let id_of = |chrom: &str| match (&names, contigs) {
+        (Some(names), _) => names.get_index_of(chrom.as_bytes()),
+        (None, Some(contigs)) => contigs.iter().position(|c| c == chrom),
+        (None, None) => None,
     };
-    let names = header.reference_sequence_names();
     let max = 1i64 << (u32::from(index.min_shift()) + 3 * u32::from(index.depth())).min(62);
     let mut chunks = Vec::new();
     for r in regions {
-        let Some(id) = names.get_index_of(r.chrom.as_bytes()) else {
+        let Some(id) = id_of(&r.chrom) else {
             continue;
         };
         let (Ok(start), Ok(end)) = (
@@ -189,11 +197,16 @@ pub fn plan(
     for path in files {
         let kind = sniff(path)?;
         if let Some(regions) = regions
-            && kind.container == Container::Vcf
             && kind.compression == Compression::Bgzf
             && let Some((index, name)) = load_index(path)?
         {
-            let chunks = index_chunks(index.as_ref(), regions, path)?;
+            let contigs = match kind.container {
+                Container::Bcf => VcfInput::open(path, 1)?
+                    .bcf_dictionary()
+                    .map(|d| d.contigs.clone()),
+                Container::Vcf => None,
+            };
+            let chunks = index_chunks(index.as_ref(), regions, path, contigs.as_deref())?;
             index_used = Some(name);
             units.extend(
                 split_chunks(chunks, MAX_UNITS as usize)
@@ -210,7 +223,12 @@ pub fn plan(
         let size = std::fs::metadata(path)
             .map_err(|e| VcfError::io(path, e))?
             .len();
-        let splittable = kind.container == Container::Vcf && kind.compression != Compression::Gzip;
+        // VCF text splits at line ends (plain or BGZF); BCF at the BGZF blocks where records
+        // begin (plain BCF has no blocks to find them by)
+        let splittable = match kind.container {
+            Container::Vcf => kind.compression != Compression::Gzip,
+            Container::Bcf => kind.compression == Compression::Bgzf,
+        };
         let ranges = if splittable {
             (size / min_split.max(1)).clamp(1, MAX_UNITS)
         } else {

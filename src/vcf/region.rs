@@ -111,15 +111,20 @@ fn column_name(e: &Expr) -> Option<&str> {
     }
 }
 
-/// The value of a string literal.
+/// The value of a string literal (also one cast to, or written as, dictionary-encoded text).
 pub fn string_literal(e: &Expr) -> Option<String> {
-    match e {
-        Expr::Literal(
+    fn text(v: &ScalarValue) -> Option<String> {
+        match v {
             ScalarValue::Utf8(Some(s))
             | ScalarValue::Utf8View(Some(s))
-            | ScalarValue::LargeUtf8(Some(s)),
-            _,
-        ) => Some(s.clone()),
+            | ScalarValue::LargeUtf8(Some(s)) => Some(s.clone()),
+            ScalarValue::Dictionary(_, inner) => text(inner),
+            _ => None,
+        }
+    }
+    match e {
+        Expr::Literal(v, _) => text(v),
+        Expr::Cast(c) => string_literal(&c.expr),
         _ => None,
     }
 }

@@ -3,7 +3,7 @@
 //! Wide layout (one row per record): `chrom, pos, id, ref, alt, qual, filter, info`, then
 //! `genotypes` (one list entry per sample) when the file has samples.
 //! Long layout (`vcf_genotypes`, one row per record × sample): `chrom, pos, ref, alt, sample`,
-//! then one column per FORMAT field.
+//! then one column per FORMAT field; `sample` and `GT` are dictionary-encoded text.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -72,6 +72,28 @@ pub fn format_fields(formats: &[FieldDef]) -> Vec<Field> {
     formats.iter().map(field_for).collect()
 }
 
+/// Text whose few distinct values are stored once per batch: `sample` and `GT` of the long
+/// layout (a cohort has thousands of samples but a handful of distinct calls). It displays and
+/// compares as text.
+pub fn dictionary_text() -> DataType {
+    DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))
+}
+
+/// The FORMAT columns of the long layout: as [`format_fields`], with GT dictionary-encoded.
+pub fn long_format_fields(formats: &[FieldDef]) -> Vec<Field> {
+    formats
+        .iter()
+        .map(|d| {
+            let f = field_for(d);
+            if d.id == "GT" && f.data_type() == &DataType::Utf8 {
+                f.with_data_type(dictionary_text())
+            } else {
+                f
+            }
+        })
+        .collect()
+}
+
 fn list_of_utf8() -> DataType {
     DataType::List(Arc::new(Field::new_list_field(DataType::Utf8, true)))
 }
@@ -116,8 +138,8 @@ pub fn table_schema(
             fields.push(Field::new("pos", DataType::Int64, false));
             fields.push(Field::new("ref", DataType::Utf8, false));
             fields.push(Field::new("alt", list_of_utf8(), true));
-            fields.push(Field::new(SAMPLE, DataType::Utf8, false));
-            fields.extend(format_fields(formats));
+            fields.push(Field::new(SAMPLE, dictionary_text(), false));
+            fields.extend(long_format_fields(formats));
         }
     }
     Arc::new(Schema::new_with_metadata(fields, schema_metadata(header)))

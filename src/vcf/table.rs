@@ -18,7 +18,7 @@ use datafusion::physical_plan::empty::EmptyExec;
 use super::batch::{ColumnKind, DecodePlan};
 use super::exec::{ScanOptions, VcfExec};
 use super::header::{FieldDef, VcfHeader};
-use super::input::VcfInput;
+use super::input::{Container, VcfInput};
 use super::partition;
 use super::record::split_record;
 use super::region::{Region, is_region_filter, regions_from_filters, string_literal};
@@ -195,7 +195,12 @@ impl VcfFormat {
         let mut infos = header.infos.clone();
         let mut formats = header.formats.clone();
         let mut line = Vec::new();
-        for _ in 0..infer_records {
+        // a BCF record can only name fields of the header's dictionary: nothing to infer
+        let records = match input.kind().container {
+            Container::Bcf => 0,
+            Container::Vcf => infer_records,
+        };
+        for _ in 0..records {
             if !input.next_line(&mut line)? {
                 break;
             }
@@ -264,6 +269,8 @@ pub struct VcfTable {
     selected: Vec<usize>,
     /// The INFO fields in the `info` struct (all, unless narrowed to those a query reads).
     infos: Vec<FieldDef>,
+    /// The FORMAT fields in the `genotypes` struct (all, unless narrowed likewise).
+    formats: Vec<FieldDef>,
 }
 
 impl VcfTable {
@@ -274,6 +281,7 @@ impl VcfTable {
         let schema = format.schema(options.layout);
         let selected = select_samples(&format.header.samples, options.samples.as_deref())?;
         let infos = format.infos.clone();
+        let formats = format.formats.clone();
         Ok(VcfTable {
             files,
             format,
@@ -281,6 +289,7 @@ impl VcfTable {
             schema,
             selected,
             infos,
+            formats,
         })
     }
 
@@ -310,12 +319,45 @@ impl VcfTable {
         let schema = table_schema(
             &self.format.header,
             &infos,
-            &self.format.formats,
+            &self.formats,
             self.options.layout,
         );
         Some(VcfTable {
             schema,
             infos,
+            ..self.clone()
+        })
+    }
+
+    /// The same table with only the FORMAT fields named in `keys` in the struct of its
+    /// `genotypes` column (header order; wide layout); `None` when that is what it already has.
+    pub fn with_genotype_fields(&self, keys: &[String]) -> Option<Self> {
+        if self.options.layout != Layout::Wide {
+            return None;
+        }
+        let formats: Vec<FieldDef> = self
+            .format
+            .formats
+            .iter()
+            .filter(|d| keys.contains(&d.id))
+            .cloned()
+            .collect();
+        if formats
+            .iter()
+            .map(|d| &d.id)
+            .eq(self.formats.iter().map(|d| &d.id))
+        {
+            return None;
+        }
+        let schema = table_schema(
+            &self.format.header,
+            &self.infos,
+            &formats,
+            self.options.layout,
+        );
+        Some(VcfTable {
+            schema,
+            formats,
             ..self.clone()
         })
     }
@@ -356,7 +398,13 @@ pub fn select_samples(header: &[String], names: Option<&[String]>) -> Result<Vec
 /// The sample names a filter on `sample` allows (`sample = 'x'`, `sample IN ('x', 'y')`), if it is one.
 fn sample_filter_names(expr: &Expr) -> Option<Vec<String>> {
     let lit = string_literal;
-    let is_sample = |e: &Expr| matches!(e, Expr::Column(c) if c.name == SAMPLE);
+    fn is_sample(e: &Expr) -> bool {
+        match e {
+            Expr::Column(c) => c.name == SAMPLE,
+            Expr::Cast(c) => is_sample(&c.expr),
+            _ => false,
+        }
+    }
     match expr {
         Expr::BinaryExpr(b) if b.op == Operator::Eq => {
             if is_sample(&b.left) {
@@ -455,7 +503,22 @@ impl TableProvider for VcfTable {
                 .filter(|d| !self.infos.iter().any(|k| k.id == d.id))
                 .map(|d| d.id.clone())
                 .collect(),
-            formats: self.format.formats.clone(),
+            // the wide layout's `genotypes` holds the (possibly narrowed) FORMAT fields; the
+            // long layout's columns are all of them
+            formats: match self.options.layout {
+                Layout::Wide => self.formats.clone(),
+                Layout::Long => self.format.formats.clone(),
+            },
+            skipped_formats: self
+                .format
+                .formats
+                .iter()
+                .filter(|d| {
+                    self.options.layout == Layout::Wide
+                        && !self.formats.iter().any(|k| k.id == d.id)
+                })
+                .map(|d| d.id.clone())
+                .collect(),
             sample_names: self.format.header.samples.clone(),
             selected,
         };

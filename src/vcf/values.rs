@@ -6,11 +6,13 @@
 
 use std::sync::Arc;
 
+use std::collections::HashMap;
+
 use datafusion::arrow::array::{
-    ArrayBuilder, ArrayRef, BooleanBuilder, Float64Builder, Int32Builder, ListBuilder,
-    StringBuilder,
+    ArrayBuilder, ArrayRef, BooleanBuilder, DictionaryArray, Float64Builder, Int32Builder,
+    ListBuilder, StringArray, StringBuilder,
 };
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::datatypes::{DataType, Int32Type};
 
 pub use super::warnings::Warnings;
 
@@ -31,6 +33,99 @@ pub enum ValueBuilder {
     FloatList(ListBuilder<Float64Builder>),
     /// String list.
     StrList(ListBuilder<StringBuilder>),
+    /// Dictionary-encoded text (GT of the long layout).
+    Dict(TextDictionary),
+}
+
+/// Builds dictionary-encoded text: each distinct value once per batch, a key per row.
+#[derive(Debug, Default)]
+pub struct TextDictionary {
+    keys: Int32Builder,
+    /// The distinct values by key: the bytes they are looked up by, and their text (the same
+    /// bytes for VCF text; the encoded call for BCF).
+    values: Vec<(Box<[u8]>, Box<[u8]>)>,
+    /// Index of the value appended last (calls repeat: `0|0` follows `0|0`).
+    last: usize,
+    /// Value → key, once there are too many values for a linear search.
+    map: Option<HashMap<Box<[u8]>, i32>>,
+}
+
+impl TextDictionary {
+    const LINEAR_MAX: usize = 32;
+
+    fn key_of(&mut self, raw: &[u8], text: impl FnOnce() -> Vec<u8>) -> i32 {
+        if let Some((v, _)) = self.values.get(self.last)
+            && **v == *raw
+        {
+            return self.last as i32;
+        }
+        let found = match &self.map {
+            Some(map) => map.get(raw).map(|k| *k as usize),
+            None => self.values.iter().position(|(v, _)| **v == *raw),
+        };
+        let key = found.unwrap_or_else(|| {
+            let key = self.values.len();
+            self.values.push((raw.into(), text().into()));
+            if let Some(map) = &mut self.map {
+                map.insert(raw.into(), key as i32);
+            } else if self.values.len() > Self::LINEAR_MAX {
+                self.map = Some(
+                    self.values
+                        .iter()
+                        .enumerate()
+                        .map(|(k, (v, _))| (v.clone(), k as i32))
+                        .collect(),
+                );
+            }
+            key
+        });
+        self.last = key;
+        key as i32
+    }
+
+    /// Appends a value given as text.
+    pub fn append(&mut self, raw: &[u8]) {
+        let key = self.key_of(raw, || raw.to_vec());
+        self.keys.append_value(key);
+    }
+
+    /// Appends a value looked up by `raw` (an encoded form), whose text `text` makes when the
+    /// value is new to the batch.
+    pub fn append_with(&mut self, raw: &[u8], text: impl FnOnce() -> Vec<u8>) {
+        let key = self.key_of(raw, text);
+        self.keys.append_value(key);
+    }
+
+    /// Appends a NULL.
+    pub fn append_null(&mut self) {
+        self.keys.append_null();
+    }
+
+    /// The batch's array; the dictionary starts anew.
+    pub fn finish(&mut self) -> ArrayRef {
+        let values = StringArray::from_iter_values(
+            self.values.iter().map(|(_, t)| String::from_utf8_lossy(t)),
+        );
+        self.values.clear();
+        self.map = None;
+        self.last = 0;
+        let keys = self.keys.finish();
+        // keys are indices of `values`, so this cannot fail
+        match DictionaryArray::<Int32Type>::try_new(keys, Arc::new(values)) {
+            Ok(d) => Arc::new(d),
+            Err(_) => Arc::new(StringArray::new_null(0)),
+        }
+    }
+
+    /// Rows appended since the last finish.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Whether nothing was appended since the last finish.
+    pub fn is_empty(&self) -> bool {
+        self.keys.len() == 0
+    }
 }
 
 impl ValueBuilder {
@@ -40,6 +135,7 @@ impl ValueBuilder {
             DataType::Int32 => ValueBuilder::Int(Int32Builder::new()),
             DataType::Float64 => ValueBuilder::Float(Float64Builder::new()),
             DataType::Boolean => ValueBuilder::Flag(BooleanBuilder::new()),
+            DataType::Dictionary(_, _) => ValueBuilder::Dict(TextDictionary::default()),
             DataType::List(f) => match f.data_type() {
                 DataType::Int32 => ValueBuilder::IntList(ListBuilder::new(Int32Builder::new())),
                 DataType::Float64 => {
@@ -57,6 +153,10 @@ impl ValueBuilder {
         let raw = match (raw, &mut *self) {
             (raw, ValueBuilder::Flag(b)) => {
                 b.append_value(raw.is_some());
+                return;
+            }
+            (Some(raw), ValueBuilder::Dict(b)) if raw != b"." && !raw.is_empty() => {
+                b.append(raw);
                 return;
             }
             (None | Some(b".") | Some(b""), b) => {
@@ -91,7 +191,7 @@ impl ValueBuilder {
                 }
                 b.append(true);
             }
-            ValueBuilder::Flag(_) => {}
+            ValueBuilder::Flag(_) | ValueBuilder::Dict(_) => {}
         }
     }
 
@@ -105,6 +205,7 @@ impl ValueBuilder {
             ValueBuilder::IntList(b) => b.append_null(),
             ValueBuilder::FloatList(b) => b.append_null(),
             ValueBuilder::StrList(b) => b.append_null(),
+            ValueBuilder::Dict(b) => b.append_null(),
         }
     }
 
@@ -118,6 +219,7 @@ impl ValueBuilder {
             ValueBuilder::IntList(b) => Arc::new(b.finish()),
             ValueBuilder::FloatList(b) => Arc::new(b.finish()),
             ValueBuilder::StrList(b) => Arc::new(b.finish()),
+            ValueBuilder::Dict(b) => b.finish(),
         }
     }
 
@@ -131,6 +233,7 @@ impl ValueBuilder {
             ValueBuilder::IntList(b) => b.len(),
             ValueBuilder::FloatList(b) => b.len(),
             ValueBuilder::StrList(b) => b.len(),
+            ValueBuilder::Dict(b) => b.len(),
         }
     }
 
@@ -260,6 +363,45 @@ mod tests {
             vec![Some(1), None, Some(3)]
         );
         assert!(l.is_null(1) && l.is_null(2));
+    }
+
+    #[test]
+    fn dictionary_text_keeps_each_value_once_per_batch() {
+        let mut w = Warnings::default();
+        let mut b = ValueBuilder::new(&DataType::Dictionary(
+            Box::new(DataType::Int32),
+            Box::new(DataType::Utf8),
+        ));
+        for raw in [
+            Some(&b"0|0"[..]),
+            Some(b"0|1"),
+            Some(b"0|0"),
+            Some(b"."),
+            None,
+            Some(b"0|1"),
+        ] {
+            b.append(raw, "GT", &mut w);
+        }
+        let a = b.finish();
+        let d = a.as_dictionary::<Int32Type>();
+        assert_eq!(d.values().len(), 2);
+        assert_eq!(
+            d.keys().iter().collect::<Vec<_>>(),
+            vec![Some(0), Some(1), Some(0), None, None, Some(1)]
+        );
+        // more values than a linear search serves
+        for i in 0..100 {
+            b.append(
+                Some(format!("{}/{}", i % 50, i % 7).as_bytes()),
+                "GT",
+                &mut w,
+            );
+        }
+        let a = b.finish();
+        let d = a.as_dictionary::<Int32Type>();
+        assert_eq!(d.values().len(), 100);
+        let values = d.values().as_string::<i32>();
+        assert_eq!(values.value(d.keys().value(57) as usize), "7/1");
     }
 
     #[test]

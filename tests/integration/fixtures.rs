@@ -54,6 +54,32 @@ chr1\t20\t.\tG\tT,C\t.\tPASS\tDP=6;AF=0.25,0.25\tGT:GQ\t1/2:10\t0|1:.
 chr1\t30\t.\tT\tA\t5\tPASS\tAF=1\tGT:GQ\t1/1:50\t./.:.
 ";
 
+/// Edge cases that BCF can hold (written as BCF by noodles): multi-allelic sites, missing
+/// values inside lists, flags, strings, haploid and missing calls, a filtered site, an ALT `.`.
+pub const SAMPLE_BCF_VCF: &str = "\
+##fileformat=VCFv4.3
+##FILTER=<ID=PASS,Description=\"All filters passed\">
+##FILTER=<ID=q10,Description=\"Quality below 10\">
+##contig=<ID=chr1,length=1000000>
+##contig=<ID=chr2,length=500000>
+##INFO=<ID=DP,Number=1,Type=Integer,Description=\"Total depth\">
+##INFO=<ID=AF,Number=A,Type=Float,Description=\"Allele frequency\">
+##INFO=<ID=AC,Number=A,Type=Integer,Description=\"Allele count\">
+##INFO=<ID=DB,Number=0,Type=Flag,Description=\"dbSNP membership\">
+##INFO=<ID=CSQ,Number=.,Type=String,Description=\"Consequences\">
+##INFO=<ID=AA,Number=1,Type=String,Description=\"Ancestral allele\">
+##FORMAT=<ID=GT,Number=1,Type=String,Description=\"Genotype\">
+##FORMAT=<ID=GQ,Number=1,Type=Integer,Description=\"Genotype quality\">
+##FORMAT=<ID=DP,Number=1,Type=Integer,Description=\"Read depth\">
+##FORMAT=<ID=AD,Number=R,Type=Integer,Description=\"Allelic depths\">
+##FORMAT=<ID=FL,Number=2,Type=Float,Description=\"Two floats\">
+#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\tNA00001\tNA00002\tNA00003
+chr1\t100\trs1\tA\tG\t29.5\tPASS\tDP=14;AF=0.5;AC=3;DB;AA=A\tGT:GQ:DP:AD:FL\t0|1:48:8:4,4:10.5,20.25\t1|1:43:5:0,5:.,.\t0/0:41:3:3,0:1.5,.
+chr1\t200\t.\tG\tA,T\t3\tq10\tDP=11;AF=0.25,0.125;AC=1,.;CSQ=missense,synonymous\tGT:GQ:DP:AD\t1/2:20:6:1,2,3\t./.:.:.:.\t0/1:10:4:2,2,.
+chr1\t300\trs3\tTAC\tT\t.\t.\tAF=0.1\tGT\t1\t0|0\t./.
+chr2\t60\t.\tA\t.\t10\tPASS\t.\tGT:DP\t0/0:7\t0/0:.\t0/0:9
+";
+
 /// VCF 4.5 local-allele FORMAT fields (Number=LR, LG).
 pub const LOCAL_ALLELES_VCF: &str = "\
 ##fileformat=VCFv4.5
@@ -84,6 +110,7 @@ pub fn data_dir() -> &'static Path {
 fn write_all(dir: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(dir.join("multi"))?;
     std::fs::write(dir.join("sample.vcf"), SAMPLE_VCF)?;
+    std::fs::write(dir.join("sample_bcf.vcf"), SAMPLE_BCF_VCF)?;
     std::fs::write(dir.join("crlf.vcf"), CRLF_VCF)?;
     std::fs::write(dir.join("local_alleles.vcf"), LOCAL_ALLELES_VCF)?;
     std::fs::write(
@@ -166,6 +193,20 @@ fn write_all(dir: &Path) -> std::io::Result<()> {
         dir.join("late_undeclared.vcf"),
         "##fileformat=VCFv4.3\n##INFO=<ID=DP,Number=1,Type=Integer,Description=\"d\">\n##FORMAT=<ID=GT,Number=1,Type=String,Description=\"g\">\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\tS1\n1\t10\t.\tA\tC\t.\t.\tDP=1\tGT\t0/1\n1\t20\t.\tA\tC\t.\t.\tDP=2\tGT\t0/0\n1\t30\t.\tA\tC\t.\t.\tDP=3;LATE=x\tGT:LF\t1/1:z\n",
     )?;
+    // the generated file as BCF, its BGZF blocks starting at records (as htslib writes them),
+    // with a CSI index; and the edge-case file as BCF
+    let step = |what: &'static str| {
+        move |e: std::io::Error| std::io::Error::new(e.kind(), format!("{what}: {e}"))
+    };
+    write_bcf_blocks(
+        &std::fs::read_to_string(dir.join("gen.vcf"))?,
+        &dir.join("gen.bcf"),
+        97,
+    )
+    .map_err(step("gen.bcf"))?;
+    let csi = noodles::bcf::fs::index(dir.join("gen.bcf")).map_err(step("gen.bcf.csi"))?;
+    noodles::csi::fs::write(dir.join("gen.bcf.csi"), &csi)?;
+    write_bcf_blocks(SAMPLE_BCF_VCF, &dir.join("sample.bcf"), 2).map_err(step("sample.bcf"))?;
     // a huge line: 200,000 characters of INFO
     let big = format!(
         "{head}chr1\t10\t.\tA\tC\t.\tPASS\tDP=1;AF=0.5,{}\tGT:GQ\t0/1:1\t0/0:2\n",
@@ -173,6 +214,26 @@ fn write_all(dir: &Path) -> std::io::Result<()> {
     );
     std::fs::write(dir.join("huge_line.vcf"), big)?;
     Ok(())
+}
+
+/// Writes `vcf_text` as BGZF-compressed BCF whose blocks end after every `per_block` records.
+fn write_bcf_blocks(vcf_text: &str, out: &Path, per_block: usize) -> std::io::Result<()> {
+    let mut reader = noodles::vcf::io::Reader::new(vcf_text.as_bytes());
+    let header = reader.read_header()?;
+    let mut writer = noodles::bcf::io::Writer::new(std::fs::File::create(out)?);
+    writer.write_header(&header)?;
+    writer.get_mut().flush()?;
+    for (i, record) in reader.records().enumerate() {
+        let record = record?;
+        use noodles::vcf::variant::io::Write as _;
+        writer
+            .write_variant_record(&header, &record)
+            .map_err(|e| std::io::Error::new(e.kind(), format!("record {}: {e}", i + 1)))?;
+        if (i + 1) % per_block == 0 {
+            writer.get_mut().flush()?;
+        }
+    }
+    writer.try_finish()
 }
 
 fn write_bcf(vcf_text: &str, out: &Path) -> std::io::Result<()> {

@@ -7,18 +7,22 @@
 //!   allele is called);
 //! - `gt_is_het(GT)` → Boolean: at least two different called alleles.
 //!
-//! Embedding and vector functions will join them here; [`register_all`] adds every function to
-//! a session.
+//! Each takes GT as text or dictionary-encoded text (as `vcf_genotypes` gives it); a
+//! dictionary is evaluated once per distinct value. Embedding and vector functions will join
+//! them here; [`register_all`] adds every function to a session.
 
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, BooleanBuilder, Int32Builder, ListBuilder,
+    Array, ArrayRef, AsArray, BooleanBuilder, Int32Builder, ListBuilder, StringArray,
 };
-use datafusion::arrow::compute::cast;
+use datafusion::arrow::compute::{cast, take};
 use datafusion::arrow::datatypes::{DataType, Field};
+use datafusion::common::{ScalarValue, plan_err};
 use datafusion::error::Result;
-use datafusion::logical_expr::{ColumnarValue, ScalarUDF, Volatility, create_udf};
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+};
 use datafusion::prelude::SessionContext;
 
 /// A parsed genotype: allele indices (`None` for `.`) and whether it is phased.
@@ -90,80 +94,163 @@ pub fn scan_gt(text: &[u8], mut f: impl FnMut(Option<u32>)) -> Option<bool> {
     })
 }
 
-fn strings(args: &[ColumnarValue]) -> Result<(ArrayRef, bool)> {
-    let scalar = matches!(args[0], ColumnarValue::Scalar(_));
-    let array = args[0].to_array(1)?;
-    Ok((cast(&array, &DataType::Utf8)?, scalar))
+/// A genotype helper: one function of a GT text, evaluated over a column of GT text — plain
+/// (`Utf8`, `LargeUtf8`, `Utf8View`) or dictionary-encoded, as `vcf_genotypes` gives it. A
+/// dictionary is evaluated once per distinct value, and the results are taken by key, so a
+/// cohort's millions of calls cost a handful of evaluations.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct GtFunction {
+    name: &'static str,
+    output: DataType,
+    signature: Signature,
+    helper: Helper,
 }
 
-fn output(array: ArrayRef, scalar: bool) -> Result<ColumnarValue> {
-    if scalar {
-        Ok(ColumnarValue::Scalar(
-            datafusion::scalar::ScalarValue::try_from_array(&array, 0)?,
-        ))
-    } else {
-        Ok(ColumnarValue::Array(array))
+/// Which genotype helper a [`GtFunction`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Helper {
+    Alleles,
+    Phased,
+    Dosage,
+    IsHet,
+}
+
+impl Helper {
+    /// The helper over plain GT text.
+    fn eval(self, text: &StringArray) -> ArrayRef {
+        match self {
+            Helper::Alleles => alleles_of(text),
+            Helper::Phased => booleans(text, phased),
+            Helper::Dosage => dosages(text),
+            Helper::IsHet => booleans(text, is_het),
+        }
     }
+}
+
+impl GtFunction {
+    fn new(name: &'static str, output: DataType, helper: Helper) -> Self {
+        GtFunction {
+            name,
+            output,
+            signature: Signature::user_defined(Volatility::Immutable),
+            helper,
+        }
+    }
+
+    fn evaluate(&self, array: &ArrayRef) -> Result<ArrayRef> {
+        if let Some(dict) = array.as_any_dictionary_opt() {
+            let values = self.evaluate(dict.values())?;
+            return Ok(take(values.as_ref(), dict.keys(), None)?);
+        }
+        let text = cast(array, &DataType::Utf8)?;
+        Ok(self.helper.eval(text.as_string::<i32>()))
+    }
+}
+
+fn is_text(t: &DataType) -> bool {
+    matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
+}
+
+impl ScalarUDFImpl for GtFunction {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(self.output.clone())
+    }
+
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        match arg_types {
+            [t] if is_text(t) => Ok(vec![t.clone()]),
+            [DataType::Dictionary(k, v)] if is_text(v) => {
+                Ok(vec![DataType::Dictionary(k.clone(), v.clone())])
+            }
+            [DataType::Null] => Ok(vec![DataType::Utf8]),
+            [other] => plan_err!("{}(GT) takes genotype text, not {other}", self.name),
+            args => plan_err!("{}(GT) takes 1 argument, got {}", self.name, args.len()),
+        }
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let [arg] = args.args.as_slice() else {
+            return plan_err!("{}(GT) takes 1 argument", self.name);
+        };
+        match arg {
+            ColumnarValue::Array(array) => Ok(ColumnarValue::Array(self.evaluate(array)?)),
+            ColumnarValue::Scalar(scalar) => {
+                let array = self.evaluate(&scalar.to_array()?)?;
+                Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(
+                    &array, 0,
+                )?))
+            }
+        }
+    }
+}
+
+fn alleles_of(text: &StringArray) -> ArrayRef {
+    let mut b = ListBuilder::new(Int32Builder::new());
+    for v in text.iter() {
+        match v.and_then(parse_gt) {
+            Some(g) => {
+                for a in g.alleles {
+                    b.values().append_option(a);
+                }
+                b.append(true);
+            }
+            None => b.append_null(),
+        }
+    }
+    Arc::new(b.finish())
+}
+
+fn booleans(text: &StringArray, f: fn(&[u8]) -> Option<bool>) -> ArrayRef {
+    let mut b = BooleanBuilder::with_capacity(text.len());
+    for v in text.iter() {
+        b.append_option(v.and_then(|v| f(v.as_bytes())));
+    }
+    Arc::new(b.finish())
+}
+
+fn dosages(text: &StringArray) -> ArrayRef {
+    let mut b = Int32Builder::with_capacity(text.len());
+    for v in text.iter() {
+        b.append_option(v.and_then(|v| dosage(v.as_bytes())));
+    }
+    Arc::new(b.finish())
 }
 
 fn gt_alleles() -> ScalarUDF {
     let item = DataType::List(Arc::new(Field::new_list_field(DataType::Int32, true)));
-    create_udf(
-        "gt_alleles",
-        vec![DataType::Utf8],
-        item,
-        Volatility::Immutable,
-        Arc::new(|args| {
-            let (array, scalar) = strings(args)?;
-            let mut b = ListBuilder::new(Int32Builder::new());
-            for v in array.as_string::<i32>().iter() {
-                match v.and_then(parse_gt) {
-                    Some(g) => {
-                        for a in g.alleles {
-                            b.values().append_option(a);
-                        }
-                        b.append(true);
-                    }
-                    None => b.append_null(),
-                }
-            }
-            output(Arc::new(b.finish()), scalar)
-        }),
-    )
+    ScalarUDF::new_from_impl(GtFunction::new("gt_alleles", item, Helper::Alleles))
 }
 
-fn bool_udf(name: &str, f: fn(&[u8]) -> Option<bool>) -> ScalarUDF {
-    create_udf(
-        name,
-        vec![DataType::Utf8],
+fn gt_phased() -> ScalarUDF {
+    ScalarUDF::new_from_impl(GtFunction::new(
+        "gt_phased",
         DataType::Boolean,
-        Volatility::Immutable,
-        Arc::new(move |args| {
-            let (array, scalar) = strings(args)?;
-            let mut b = BooleanBuilder::with_capacity(array.len());
-            for v in array.as_string::<i32>().iter() {
-                b.append_option(v.and_then(|v| f(v.as_bytes())));
-            }
-            output(Arc::new(b.finish()), scalar)
-        }),
-    )
+        Helper::Phased,
+    ))
+}
+
+fn gt_is_het() -> ScalarUDF {
+    ScalarUDF::new_from_impl(GtFunction::new(
+        "gt_is_het",
+        DataType::Boolean,
+        Helper::IsHet,
+    ))
 }
 
 fn gt_dosage() -> ScalarUDF {
-    create_udf(
+    ScalarUDF::new_from_impl(GtFunction::new(
         "gt_dosage",
-        vec![DataType::Utf8],
         DataType::Int32,
-        Volatility::Immutable,
-        Arc::new(|args| {
-            let (array, scalar) = strings(args)?;
-            let mut b = Int32Builder::with_capacity(array.len());
-            for v in array.as_string::<i32>().iter() {
-                b.append_option(v.and_then(|v| dosage(v.as_bytes())));
-            }
-            output(Arc::new(b.finish()), scalar)
-        }),
-    )
+        Helper::Dosage,
+    ))
 }
 
 /// Non-reference called alleles of a GT text; `None` when no allele is called.
@@ -199,12 +286,7 @@ pub fn phased(gt: &[u8]) -> Option<bool> {
 
 /// Every scalar function of this crate.
 pub fn all() -> Vec<ScalarUDF> {
-    vec![
-        gt_alleles(),
-        bool_udf("gt_phased", phased),
-        gt_dosage(),
-        bool_udf("gt_is_het", is_het),
-    ]
+    vec![gt_alleles(), gt_phased(), gt_dosage(), gt_is_het()]
 }
 
 /// Registers every function of this crate in `ctx`.
@@ -259,6 +341,39 @@ mod tests {
         for bad in ["1//2", "1..", "1/", "/"] {
             assert_eq!(parse_gt(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn dictionaries_are_evaluated_per_value_and_taken_by_key() {
+        use datafusion::arrow::array::{DictionaryArray, Int32Array};
+        use datafusion::arrow::datatypes::Int32Type;
+        let values = StringArray::from(vec!["0|0", "0|1", "1|1"]);
+        let keys = Int32Array::from(vec![Some(0), Some(2), None, Some(1), Some(2)]);
+        let dict: ArrayRef =
+            Arc::new(DictionaryArray::<Int32Type>::try_new(keys, Arc::new(values)).unwrap());
+        let f = GtFunction::new("gt_dosage", DataType::Int32, Helper::Dosage);
+        let out = f.evaluate(&dict).unwrap();
+        let out = out.as_primitive::<Int32Type>();
+        assert_eq!(
+            out.iter().collect::<Vec<_>>(),
+            vec![Some(0), Some(2), None, Some(1), Some(2)]
+        );
+        let het = GtFunction::new("gt_is_het", DataType::Boolean, Helper::IsHet);
+        let out = het.evaluate(&dict).unwrap();
+        assert_eq!(
+            out.as_boolean().iter().collect::<Vec<_>>(),
+            vec![Some(false), Some(false), None, Some(true), Some(false)]
+        );
+        assert!(f.coerce_types(&[DataType::Int64]).is_err());
+        assert_eq!(
+            f.coerce_types(&[DataType::Dictionary(
+                Box::new(DataType::Int32),
+                Box::new(DataType::Utf8)
+            )])
+            .unwrap()
+            .len(),
+            1
+        );
     }
 
     #[test]
