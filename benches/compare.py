@@ -5,9 +5,11 @@ usage: benches/compare.py [--vcfq BIN] [--work DIR] [--scale F] [--repeat N] [--
 
 Generates three data sets with the project's own generator (`vcfq gen`), BGZF-compressed and
 indexed (.tbi, and .csi for the largest):
-    sites.vcf.gz   2,000,000 records, no samples
+    sites.vcf.gz   2,000,000 records, no samples (and sites.bcf, with .csi, made by bcftools)
     g100.vcf.gz      200,000 records x 100 samples
-    g2504.vcf.gz      20,000 records x 2,504 samples
+    g2504.vcf.gz      20,000 records x 2,504 samples (GT:GQ:DP:AD)
+and, when ../shared/tools/gen-vcf is there, a GT-only 1000 Genomes-like cohort:
+    gt1kg.vcf.gz      20,000 records x 2,504 samples (GT only, phased)
 then runs each query with vcfq and with its peer, checks that both give the same answer, and
 prints wall time, the ratio (peer time / vcfq time: above 1 means vcfq is faster) and peak RSS.
 --scale shrinks the record counts for a quick look (e.g. 0.1). Needs bcftools, bgzip, tabix and
@@ -50,6 +52,9 @@ def lines(path, skip_header=False):
     return rows[1:] if skip_header else rows
 
 
+GEN_VCF = os.path.join(ROOT, "..", "shared", "tools", "gen-vcf")
+
+
 def generate(vcfq, work, scale):
     sets = {"sites": (2_000_000, 0, "tbi"), "g100": (200_000, 100, "tbi"), "g2504": (20_000, 2504, "csi")}
     paths = {}
@@ -61,6 +66,21 @@ def generate(vcfq, work, scale):
             sh(f"{vcfq} gen {path} --records {records} --samples {samples}")
             sh(f"tabix -f -p vcf {path}" if index == "tbi" else f"bcftools index -f -c {path}")
         paths[name] = path
+    # the sites as BCF, written (and indexed) by bcftools
+    bcf = paths["sites"][: -len(".vcf.gz")] + ".bcf"
+    if not os.path.exists(bcf + ".csi"):
+        print(f"converting to {bcf}", file=sys.stderr)
+        sh(f"bcftools view -Ob -o {bcf} {paths['sites']} && bcftools index -f -c {bcf}")
+    paths["sites_bcf"] = bcf
+    # a GT-only 1000 Genomes-like cohort from the shared generator
+    if os.path.exists(GEN_VCF):
+        records = max(1000, int(20_000 * scale))
+        path = os.path.join(work, f"gt1kg.{records}.vcf.gz")
+        if not os.path.exists(path + ".tbi"):
+            print(f"generating {path} ({records} records x 2504 samples, GT only)", file=sys.stderr)
+            plain = path[: -len(".gz")]
+            sh(f"python3 {GEN_VCF} gt1kg {plain} {records} 2504 && bgzip -f {plain} && tabix -f -p vcf {path}")
+        paths["gt1kg"] = path
     return paths
 
 
@@ -78,7 +98,8 @@ def main():
     d = generate(a.vcfq, a.work, a.scale)
     q = lambda sql, fmt="tsv": f"{a.vcfq} -q --format {fmt} -c \"{sql}\""
     out = lambda name: os.path.join(a.work, name)
-    sites, g100, g2504 = d["sites"], d["g100"], d["g2504"]
+    sites, g100, g2504, sites_bcf = d["sites"], d["g100"], d["g2504"], d["sites_bcf"]
+    gt1kg = d.get("gt1kg")
 
     def same_rows(vcfq_out, peer_out):
         got, want = sorted(lines(vcfq_out, skip_header=True)), sorted(lines(peer_out))
@@ -129,6 +150,18 @@ def main():
          f"bcftools query -f '%CHROM\\n' {sites} | uniq -c | sed 's/^ *//; s/ /\\t/'", same_rows, "bcftools query | uniq -c"),
         ("non-ref per sample, 100", q(nonref_sql(g100)), f"bcftools stats -s - {g100}", same_nonref, "bcftools stats -s -"),
         ("non-ref per sample, 2504", q(nonref_sql(g2504)), f"bcftools stats -s - {g2504}", same_nonref, "bcftools stats -s -"),
+    ]
+    if gt1kg:
+        benches += [
+            ("non-ref/sample, 1kg GT-only", q(nonref_sql(gt1kg)), f"bcftools stats -s - {gt1kg}", same_nonref, "bcftools stats -s -"),
+            ("same, regexp_like(GT)", q(f"SELECT sample, count(*) FROM vcf_genotypes('{gt1kg}') WHERE regexp_like(GT, '[1-9]') GROUP BY sample"),
+             f"bcftools stats -s - {gt1kg}", same_nonref, "bcftools stats -s -"),
+        ]
+    benches += [
+        ("INFO AF filter, BCF", q(f"SELECT chrom, pos, ref, array_to_string(alt, ',') FROM '{sites_bcf}' WHERE info.AF[1] > 0.1"),
+         f"bcftools query -i 'INFO/AF[0]>0.1' -f '%CHROM\\t%POS\\t%REF\\t%ALT\\n' {sites_bcf}", same_rows, "bcftools query -i, BCF"),
+        ("region, BCF (csi)", q(f"SELECT chrom, pos, ref, array_to_string(alt, ',') FROM '{sites_bcf}' WHERE chrom = 'chr2' AND pos BETWEEN 10000000 AND 20000000"),
+         f"bcftools query -r {region} -f '%CHROM\\t%POS\\t%REF\\t%ALT\\n' {sites_bcf} | awk '$2 >= 10000000'", same_rows, "bcftools query -r, BCF"),
         ("full scan, genotypes", q(f"SELECT count(GT), sum(DP) FROM vcf_genotypes('{g2504}')"),
          f"bcftools query -f '[%GT\\t%DP\\n]' {g2504} | awk -F'\\t' '{{n++; if ($2 != \".\") s += $2}} END {{print n \"\\t\" s}}'",
          same_rows, "bcftools query [%GT %DP]"),

@@ -405,6 +405,15 @@ impl BatchBuilder {
         rec: &RecordFields<'_>,
         warnings: &mut Warnings,
     ) -> Result<(), String> {
+        self.read_format_keys(rec, warnings);
+        self.sample_slots.iter_mut().for_each(|s| *s = None);
+        // the common case of genotype-only queries: only the first FORMAT field is needed
+        if let Some(Some(f)) = self.format_keys.first()
+            && self.last_needed_key == 0
+        {
+            let f = *f;
+            return self.split_first_fields(rec, f);
+        }
         let n = self.plan.sample_names.len();
         self.tabs.clear();
         self.tabs.extend(memchr_iter(b'\t', rec.samples));
@@ -414,40 +423,9 @@ impl BatchBuilder {
             1 + self.tabs.len()
         };
         if found != n {
-            return Err(format!(
-                "record has {found} sample columns, the header names {n} samples"
-            ));
+            return Err(sample_count_error(found, n));
         }
-        self.sample_slots.iter_mut().for_each(|s| *s = None);
         let format = rec.format.unwrap_or(b"");
-        if format != self.last_format.as_slice() {
-            self.last_format = format.to_vec();
-            self.format_keys.clear();
-            for key in format.split(|&b| b == b':') {
-                let idx = match self.format_index.get(key) {
-                    Some(idx) => idx,
-                    None => {
-                        if key != b"." && !key.is_empty() {
-                            warnings.add(
-                                "FORMAT/",
-                                key,
-                                "not in the table schema, ignored",
-                                || None,
-                            );
-                        }
-                        None
-                    }
-                };
-                // a key repeated in FORMAT keeps its first value, as htslib does
-                let idx = idx.filter(|i| !self.format_keys.contains(&Some(*i)));
-                self.format_keys.push(idx);
-            }
-            self.last_needed_key = self
-                .format_keys
-                .iter()
-                .rposition(Option::is_some)
-                .unwrap_or(0);
-        }
         let last_needed = self.last_needed_key;
         let nf = self.plan.formats.len();
         for (j, &s) in self.plan.selected.iter().enumerate() {
@@ -478,6 +456,99 @@ impl BatchBuilder {
             }
         }
         Ok(())
+    }
+
+    /// One pass over the sample columns taking each selected sample's first field (the FORMAT
+    /// field `f`) and counting the columns, for records where nothing after it is needed.
+    fn split_first_fields(&mut self, rec: &RecordFields<'_>, f: usize) -> Result<(), String> {
+        let n = self.plan.sample_names.len();
+        let nf = self.plan.formats.len();
+        let one_key = self.format_keys.len() == 1;
+        let bytes = rec.samples;
+        if bytes.is_empty() {
+            return if n == 0 {
+                Ok(())
+            } else {
+                Err(sample_count_error(0, n))
+            };
+        }
+        let selected = &self.plan.selected;
+        let mut next = 0;
+        let mut start = 0;
+        let mut sample = 0;
+        loop {
+            // the first field: up to ':' or the end of the column
+            let mut end = start;
+            while end < bytes.len() && bytes[end] != b'\t' && bytes[end] != b':' {
+                end += 1;
+            }
+            let column_end = if end < bytes.len() && bytes[end] == b':' {
+                if one_key {
+                    let whole =
+                        memchr::memchr(b'\t', &bytes[start..]).map_or(bytes.len(), |p| start + p);
+                    if &bytes[start..whole] != b"." {
+                        return Err(format!(
+                            "sample '{}' has more fields than FORMAT '{}'",
+                            self.plan
+                                .sample_names
+                                .get(sample)
+                                .map_or("?", String::as_str),
+                            String::from_utf8_lossy(rec.format.unwrap_or(b""))
+                        ));
+                    }
+                }
+                memchr::memchr(b'\t', &bytes[end..]).map_or(bytes.len(), |p| end + p)
+            } else {
+                end
+            };
+            if sample < n && next < selected.len() && selected[next] == sample {
+                self.sample_slots[next * nf + f] = Some(start..end);
+                next += 1;
+            }
+            sample += 1;
+            if column_end >= bytes.len() {
+                break;
+            }
+            start = column_end + 1;
+        }
+        if sample != n {
+            return Err(sample_count_error(sample, n));
+        }
+        Ok(())
+    }
+
+    /// The FORMAT keys of `rec` as this scan's field indices (worked out again only when the
+    /// FORMAT text changes).
+    fn read_format_keys(&mut self, rec: &RecordFields<'_>, warnings: &mut Warnings) {
+        let format = rec.format.unwrap_or(b"");
+        if format != self.last_format.as_slice() {
+            self.last_format = format.to_vec();
+            self.format_keys.clear();
+            for key in format.split(|&b| b == b':') {
+                let idx = match self.format_index.get(key) {
+                    Some(idx) => idx,
+                    None => {
+                        if key != b"." && !key.is_empty() {
+                            warnings.add(
+                                "FORMAT/",
+                                key,
+                                "not in the table schema, ignored",
+                                || None,
+                            );
+                        }
+                        None
+                    }
+                };
+                // a key repeated in FORMAT keeps its first value, as htslib does
+                let idx = idx.filter(|i| !self.format_keys.contains(&Some(*i)));
+                self.format_keys.push(idx);
+            }
+            self.last_needed_key = self
+                .format_keys
+                .iter()
+                .rposition(Option::is_some)
+                .unwrap_or(0);
+        }
     }
 
     /// The batch of everything appended since the last call.
@@ -566,6 +637,10 @@ impl KeyIndex {
                 .map(|(_, i)| *i),
         }
     }
+}
+
+fn sample_count_error(found: usize, n: usize) -> String {
+    format!("record has {found} sample columns, the header names {n} samples")
 }
 
 /// Splits INFO into value ranges per declared field (first occurrence wins).
