@@ -384,6 +384,18 @@ impl BatchBuilder {
                     offsets.push(last + plan.selected.len() as i32);
                 }
                 Column::Sample { keys, pattern, .. } => keys.append_slice(pattern),
+                Column::Format(f, ValueBuilder::Dict(d)) => {
+                    // GT of the long layout: the cohort-sized loop, kept tight
+                    let nf = plan.formats.len();
+                    for j in 0..plan.selected.len() {
+                        match self.sample_slots[j * nf + *f].clone() {
+                            Some(r) if !matches!(&rec.samples[r.clone()], b"." | b"") => {
+                                d.append(&rec.samples[r])
+                            }
+                            _ => d.append_null(),
+                        }
+                    }
+                }
                 Column::Format(f, b) => {
                     let nf = plan.formats.len();
                     for j in 0..plan.selected.len() {

@@ -9,9 +9,10 @@ use std::sync::Arc;
 use std::collections::HashMap;
 
 use datafusion::arrow::array::{
-    ArrayBuilder, ArrayRef, BooleanBuilder, DictionaryArray, Float64Builder, Int32Builder,
-    ListBuilder, StringArray, StringBuilder,
+    ArrayBuilder, ArrayRef, BooleanBuilder, DictionaryArray, Float64Builder, Int32Array,
+    Int32Builder, ListBuilder, StringArray, StringBuilder,
 };
+use datafusion::arrow::array::NullBufferBuilder;
 use datafusion::arrow::datatypes::{DataType, Int32Type};
 
 pub use super::warnings::Warnings;
@@ -38,67 +39,110 @@ pub enum ValueBuilder {
 }
 
 /// Builds dictionary-encoded text: each distinct value once per batch, a key per row.
+///
+/// Values of up to 7 bytes (every diploid call, most polyploid ones) are compared as one
+/// integer (their bytes and length packed), so a cohort's calls cost an integer comparison
+/// each; longer values are compared as bytes.
 #[derive(Debug, Default)]
 pub struct TextDictionary {
-    keys: Int32Builder,
+    keys: Vec<i32>,
+    nulls: Option<NullBufferBuilder>,
     /// The distinct values by key: the bytes they are looked up by, and their text (the same
     /// bytes for VCF text; the encoded call for BCF).
     values: Vec<(Box<[u8]>, Box<[u8]>)>,
-    /// Index of the value appended last (calls repeat: `0|0` follows `0|0`).
-    last: usize,
+    /// The packed form of each value (`u64::MAX` for values too long to pack).
+    packed: Vec<u64>,
+    /// Key of the value appended last (calls repeat: `0|0` follows `0|0`).
+    last: i32,
     /// Value → key, once there are too many values for a linear search.
     map: Option<HashMap<Box<[u8]>, i32>>,
+}
+
+/// A value of up to 7 bytes as one integer: its bytes, then its length in the top byte.
+fn pack(raw: &[u8]) -> u64 {
+    if raw.len() > 7 {
+        return u64::MAX;
+    }
+    let mut bytes = [0u8; 8];
+    bytes[..raw.len()].copy_from_slice(raw);
+    bytes[7] = raw.len() as u8;
+    u64::from_le_bytes(bytes)
 }
 
 impl TextDictionary {
     const LINEAR_MAX: usize = 32;
 
+    #[inline]
     fn key_of(&mut self, raw: &[u8], text: impl FnOnce() -> Vec<u8>) -> i32 {
-        if let Some((v, _)) = self.values.get(self.last)
-            && **v == *raw
-        {
-            return self.last as i32;
+        let packed = pack(raw);
+        let last = self.last as usize;
+        if packed != u64::MAX {
+            if self.packed.get(last) == Some(&packed) {
+                return self.last;
+            }
+        } else if self.values.get(last).is_some_and(|(v, _)| **v == *raw) {
+            return self.last;
         }
         let found = match &self.map {
             Some(map) => map.get(raw).map(|k| *k as usize),
+            None if packed != u64::MAX => self.packed.iter().position(|p| *p == packed),
             None => self.values.iter().position(|(v, _)| **v == *raw),
         };
-        let key = found.unwrap_or_else(|| {
-            let key = self.values.len();
-            self.values.push((raw.into(), text().into()));
-            if let Some(map) = &mut self.map {
-                map.insert(raw.into(), key as i32);
-            } else if self.values.len() > Self::LINEAR_MAX {
-                self.map = Some(
-                    self.values
-                        .iter()
-                        .enumerate()
-                        .map(|(k, (v, _))| (v.clone(), k as i32))
-                        .collect(),
-                );
-            }
-            key
-        });
-        self.last = key;
-        key as i32
+        let key = found.unwrap_or_else(|| self.insert(raw, packed, text()));
+        self.last = key as i32;
+        self.last
+    }
+
+    #[cold]
+    fn insert(&mut self, raw: &[u8], packed: u64, text: Vec<u8>) -> usize {
+        let key = self.values.len();
+        self.values.push((raw.into(), text.into()));
+        self.packed.push(packed);
+        if let Some(map) = &mut self.map {
+            map.insert(raw.into(), key as i32);
+        } else if self.values.len() > Self::LINEAR_MAX {
+            self.map = Some(
+                self.values
+                    .iter()
+                    .enumerate()
+                    .map(|(k, (v, _))| (v.clone(), k as i32))
+                    .collect(),
+            );
+        }
+        key
+    }
+
+    fn push_key(&mut self, key: i32) {
+        self.keys.push(key);
+        if let Some(n) = &mut self.nulls {
+            n.append_non_null();
+        }
     }
 
     /// Appends a value given as text.
+    #[inline]
     pub fn append(&mut self, raw: &[u8]) {
         let key = self.key_of(raw, || raw.to_vec());
-        self.keys.append_value(key);
+        self.push_key(key);
     }
 
     /// Appends a value looked up by `raw` (an encoded form), whose text `text` makes when the
     /// value is new to the batch.
     pub fn append_with(&mut self, raw: &[u8], text: impl FnOnce() -> Vec<u8>) {
         let key = self.key_of(raw, text);
-        self.keys.append_value(key);
+        self.push_key(key);
     }
 
     /// Appends a NULL.
     pub fn append_null(&mut self) {
-        self.keys.append_null();
+        let n = self.keys.len();
+        let nulls = self.nulls.get_or_insert_with(|| {
+            let mut b = NullBufferBuilder::new(n + 1);
+            b.append_n_non_nulls(n);
+            b
+        });
+        nulls.append_null();
+        self.keys.push(0);
     }
 
     /// The batch's array; the dictionary starts anew.
@@ -107,10 +151,12 @@ impl TextDictionary {
             self.values.iter().map(|(_, t)| String::from_utf8_lossy(t)),
         );
         self.values.clear();
+        self.packed.clear();
         self.map = None;
         self.last = 0;
-        let keys = self.keys.finish();
-        // keys are indices of `values`, so this cannot fail
+        let nulls = self.nulls.take().and_then(|mut n| n.finish());
+        let keys = Int32Array::new(std::mem::take(&mut self.keys).into(), nulls);
+        // keys are indices of `values` (0 under a NULL), so this cannot fail
         match DictionaryArray::<Int32Type>::try_new(keys, Arc::new(values)) {
             Ok(d) => Arc::new(d),
             Err(_) => Arc::new(StringArray::new_null(0)),
@@ -124,7 +170,7 @@ impl TextDictionary {
 
     /// Whether nothing was appended since the last finish.
     pub fn is_empty(&self) -> bool {
-        self.keys.len() == 0
+        self.keys.is_empty()
     }
 }
 
