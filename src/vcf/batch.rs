@@ -314,12 +314,43 @@ impl BatchBuilder {
         rec: &RecordFields<'_>,
         warnings: &mut Warnings,
     ) -> Result<(), String> {
+        // GT alone of the long layout (the cohort-sized case): the calls go straight from the
+        // sample columns into the dictionary, in one pass
+        let mut fused = None;
         if self.need_samples {
-            self.split_samples(rec, warnings)?;
+            self.read_format_keys(rec, warnings);
+            if let Some(Some(f)) = self.format_keys.first()
+                && self.last_needed_key == 0
+                && let Some(i) = self.sole_dictionary_column(*f)
+            {
+                fused = Some(i);
+                let one_key = self.format_keys.len() == 1;
+                let Column::Format(_, ValueBuilder::Dict(d)) = &mut self.columns[i] else {
+                    return Ok(());
+                };
+                let before = d.len();
+                let outcome = first_fields(rec, &self.plan, one_key, |_, r| {
+                    let raw = &rec.samples[r];
+                    if matches!(raw, b"." | b"") {
+                        d.append_null()
+                    } else {
+                        d.append(raw)
+                    }
+                });
+                if let Err(e) = outcome {
+                    d.truncate(before);
+                    return Err(e);
+                }
+            } else {
+                self.split_samples(rec, warnings)?;
+            }
         }
         let copies = self.plan.rows_per_record();
         let plan = Arc::clone(&self.plan);
-        for col in &mut self.columns {
+        for (i, col) in self.columns.iter_mut().enumerate() {
+            if fused == Some(i) {
+                continue;
+            }
             match col {
                 Column::Text(b, get, dot_is_null) => {
                     let v = get(rec);
@@ -417,7 +448,7 @@ impl BatchBuilder {
         rec: &RecordFields<'_>,
         warnings: &mut Warnings,
     ) -> Result<(), String> {
-        self.read_format_keys(rec, warnings);
+        let _ = warnings;
         self.sample_slots.iter_mut().for_each(|s| *s = None);
         // the common case of genotype-only queries: only the first FORMAT field is needed
         if let Some(Some(f)) = self.format_keys.first()
@@ -473,60 +504,27 @@ impl BatchBuilder {
     /// One pass over the sample columns taking each selected sample's first field (the FORMAT
     /// field `f`) and counting the columns, for records where nothing after it is needed.
     fn split_first_fields(&mut self, rec: &RecordFields<'_>, f: usize) -> Result<(), String> {
-        let n = self.plan.sample_names.len();
         let nf = self.plan.formats.len();
-        let one_key = self.format_keys.len() == 1;
-        let bytes = rec.samples;
-        if bytes.is_empty() {
-            return if n == 0 {
-                Ok(())
-            } else {
-                Err(sample_count_error(0, n))
-            };
-        }
-        let selected = &self.plan.selected;
-        let mut next = 0;
-        let mut start = 0;
-        let mut sample = 0;
-        loop {
-            // the first field: up to ':' or the end of the column
-            let mut end = start;
-            while end < bytes.len() && bytes[end] != b'\t' && bytes[end] != b':' {
-                end += 1;
-            }
-            let column_end = if end < bytes.len() && bytes[end] == b':' {
-                if one_key {
-                    let whole =
-                        memchr::memchr(b'\t', &bytes[start..]).map_or(bytes.len(), |p| start + p);
-                    if &bytes[start..whole] != b"." {
-                        return Err(format!(
-                            "sample '{}' has more fields than FORMAT '{}'",
-                            self.plan
-                                .sample_names
-                                .get(sample)
-                                .map_or("?", String::as_str),
-                            String::from_utf8_lossy(rec.format.unwrap_or(b""))
-                        ));
-                    }
+        let slots = &mut self.sample_slots;
+        first_fields(rec, &self.plan, self.format_keys.len() == 1, |j, r| {
+            slots[j * nf + f] = Some(r)
+        })
+    }
+
+    /// The column that is the only sample data the scan decodes, when it is FORMAT field `f`
+    /// as dictionary text (GT of the long layout).
+    fn sole_dictionary_column(&self, f: usize) -> Option<usize> {
+        let mut found = None;
+        for (i, c) in self.columns.iter().enumerate() {
+            match c {
+                Column::Format(g, ValueBuilder::Dict(_)) if *g == f && found.is_none() => {
+                    found = Some(i)
                 }
-                memchr::memchr(b'\t', &bytes[end..]).map_or(bytes.len(), |p| end + p)
-            } else {
-                end
-            };
-            if sample < n && next < selected.len() && selected[next] == sample {
-                self.sample_slots[next * nf + f] = Some(start..end);
-                next += 1;
+                Column::Format(..) | Column::Genotypes { .. } => return None,
+                _ => {}
             }
-            sample += 1;
-            if column_end >= bytes.len() {
-                break;
-            }
-            start = column_end + 1;
         }
-        if sample != n {
-            return Err(sample_count_error(sample, n));
-        }
-        Ok(())
+        found
     }
 
     /// The FORMAT keys of `rec` as this scan's field indices (worked out again only when the
@@ -649,6 +647,72 @@ impl KeyIndex {
                 .map(|(_, i)| *i),
         }
     }
+}
+
+/// Visits the first field of each selected sample's column (`visit(j, range)`, `j` indexing
+/// the selected samples) in one pass over the sample columns, checking their number; with
+/// `one_key` (FORMAT has one key), a column with more fields than that is an error.
+#[inline]
+fn first_fields(
+    rec: &RecordFields<'_>,
+    plan: &DecodePlan,
+    one_key: bool,
+    mut visit: impl FnMut(usize, Range<usize>),
+) -> Result<(), String> {
+    let n = plan.sample_names.len();
+    let bytes = rec.samples;
+    if bytes.is_empty() {
+        return if n == 0 {
+            Ok(())
+        } else {
+            Err(sample_count_error(0, n))
+        };
+    }
+    let selected = &plan.selected;
+    let all = selected.len() == n;
+    let mut next = 0;
+    let mut start = 0;
+    let mut sample = 0;
+    loop {
+        // the first field: up to ':' or the end of the column
+        let mut end = start;
+        while end < bytes.len() && bytes[end] != b'\t' && bytes[end] != b':' {
+            end += 1;
+        }
+        let column_end = if end < bytes.len() && bytes[end] == b':' {
+            if one_key {
+                let whole =
+                    memchr::memchr(b'\t', &bytes[start..]).map_or(bytes.len(), |p| start + p);
+                if &bytes[start..whole] != b"." {
+                    return Err(format!(
+                        "sample '{}' has more fields than FORMAT '{}'",
+                        plan.sample_names.get(sample).map_or("?", String::as_str),
+                        String::from_utf8_lossy(rec.format.unwrap_or(b""))
+                    ));
+                }
+            }
+            memchr::memchr(b'\t', &bytes[end..]).map_or(bytes.len(), |p| end + p)
+        } else {
+            end
+        };
+        if all {
+            if sample < n {
+                visit(sample, start..end);
+            }
+        } else if next < selected.len() && selected[next] == sample {
+            visit(next, start..end);
+            next += 1;
+        }
+        sample += 1;
+        if column_end >= bytes.len() {
+            break;
+        }
+        start = column_end + 1;
+    }
+    if sample != n {
+        return Err(sample_count_error(sample, n));
+    }
+    Ok(())
 }
 
 fn sample_count_error(found: usize, n: usize) -> String {

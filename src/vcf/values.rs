@@ -8,11 +8,11 @@ use std::sync::Arc;
 
 use std::collections::HashMap;
 
+use datafusion::arrow::array::NullBufferBuilder;
 use datafusion::arrow::array::{
     ArrayBuilder, ArrayRef, BooleanBuilder, DictionaryArray, Float64Builder, Int32Array,
     Int32Builder, ListBuilder, StringArray, StringBuilder,
 };
-use datafusion::arrow::array::NullBufferBuilder;
 use datafusion::arrow::datatypes::{DataType, Int32Type};
 
 pub use super::warnings::Warnings;
@@ -59,33 +59,42 @@ pub struct TextDictionary {
 }
 
 /// A value of up to 7 bytes as one integer: its bytes, then its length in the top byte.
+#[inline(always)]
 fn pack(raw: &[u8]) -> u64 {
     if raw.len() > 7 {
         return u64::MAX;
     }
-    let mut bytes = [0u8; 8];
-    bytes[..raw.len()].copy_from_slice(raw);
-    bytes[7] = raw.len() as u8;
-    u64::from_le_bytes(bytes)
+    let mut v = (raw.len() as u64) << 56;
+    for (i, b) in raw.iter().enumerate() {
+        v |= u64::from(*b) << (8 * i);
+    }
+    v
 }
 
 impl TextDictionary {
     const LINEAR_MAX: usize = 32;
 
-    #[inline]
+    #[inline(always)]
     fn key_of(&mut self, raw: &[u8], text: impl FnOnce() -> Vec<u8>) -> i32 {
         let packed = pack(raw);
-        let last = self.last as usize;
         if packed != u64::MAX {
-            if self.packed.get(last) == Some(&packed) {
+            if self.packed.get(self.last as usize) == Some(&packed) {
                 return self.last;
             }
-        } else if self.values.get(last).is_some_and(|(v, _)| **v == *raw) {
-            return self.last;
+            if self.map.is_none()
+                && let Some(k) = self.packed.iter().position(|p| *p == packed)
+            {
+                self.last = k as i32;
+                return self.last;
+            }
         }
+        self.key_of_slow(raw, packed, text)
+    }
+
+    fn key_of_slow(&mut self, raw: &[u8], packed: u64, text: impl FnOnce() -> Vec<u8>) -> i32 {
         let found = match &self.map {
             Some(map) => map.get(raw).map(|k| *k as usize),
-            None if packed != u64::MAX => self.packed.iter().position(|p| *p == packed),
+            None if packed != u64::MAX => None,
             None => self.values.iter().position(|(v, _)| **v == *raw),
         };
         let key = found.unwrap_or_else(|| self.insert(raw, packed, text()));
@@ -112,6 +121,7 @@ impl TextDictionary {
         key
     }
 
+    #[inline(always)]
     fn push_key(&mut self, key: i32) {
         self.keys.push(key);
         if let Some(n) = &mut self.nulls {
@@ -120,7 +130,7 @@ impl TextDictionary {
     }
 
     /// Appends a value given as text.
-    #[inline]
+    #[inline(always)]
     pub fn append(&mut self, raw: &[u8]) {
         let key = self.key_of(raw, || raw.to_vec());
         self.push_key(key);
@@ -171,6 +181,29 @@ impl TextDictionary {
     /// Whether nothing was appended since the last finish.
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
+    }
+
+    /// Drops the rows appended after the first `len` (a record that failed half-way).
+    pub fn truncate(&mut self, len: usize) {
+        if self.keys.len() <= len {
+            return;
+        }
+        self.keys.truncate(len);
+        if let Some(n) = self.nulls.take() {
+            // rebuild the validity of the rows kept
+            let kept = n.as_slice().map(|bits| {
+                let mut b = NullBufferBuilder::new(len);
+                for i in 0..len {
+                    b.append(bits[i / 8] & (1 << (i % 8)) != 0);
+                }
+                b
+            });
+            self.nulls = kept.or_else(|| {
+                let mut b = NullBufferBuilder::new(len);
+                b.append_n_non_nulls(len);
+                Some(b)
+            });
+        }
     }
 }
 
@@ -448,6 +481,26 @@ mod tests {
         assert_eq!(d.values().len(), 100);
         let values = d.values().as_string::<i32>();
         assert_eq!(values.value(d.keys().value(57) as usize), "7/1");
+    }
+
+    #[test]
+    fn a_record_that_fails_half_way_leaves_no_keys() {
+        let mut d = TextDictionary::default();
+        d.append(b"0|0");
+        d.append_null();
+        d.append(b"0|1");
+        d.append(b"1|1");
+        d.truncate(2);
+        d.append(b"1|0");
+        let a = d.finish();
+        let dict = a.as_dictionary::<Int32Type>();
+        let values = dict.values().as_string::<i32>();
+        let texts: Vec<Option<&str>> = dict
+            .keys()
+            .iter()
+            .map(|k| k.map(|k| values.value(k as usize)))
+            .collect();
+        assert_eq!(texts, vec![Some("0|0"), None, Some("1|0")]);
     }
 
     #[test]
