@@ -9,7 +9,7 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    ArrayRef, DictionaryArray, Float64Builder, Int32Builder, Int64Builder, ListArray, ListBuilder,
+    ArrayRef, DictionaryArray, Float64Builder, Int32Array, Int64Builder, ListArray, ListBuilder,
     RecordBatch, RecordBatchOptions, StringArray, StringBuilder, StructArray,
 };
 use datafusion::arrow::buffer::OffsetBuffer;
@@ -89,11 +89,13 @@ pub(super) enum Column {
         offsets: Vec<i32>,
         item: FieldRef,
     },
-    /// `sample` (long layout): keys into the selected samples' names.
+    /// `sample` (long layout): keys into the selected samples' names, the same `0, 1, …, n-1`
+    /// for every record, so one buffer of them serves every batch (sliced).
     Sample {
-        keys: Int32Builder,
-        /// `0, 1, …` for one record's samples.
-        pattern: Vec<i32>,
+        /// `0, 1, …, n-1` repeated, at least as long as the last batch.
+        keys: Int32Array,
+        /// Samples per record.
+        per_record: usize,
         names: ArrayRef,
     },
     Format(usize, ValueBuilder),
@@ -234,8 +236,8 @@ impl BatchBuilder {
                     }
                 }
                 ColumnKind::Sample => Column::Sample {
-                    keys: Int32Builder::new(),
-                    pattern: (0..plan.selected.len() as i32).collect(),
+                    keys: Int32Array::from(Vec::<i32>::new()),
+                    per_record: plan.selected.len(),
                     names: Arc::new(StringArray::from_iter_values(
                         plan.selected.iter().map(|&s| plan.sample_names[s].as_str()),
                     )),
@@ -414,7 +416,8 @@ impl BatchBuilder {
                     let last = offsets.last().copied().unwrap_or(0);
                     offsets.push(last + plan.selected.len() as i32);
                 }
-                Column::Sample { keys, pattern, .. } => keys.append_slice(pattern),
+                // made at the end of the batch, from the number of rows
+                Column::Sample { .. } => {}
                 Column::Format(f, ValueBuilder::Dict(d)) => {
                     // GT of the long layout: the cohort-sized loop, kept tight
                     let nf = plan.formats.len();
@@ -579,10 +582,22 @@ impl BatchBuilder {
 fn finish_column(col: &mut Column, rows: usize) -> Result<ArrayRef, ArrowError> {
     Ok(match col {
         Column::Text(b, ..) => Arc::new(b.finish()),
-        Column::Sample { keys, names, .. } => Arc::new(DictionaryArray::<Int32Type>::try_new(
-            keys.finish(),
-            Arc::clone(names),
-        )?),
+        Column::Sample {
+            keys,
+            per_record,
+            names,
+        } => {
+            if keys.len() < rows {
+                let n = (*per_record).max(1);
+                *keys = (0..rows.next_multiple_of(n))
+                    .map(|i| (i % n) as i32)
+                    .collect();
+            }
+            Arc::new(DictionaryArray::<Int32Type>::try_new(
+                keys.slice(0, rows),
+                Arc::clone(names),
+            )?)
+        }
         Column::Pos(b) => Arc::new(b.finish()),
         Column::List(b, ..) => Arc::new(b.finish()),
         Column::Qual(b) => Arc::new(b.finish()),

@@ -264,7 +264,7 @@ impl BatchBuilder {
                     let last = offsets.last().copied().unwrap_or(0);
                     offsets.push(last + plan.selected.len() as i32);
                 }
-                Column::Sample { keys, pattern, .. } => keys.append_slice(pattern),
+                Column::Sample { .. } => {}
                 Column::Format(f, b) => {
                     let block = l.format_slots[*f].map(|k| l.blocks[k]);
                     let id = &plan.formats[*f].id;

@@ -165,7 +165,11 @@ impl TextDictionary {
         self.map = None;
         self.last = 0;
         let nulls = self.nulls.take().and_then(|mut n| n.finish());
-        let keys = Int32Array::new(std::mem::take(&mut self.keys).into(), nulls);
+        let size = self.keys.len();
+        let keys = Int32Array::new(
+            std::mem::replace(&mut self.keys, Vec::with_capacity(size)).into(),
+            nulls,
+        );
         // keys are indices of `values` (0 under a NULL), so this cannot fail
         match DictionaryArray::<Int32Type>::try_new(keys, Arc::new(values)) {
             Ok(d) => Arc::new(d),
