@@ -56,12 +56,27 @@ fn unordered(plan: &Arc<dyn ExecutionPlan>) -> Result<Option<Arc<dyn ExecutionPl
     }
 }
 
-/// Whether no aggregate of `agg` can see the order of its input: `first_value`, `array_agg`
-/// and the like are excluded even without ORDER BY (their result follows file order).
+/// Aggregates whose result follows the order of their input even without ORDER BY.
+const ORDER_DEPENDENT: [&str; 5] = [
+    "first_value",
+    "last_value",
+    "nth_value",
+    "array_agg",
+    "string_agg",
+];
+
+/// Whether no aggregate of `agg` can see the order of its input: none has an ORDER BY, and
+/// none is one whose result follows file order anyway (`first_value`, `array_agg`, …; UDAFs
+/// say so by preferring an order). Plain aggregates (`count`, `sum`, …) keep DataFusion's
+/// default sensitivity, which only speaks of their ORDER BY.
 fn order_insensitive(agg: &AggregateExec) -> bool {
     agg.aggr_expr().iter().all(|e| {
         e.order_bys().is_empty()
-            && e.fun().order_sensitivity() == AggregateOrderSensitivity::Insensitive
+            && !ORDER_DEPENDENT.contains(&e.fun().name())
+            && !matches!(
+                e.fun().order_sensitivity(),
+                AggregateOrderSensitivity::SoftRequirement | AggregateOrderSensitivity::Beneficial
+            )
     }) && agg.required_input_ordering().iter().all(Option::is_none)
 }
 
