@@ -634,44 +634,64 @@ mod tests {
     }
 }
 
-/// Whether BCF records begin at the start of the BGZF block at byte `block`: up to three
-/// records read from there must each parse and fill exactly their declared lengths (or the
-/// data ends there). Bytes in the middle of a record practically never pass.
-fn records_start_at(path: &Path, block: u64, dictionary: &BcfDictionary) -> Result<bool, VcfError> {
-    let file = open_file(path)?;
-    let mut reader = noodles::bgzf::io::Reader::new(file);
-    if reader
-        .seek(noodles::bgzf::VirtualPosition::from(block << 16))
-        .is_err()
-    {
-        return Ok(false);
-    }
+/// Bytes read past a candidate record start to check the records that follow it.
+const CHAIN_WINDOW: u64 = 1 << 20;
+
+/// Whether BCF records begin at the start of `buf`: up to three records must each parse and
+/// fill exactly their declared lengths (or the data ends after at least one). Bytes in the
+/// middle of a record practically never pass.
+fn records_start_in(buf: &[u8], limits: &Limits, at_eof: bool) -> bool {
     let mut record = BcfRecord::default();
     let mut shared = SharedParts::default();
     let mut formats: Vec<FormatBlock> = Vec::new();
-    for _ in 0..3 {
-        match record.read_from(&mut reader) {
-            Ok(false) => return Ok(true),
-            Ok(true) => {
-                if record
-                    .parse_shared(&dictionary.limits, &mut shared)
-                    .is_err()
-                    || record
-                        .parse_formats(&dictionary.limits, &mut formats)
-                        .is_err()
-                {
-                    return Ok(false);
-                }
-            }
-            Err(_) => return Ok(false),
+    let mut rest = buf;
+    for n in 0..3 {
+        if rest.is_empty() {
+            return n > 0;
         }
+        if rest.len() < 8 {
+            return false;
+        }
+        let len = |i: usize| u32::from_le_bytes([rest[i], rest[i + 1], rest[i + 2], rest[i + 3]]);
+        let total = 8 + len(0) as u64 + len(4) as u64;
+        if (rest.len() as u64) < total {
+            // the window ends inside this record: enough if one record was checked whole
+            return n > 0 && !at_eof;
+        }
+        let mut reader = &rest[..total as usize];
+        if !matches!(record.read_from(&mut reader), Ok(true))
+            || record.parse_shared(limits, &mut shared).is_err()
+            || record.parse_formats(limits, &mut formats).is_err()
+        {
+            return false;
+        }
+        rest = &rest[total as usize..];
     }
-    Ok(true)
+    true
 }
 
-/// The virtual position of the first BGZF block at or after byte `offset` at which BCF
-/// records begin (`u64::MAX` when none does before the end of the file). Two readers that
-/// split a BCF file at `offset` agree on it, so each record is read once.
+/// The size of the BGZF block at byte `block`, and of its data once inflated.
+fn bgzf_block_sizes(path: &Path, block: u64) -> Result<(u64, u64), VcfError> {
+    let mut file = open_file(path)?;
+    let mut head = [0u8; 18];
+    file.seek(SeekFrom::Start(block))
+        .map_err(|e| VcfError::io(path, e))?;
+    file.read_exact(&mut head)
+        .map_err(|e| VcfError::io(path, e))?;
+    let bsize = u64::from(u16::from_le_bytes([head[16], head[17]])) + 1;
+    let mut isize = [0u8; 4];
+    file.seek(SeekFrom::Start(block + bsize - 4))
+        .map_err(|e| VcfError::io(path, e))?;
+    file.read_exact(&mut isize)
+        .map_err(|e| VcfError::io(path, e))?;
+    Ok((bsize, u64::from(u32::from_le_bytes(isize))))
+}
+
+/// The virtual position of the first BCF record that begins in the first BGZF block at or
+/// after byte `offset` that holds a record start (`u64::MAX` when none does). Records are not
+/// aligned to blocks (htslib lets them straddle), so each offset of a block's data is tried as
+/// a record start, checked by the records that follow it. Two readers that split a BCF file
+/// at `offset` agree on the position, so each record is read once.
 pub fn bcf_records_from(
     path: &Path,
     offset: u64,
@@ -682,8 +702,23 @@ pub fn bcf_records_from(
         .len();
     let mut block = next_bgzf_block(path, offset)?;
     while block < size {
-        if records_start_at(path, block, dictionary)? {
-            return Ok(block << 16);
+        let (_, inflated) = bgzf_block_sizes(path, block)?;
+        let mut reader = noodles::bgzf::io::Reader::new(open_file(path)?);
+        reader
+            .seek(noodles::bgzf::VirtualPosition::from(block << 16))
+            .map_err(|e| VcfError::io(path, e))?;
+        let mut window = Vec::new();
+        reader
+            .by_ref()
+            .take(inflated + CHAIN_WINDOW)
+            .read_to_end(&mut window)
+            .map_err(|e| VcfError::io(path, e))?;
+        let at_eof = (window.len() as u64) < inflated + CHAIN_WINDOW;
+        let limit = (inflated as usize).min(window.len()).min(1 << 16);
+        for i in 0..limit {
+            if records_start_in(&window[i..], &dictionary.limits, at_eof) {
+                return Ok(block << 16 | i as u64);
+            }
         }
         block = next_bgzf_block(path, block + 1)?;
     }

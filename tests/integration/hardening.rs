@@ -265,3 +265,32 @@ async fn every_entry_point_counts_the_same_rows_in_parallel() {
         }
     }
 }
+
+#[test]
+fn bcf_splits_find_record_starts_inside_blocks() {
+    // records straddle BGZF blocks (as htslib writes them): each split point must still find
+    // a record start in the block it falls in, not run to the end of the file
+    let path = data_dir().join("gen.bcf");
+    let input = vcfq::vcf::input::VcfInput::open(&path, 1).expect("open");
+    let dictionary = input.bcf_dictionary().expect("a BCF file").clone();
+    let size = std::fs::metadata(&path).expect("size").len();
+    let mut last = 0;
+    let mut inside = 0;
+    for k in 1..8 {
+        let at =
+            vcfq::vcf::input::bcf_records_from(&path, size * k / 8, &dictionary).expect("split");
+        assert!(
+            at != u64::MAX && at > last,
+            "split {k}: {at:#x} after {last:#x}"
+        );
+        // the record start lies in the first block after the offset, not far beyond
+        assert!(
+            (at >> 16) < size * k / 8 + 70_000,
+            "split {k} at block {}",
+            at >> 16
+        );
+        inside += usize::from(at & 0xFFFF != 0);
+        last = at;
+    }
+    assert!(inside > 0, "no split fell inside a block");
+}
