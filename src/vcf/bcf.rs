@@ -306,14 +306,19 @@ impl BcfRecord {
             ));
         }
         let total = shared + indiv;
-        self.buf.clear();
-        // read what is there rather than trusting the lengths for an allocation
-        let n = r.take(total as u64).read_to_end(&mut self.buf)?;
-        if n < total {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "truncated BCF record",
-            ));
+        let truncated = || io::Error::new(io::ErrorKind::UnexpectedEof, "truncated BCF record");
+        if total <= 1 << 20 {
+            self.buf.resize(total, 0);
+            r.read_exact(&mut self.buf).map_err(|e| match e.kind() {
+                io::ErrorKind::UnexpectedEof => truncated(),
+                _ => e,
+            })?;
+        } else {
+            // a length that large is read as far as the data goes, not allocated on trust
+            self.buf.clear();
+            if r.take(total as u64).read_to_end(&mut self.buf)? < total {
+                return Err(truncated());
+            }
         }
         self.shared = shared;
         Ok(true)
@@ -497,9 +502,38 @@ pub fn decimal_f64(f: f32) -> f64 {
     if !f.is_finite() {
         return f64::from(f);
     }
+    let x = f64::from(f);
+    if x == 0.0 {
+        return x;
+    }
+    // the fewest significant digits that give `f` back: the nearest decimal of that many
+    // digits, made with exact powers of ten so that the result is the f64 nearest to it
+    let magnitude = x.abs().log10().floor() as i32;
+    for digits in 1..=9 {
+        let k = digits - 1 - magnitude;
+        let candidate = if (0..=22).contains(&k) {
+            let scale = POW10[k as usize];
+            (x * scale).round_ties_even() / scale
+        } else if (-22..0).contains(&k) {
+            let scale = POW10[(-k) as usize];
+            (x / scale).round_ties_even() * scale
+        } else {
+            break;
+        };
+        if candidate as f32 == f {
+            return candidate;
+        }
+    }
+    // out of the range of exact powers of ten: the slower shortest-decimal route
     let mut buffer = ryu::Buffer::new();
-    buffer.format_finite(f).parse().unwrap_or(f64::from(f))
+    buffer.format_finite(f).parse().unwrap_or(x)
 }
+
+/// 10⁰ … 10²², each exact as an f64.
+const POW10: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];
 
 /// Appends the text of a BCF GT vector (`0|1`, `./.`, `1`) to `out`: each value is
 /// `(allele + 1) << 1 | phased`, 0 a missing allele, the separator before an allele `|` when
@@ -600,7 +634,22 @@ mod tests {
         assert_eq!(decimal_f64(0.1), 0.1);
         assert_eq!(decimal_f64(29.5), 29.5);
         assert_eq!(decimal_f64(1e-8), 1e-8);
+        assert_eq!(decimal_f64(-0.0216), -0.0216);
+        assert_eq!(decimal_f64(123456.7), 123456.7);
+        assert_eq!(decimal_f64(3.4e38), 3.4e38);
         assert!(decimal_f64(f32::NAN).is_nan());
+        // the same as the shortest decimal form, over many values
+        let mut bits = 0x3c23d70au32;
+        for _ in 0..200_000 {
+            bits = bits.wrapping_mul(1664525).wrapping_add(1013904223);
+            let f = f32::from_bits(bits);
+            if !f.is_finite() {
+                continue;
+            }
+            let mut buffer = ryu::Buffer::new();
+            let want: f64 = buffer.format_finite(f).parse().unwrap();
+            assert_eq!(decimal_f64(f).to_bits(), want.to_bits(), "{f:e}");
+        }
     }
 
     #[test]
