@@ -634,40 +634,70 @@ mod tests {
     }
 }
 
-/// Bytes read past a candidate record start to check the records that follow it.
-const CHAIN_WINDOW: u64 = 1 << 20;
+/// Bytes read past a block to check the records that follow a candidate start: enough for
+/// small records; a larger window is read only when a candidate's record is longer.
+const CHAIN_WINDOW: u64 = 1 << 16;
+
+/// The largest window tried, for very long records (thousands of samples, many fields).
+const MAX_CHAIN_WINDOW: u64 = 1 << 26;
+
+/// What the bytes at a candidate record start say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Start {
+    /// Records begin here.
+    Yes,
+    /// Not a record start.
+    No,
+    /// The first record runs past the bytes read: read more to tell.
+    Longer,
+}
 
 /// Whether BCF records begin at the start of `buf`: up to three records must each parse and
 /// fill exactly their declared lengths (or the data ends after at least one). Bytes in the
 /// middle of a record practically never pass.
-fn records_start_in(buf: &[u8], limits: &Limits, at_eof: bool) -> bool {
+fn records_start_in(buf: &[u8], limits: &Limits, at_eof: bool) -> Start {
     let mut record = BcfRecord::default();
     let mut shared = SharedParts::default();
     let mut formats: Vec<FormatBlock> = Vec::new();
     let mut rest = buf;
     for n in 0..3 {
         if rest.is_empty() {
-            return n > 0;
+            return if n > 0 { Start::Yes } else { Start::No };
         }
         if rest.len() < 8 {
-            return false;
+            return if at_eof {
+                Start::No
+            } else if n > 0 {
+                Start::Yes
+            } else {
+                Start::Longer
+            };
         }
         let len = |i: usize| u32::from_le_bytes([rest[i], rest[i + 1], rest[i + 2], rest[i + 3]]);
-        let total = 8 + len(0) as u64 + len(4) as u64;
+        let (l_shared, l_indiv) = (len(0) as u64, len(4) as u64);
+        if l_shared < 24 {
+            return Start::No;
+        }
+        let total = 8 + l_shared + l_indiv;
         if (rest.len() as u64) < total {
-            // the window ends inside this record: enough if one record was checked whole
-            return n > 0 && !at_eof;
+            // the bytes end inside this record: enough if one record was checked whole
+            return match (n > 0, at_eof) {
+                (true, _) => Start::Yes,
+                (false, true) => Start::No,
+                (false, false) if total <= MAX_CHAIN_WINDOW => Start::Longer,
+                (false, false) => Start::No,
+            };
         }
         let mut reader = &rest[..total as usize];
         if !matches!(record.read_from(&mut reader), Ok(true))
             || record.parse_shared(limits, &mut shared).is_err()
             || record.parse_formats(limits, &mut formats).is_err()
         {
-            return false;
+            return Start::No;
         }
         rest = &rest[total as usize..];
     }
-    true
+    Start::Yes
 }
 
 /// The size of the BGZF block at byte `block`, and of its data once inflated.
@@ -703,22 +733,33 @@ pub fn bcf_records_from(
     let mut block = next_bgzf_block(path, offset)?;
     while block < size {
         let (_, inflated) = bgzf_block_sizes(path, block)?;
-        let mut reader = noodles::bgzf::io::Reader::new(open_file(path)?);
-        reader
-            .seek(noodles::bgzf::VirtualPosition::from(block << 16))
-            .map_err(|e| VcfError::io(path, e))?;
-        let mut window = Vec::new();
-        reader
-            .by_ref()
-            .take(inflated + CHAIN_WINDOW)
-            .read_to_end(&mut window)
-            .map_err(|e| VcfError::io(path, e))?;
-        let at_eof = (window.len() as u64) < inflated + CHAIN_WINDOW;
-        let limit = (inflated as usize).min(window.len()).min(1 << 16);
-        for i in 0..limit {
-            if records_start_in(&window[i..], &dictionary.limits, at_eof) {
-                return Ok(block << 16 | i as u64);
+        let mut window = CHAIN_WINDOW;
+        'candidates: loop {
+            let mut reader = noodles::bgzf::io::Reader::new(open_file(path)?);
+            reader
+                .seek(noodles::bgzf::VirtualPosition::from(block << 16))
+                .map_err(|e| VcfError::io(path, e))?;
+            let mut bytes = Vec::new();
+            reader
+                .by_ref()
+                .take(inflated + window)
+                .read_to_end(&mut bytes)
+                .map_err(|e| VcfError::io(path, e))?;
+            let at_eof = (bytes.len() as u64) < inflated + window;
+            let limit = (inflated as usize).min(bytes.len()).min(1 << 16);
+            for i in 0..limit {
+                match records_start_in(&bytes[i..], &dictionary.limits, at_eof) {
+                    Start::Yes => return Ok(block << 16 | i as u64),
+                    Start::No => {}
+                    // a long record: look again with more of the file
+                    Start::Longer if window < MAX_CHAIN_WINDOW => {
+                        window = (window * 8).min(MAX_CHAIN_WINDOW);
+                        continue 'candidates;
+                    }
+                    Start::Longer => {}
+                }
             }
+            break;
         }
         block = next_bgzf_block(path, block + 1)?;
     }
