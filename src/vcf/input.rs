@@ -733,8 +733,11 @@ pub fn bcf_records_from(
     let mut block = next_bgzf_block(path, offset)?;
     while block < size {
         let (_, inflated) = bgzf_block_sizes(path, block)?;
+        // candidates first with a small window; those whose record is longer than it, only
+        // when no candidate of the block is a record start, with larger windows
+        let mut candidates: Vec<usize> = (0..(inflated as usize).min(1 << 16)).collect();
         let mut window = CHAIN_WINDOW;
-        'candidates: loop {
+        while !candidates.is_empty() {
             let mut reader = noodles::bgzf::io::Reader::new(open_file(path)?);
             reader
                 .seek(noodles::bgzf::VirtualPosition::from(block << 16))
@@ -746,20 +749,19 @@ pub fn bcf_records_from(
                 .read_to_end(&mut bytes)
                 .map_err(|e| VcfError::io(path, e))?;
             let at_eof = (bytes.len() as u64) < inflated + window;
-            let limit = (inflated as usize).min(bytes.len()).min(1 << 16);
-            for i in 0..limit {
+            let mut longer = Vec::new();
+            for &i in candidates.iter().filter(|&&i| i < bytes.len()) {
                 match records_start_in(&bytes[i..], &dictionary.limits, at_eof) {
                     Start::Yes => return Ok(block << 16 | i as u64),
                     Start::No => {}
-                    // a long record: look again with more of the file
-                    Start::Longer if window < MAX_CHAIN_WINDOW => {
-                        window = (window * 8).min(MAX_CHAIN_WINDOW);
-                        continue 'candidates;
-                    }
-                    Start::Longer => {}
+                    Start::Longer => longer.push(i),
                 }
             }
-            break;
+            if window >= MAX_CHAIN_WINDOW {
+                break;
+            }
+            candidates = longer;
+            window = (window * 16).min(MAX_CHAIN_WINDOW);
         }
         block = next_bgzf_block(path, block + 1)?;
     }
