@@ -145,11 +145,8 @@ impl BatchBuilder {
             for (b, block) in l.blocks.iter().enumerate() {
                 let key = block.key as usize;
                 match l.format.get(key).copied().flatten() {
-                    Some(f) => {
-                        if l.format_slots[f].is_none() {
-                            l.format_slots[f] = Some(b);
-                        }
-                    }
+                    Some(f) if l.format_slots[f].is_none() => l.format_slots[f] = Some(b),
+                    Some(_) => {}
                     None if !l.format_known.get(key).copied().unwrap_or(false) => warnings.add(
                         "FORMAT/",
                         l.name(block.key),

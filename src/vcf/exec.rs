@@ -16,7 +16,7 @@ use datafusion::physical_plan::{
 };
 
 use super::batch::{ColumnKind, DecodePlan};
-use super::opener::{FileRange, ScanProgress, VcfOpener, unit_bytes};
+use super::opener::{FileRange, ScanFilter, ScanProgress, VcfOpener, unit_bytes};
 use super::partition::ScanLayout;
 use super::region::Region;
 use super::schema::Layout;
@@ -59,6 +59,7 @@ impl VcfExec {
         plan: Arc<DecodePlan>,
         regions: Vec<Region>,
         options: ScanOptions,
+        filter: Option<ScanFilter>,
     ) -> Self {
         let threads = options.threads.max(1);
         let (partitions, readers) = if options.preserve_order {
@@ -69,8 +70,12 @@ impl VcfExec {
         } else {
             (layout.partitions(threads), 1)
         };
+        let output = match &filter {
+            Some(f) => Arc::clone(&f.schema),
+            None => Arc::clone(&plan.schema),
+        };
         let properties = Arc::new(PlanProperties::new(
-            EquivalenceProperties::new(Arc::clone(&plan.schema)),
+            EquivalenceProperties::new(output),
             Partitioning::UnknownPartitioning(partitions.len()),
             EmissionType::Incremental,
             Boundedness::Bounded,
@@ -86,6 +91,7 @@ impl VcfExec {
             bgzf_threads: if single { threads } else { 1 },
             progress: None,
             report: None,
+            filter,
         };
         VcfExec {
             layout,
@@ -115,6 +121,7 @@ impl VcfExec {
             Arc::clone(&self.opener.plan),
             self.opener.regions.as_ref().clone(),
             options,
+            self.opener.filter.clone(),
         ))
     }
 }
@@ -152,12 +159,8 @@ impl DisplayAs for VcfExec {
             }
         }
         let plan = &self.opener.plan;
-        let cols: Vec<&str> = plan
-            .schema
-            .fields()
-            .iter()
-            .map(|f| f.name().as_str())
-            .collect();
+        let output = self.opener.output_schema();
+        let cols: Vec<&str> = output.fields().iter().map(|f| f.name().as_str()).collect();
         write!(
             f,
             "VcfExec: files=[{}], units={}, partitions={}, readers={}, projection=[{}]",
@@ -191,6 +194,9 @@ impl DisplayAs for VcfExec {
                 regions.join(", "),
                 self.layout.index
             )?;
+        }
+        if let Some(filter) = &self.opener.filter {
+            write!(f, ", filter={}", filter.predicate)?;
         }
         if let Some(l) = self.opener.limit {
             write!(f, ", limit={l}")?;

@@ -13,6 +13,11 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use datafusion::arrow::array::AsArray;
+use datafusion::arrow::compute::filter_record_batch;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::physical_expr::PhysicalExpr;
+
 use datafusion::error::Result;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::physical_plan::metrics::Count;
@@ -72,6 +77,30 @@ pub struct VcfOpener {
     pub progress: Option<ScanProgress>,
     /// Where warnings and skipped lines are gathered, to be reported once per file.
     pub report: Option<Arc<ScanReport>>,
+    /// Filters the scan evaluates itself, in its reader threads.
+    pub filter: Option<ScanFilter>,
+}
+
+/// Filters evaluated by the readers (pushed down as exact): the predicate over the decoded
+/// columns, and which of those columns the query outputs (the filters may read more).
+#[derive(Debug, Clone)]
+pub struct ScanFilter {
+    /// The conjunction of the filters, over [`DecodePlan::schema`].
+    pub predicate: Arc<dyn PhysicalExpr>,
+    /// Indices of the output columns in the decoded ones.
+    pub output: Vec<usize>,
+    /// The output schema.
+    pub schema: SchemaRef,
+}
+
+impl VcfOpener {
+    /// The schema of the batches the scan sends.
+    pub fn output_schema(&self) -> SchemaRef {
+        match &self.filter {
+            Some(f) => Arc::clone(&f.schema),
+            None => Arc::clone(&self.plan.schema),
+        }
+    }
 }
 
 /// How far a scan has got: (compressed) bytes of its units read, and record lines read. The
@@ -190,7 +219,7 @@ impl VcfOpener {
             .as_ref()
             .map(|r| Box::new(r.attach()) as Box<dyn Send>);
         Ok(readers::ordered_stream(
-            Arc::clone(&self.plan.schema),
+            self.output_schema(),
             started,
             names,
             on_end,
@@ -230,12 +259,24 @@ impl VcfOpener {
         Ok(Ending::Finished)
     }
 
-    /// Sends the batch being built.
+    /// Sends the batch being built: its rows that pass the scan's filters, in the columns
+    /// the query asked for.
     fn emit(&self, path: &Path, p: &mut Progress, out: &Outlet) -> Result<Step> {
-        p.produced += p.builder.rows();
+        let mut batch = p.builder.finish()?;
+        if let Some(filter) = &self.filter {
+            let mask = filter
+                .predicate
+                .evaluate(&batch)
+                .and_then(|m| m.into_array(batch.num_rows()))?;
+            batch = filter_record_batch(&batch, mask.as_boolean())?.project(&filter.output)?;
+        }
+        p.produced += batch.num_rows();
         readers::fault_point(|| path.display().to_string(), p.batches);
         p.batches += 1;
-        Ok(match out.send(p.builder.finish()?) {
+        if batch.num_rows() == 0 && self.filter.is_some() {
+            return Ok(Step::Continue);
+        }
+        Ok(match out.send(batch) {
             Flow::Continue => Step::Continue,
             Flow::Abandoned => Step::Abandoned,
         })
@@ -508,14 +549,15 @@ impl VcfOpener {
             }
             return Ok(Step::Continue);
         }
-        let limit_reached = self
+        // rows the scan's filters may still drop do not count towards the limit until filtered
+        let may_reach = self
             .limit
             .is_some_and(|l| p.produced + p.builder.rows() >= l);
-        if p.builder.records() >= p.per_batch || limit_reached {
+        if p.builder.records() >= p.per_batch || may_reach {
             if self.emit(path, p, out)? == Step::Abandoned {
                 return Ok(Step::Abandoned);
             }
-            if limit_reached {
+            if self.limit.is_some_and(|l| p.produced >= l) {
                 return Ok(Step::Limit);
             }
         }

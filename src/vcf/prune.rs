@@ -154,7 +154,13 @@ fn usage_of(
     usage.whole = schema_has(plan, column);
     plan.apply_with_subqueries(|node| {
         match node {
-            LogicalPlan::TableScan(scan) => has_vcf |= vcf_table(scan).is_some(),
+            LogicalPlan::TableScan(scan) => {
+                has_vcf |= vcf_table(scan).is_some();
+                // filters pushed into a scan use its columns too
+                for f in &scan.filters {
+                    visit(&mut usage, f);
+                }
+            }
             // nodes that use their input's columns only through their expressions (or pass
             // them on to a node that does)
             LogicalPlan::Projection(_)

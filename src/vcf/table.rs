@@ -8,9 +8,11 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::{Session, TableProvider};
-use datafusion::common::plan_err;
+use datafusion::common::DFSchema;
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::datasource::TableType;
 use datafusion::error::Result;
+use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{Expr, Operator, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
@@ -19,6 +21,7 @@ use super::batch::{ColumnKind, DecodePlan};
 use super::exec::{ScanOptions, VcfExec};
 use super::header::{FieldDef, VcfHeader};
 use super::input::{Container, VcfInput};
+use super::opener::ScanFilter;
 use super::partition;
 use super::record::split_record;
 use super::region::{Region, is_region_filter, regions_from_filters, string_literal};
@@ -274,6 +277,13 @@ pub struct VcfTable {
 }
 
 impl VcfTable {
+    /// Whether a filter narrows what the scan reads (to regions, or samples of the long
+    /// layout) rather than being evaluated on its rows.
+    fn is_narrowing_filter(&self, f: &Expr) -> bool {
+        (self.options.layout == Layout::Long && sample_filter_names(f).is_some())
+            || is_region_filter(f)
+    }
+
     /// Opens the files of `location` and infers the schema.
     pub fn open(location: &str, options: VcfOptions) -> Result<Self, VcfError> {
         let files = resolve_paths(location)?;
@@ -395,6 +405,29 @@ pub fn select_samples(header: &[String], names: Option<&[String]>) -> Result<Vec
     Ok(idx)
 }
 
+/// Whether a filter can be evaluated by the scan over its own columns: no subqueries, no
+/// references to an outer query, no parameters left unbound.
+fn evaluable_in_scan(e: &Expr) -> bool {
+    let mut ok = true;
+    let _ = e.apply(|e| {
+        if matches!(
+            e,
+            Expr::ScalarSubquery(_)
+                | Expr::Exists(_)
+                | Expr::InSubquery(_)
+                | Expr::OuterReferenceColumn(..)
+                | Expr::Placeholder(_)
+                | Expr::AggregateFunction(_)
+                | Expr::WindowFunction(_)
+        ) {
+            ok = false;
+            return Ok(TreeNodeRecursion::Stop);
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    ok
+}
+
 /// The sample names a filter on `sample` allows (`sample = 'x'`, `sample IN ('x', 'y')`), if it is one.
 fn sample_filter_names(expr: &Expr) -> Option<Vec<String>> {
     let lit = string_literal;
@@ -434,14 +467,15 @@ impl TableProvider for VcfTable {
         &self,
         filters: &[&Expr],
     ) -> Result<Vec<TableProviderFilterPushDown>> {
-        // the scan narrows to samples or regions; the filter stays above for exactness
+        // the scan narrows to samples or regions (the filter stays above for exactness) and
+        // evaluates every other filter itself, in its reader threads, before rows leave it
         Ok(filters
             .iter()
             .map(|f| {
-                if (self.options.layout == Layout::Long && sample_filter_names(f).is_some())
-                    || is_region_filter(f)
-                {
+                if self.is_narrowing_filter(f) {
                     TableProviderFilterPushDown::Inexact
+                } else if evaluable_in_scan(f) {
+                    TableProviderFilterPushDown::Exact
                 } else {
                     TableProviderFilterPushDown::Unsupported
                 }
@@ -463,10 +497,25 @@ impl TableProvider for VcfTable {
             .cloned()
             .unwrap_or_default();
         let skip_errors = config.skip_errors();
-        let indices: Vec<usize> = match projection {
+        let wanted: Vec<usize> = match projection {
             Some(p) => p.clone(),
             None => (0..self.schema.fields().len()).collect(),
         };
+        // the filters the scan evaluates may read columns the query does not output
+        let exact: Vec<&Expr> = filters
+            .iter()
+            .filter(|f| !self.is_narrowing_filter(f))
+            .collect();
+        let mut indices = wanted.clone();
+        for f in &exact {
+            for c in f.column_refs() {
+                if let Ok(i) = self.schema.index_of(&c.name)
+                    && !indices.contains(&i)
+                {
+                    indices.push(i);
+                }
+            }
+        }
         let schema = Arc::new(self.schema.project(&indices)?);
         let columns = indices
             .iter()
@@ -484,13 +533,24 @@ impl TableProvider for VcfTable {
                 limit = None;
             }
         }
-        if filters
+        let filter = match conjunction(exact.iter().map(|f| (*f).clone())) {
+            Some(expr) => {
+                let df_schema = DFSchema::try_from(schema.as_ref().clone())?;
+                let output: Vec<usize> = (0..wanted.len()).collect();
+                Some(ScanFilter {
+                    predicate: state.create_physical_expr(expr, &df_schema)?,
+                    schema: Arc::new(schema.project(&output)?),
+                    output,
+                })
+            }
+            None => None,
+        };
+        let narrowing: Vec<Expr> = filters
             .iter()
-            .any(|f| sample_filter_names(f).is_none() && !is_region_filter(f))
-        {
-            return plan_err!("internal: unsupported filter pushed into a VCF scan");
-        }
-        let regions = regions_from_filters(filters, self.options.region.as_ref());
+            .filter(|f| self.is_narrowing_filter(f))
+            .cloned()
+            .collect();
+        let regions = regions_from_filters(&narrowing, self.options.region.as_ref());
         let plan = DecodePlan {
             layout: self.options.layout,
             schema,
@@ -524,7 +584,10 @@ impl TableProvider for VcfTable {
         };
         if regions.as_ref().is_some_and(|r| r.is_empty()) {
             // the filters exclude every row
-            return Ok(Arc::new(EmptyExec::new(Arc::clone(&plan.schema))));
+            let output = filter
+                .as_ref()
+                .map_or_else(|| Arc::clone(&plan.schema), |f| Arc::clone(&f.schema));
+            return Ok(Arc::new(EmptyExec::new(output)));
         }
         let target_partitions = state.config_options().execution.target_partitions;
         let layout = partition::plan(
@@ -543,6 +606,7 @@ impl TableProvider for VcfTable {
             Arc::new(plan),
             regions.unwrap_or_default(),
             options,
+            filter,
         )))
     }
 }

@@ -49,7 +49,7 @@ pub struct TextDictionary {
     nulls: Option<NullBufferBuilder>,
     /// The distinct values by key: the bytes they are looked up by, and their text (the same
     /// bytes for VCF text; the encoded call for BCF).
-    values: Vec<(Box<[u8]>, Box<[u8]>)>,
+    values: Vec<Entry>,
     /// The packed form of each value (`u64::MAX` for values too long to pack).
     packed: Vec<u64>,
     /// Key of the value appended last (calls repeat: `0|0` follows `0|0`).
@@ -57,6 +57,9 @@ pub struct TextDictionary {
     /// Value → key, once there are too many values for a linear search.
     map: Option<HashMap<Box<[u8]>, i32>>,
 }
+
+/// A distinct value: the bytes it is looked up by, and its text.
+type Entry = (Box<[u8]>, Box<[u8]>);
 
 /// A value of up to 7 bytes as one integer: its bytes, then its length in the top byte.
 #[inline(always)]
