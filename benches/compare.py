@@ -122,10 +122,25 @@ def main():
                 counts[f[2]] = int(f[4]) + int(f[5]) + int(f[8]) + int(f[12])
         return counts
 
-    def same_nonref(vcfq_out, peer_out):
-        got = {l.split("\t")[0]: int(l.split("\t")[1]) for l in lines(vcfq_out, skip_header=True)}
-        want = {k: v for k, v in psc_nonref(peer_out).items() if v}
-        return "ok" if got == want else f"DIFFER: {sum(got.values())} vs {sum(want.values())} non-ref calls"
+    def nonref_reference(path):
+        """Per-sample calls with a non-reference allele, counted from bcftools' own reading of
+        the genotypes (not timed; cached beside the file). `bcftools stats` counts a call in
+        more than one PSC column at sites that mix SNP and indel alleles, so its sums are not an
+        exact reference."""
+        cached = path + ".nonref.tsv"
+        if not os.path.exists(cached):
+            sh(f"bcftools query -f '[%SAMPLE\\t%GT\\n]' {path} | awk -F'\\t' '$2 ~ /[1-9]/ {{n[$1]++}} END {{for (s in n) print s \"\\t\" n[s]}}' > {cached}")
+        return {l.split("\t")[0]: int(l.split("\t")[1]) for l in lines(cached)}
+
+    def same_nonref(path):
+        def check(vcfq_out, peer_out):
+            got = {l.split("\t")[0]: int(l.split("\t")[1]) for l in lines(vcfq_out, skip_header=True)}
+            want = nonref_reference(path)
+            stats = {k: v for k, v in psc_nonref(peer_out).items() if v}
+            if got != want:
+                return f"DIFFER: {sum(got.values())} vs {sum(want.values())} non-ref calls"
+            return "ok" if got == stats else f"ok (bcftools stats PSC sums differ by {sum(stats.values()) - sum(want.values())})"
+        return check
 
     def parquet_rows(path, peer_path, expected):
         def check(vcfq_out, peer_out):
@@ -148,14 +163,14 @@ def main():
          f"bcftools query -r {region} -f '%CHROM\\t%POS\\t%REF\\t%ALT\\n' {sites} | awk '$2 >= 10000000'", same_rows, "bcftools query -r"),
         ("group by chrom", q(f"SELECT count(*), chrom FROM '{sites}' GROUP BY chrom"),
          f"bcftools query -f '%CHROM\\n' {sites} | uniq -c | sed 's/^ *//; s/ /\\t/'", same_rows, "bcftools query | uniq -c"),
-        ("non-ref per sample, 100", q(nonref_sql(g100)), f"bcftools stats -s - {g100}", same_nonref, "bcftools stats -s -"),
-        ("non-ref per sample, 2504", q(nonref_sql(g2504)), f"bcftools stats -s - {g2504}", same_nonref, "bcftools stats -s -"),
+        ("non-ref per sample, 100", q(nonref_sql(g100)), f"bcftools stats -s - {g100}", same_nonref(g100), "bcftools stats -s -"),
+        ("non-ref per sample, 2504", q(nonref_sql(g2504)), f"bcftools stats -s - {g2504}", same_nonref(g2504), "bcftools stats -s -"),
     ]
     if gt1kg:
         benches += [
-            ("non-ref/sample, 1kg GT-only", q(nonref_sql(gt1kg)), f"bcftools stats -s - {gt1kg}", same_nonref, "bcftools stats -s -"),
+            ("non-ref/sample, 1kg GT-only", q(nonref_sql(gt1kg)), f"bcftools stats -s - {gt1kg}", same_nonref(gt1kg), "bcftools stats -s -"),
             ("same, regexp_like(GT)", q(f"SELECT sample, count(*) FROM vcf_genotypes('{gt1kg}') WHERE regexp_like(GT, '[1-9]') GROUP BY sample"),
-             f"bcftools stats -s - {gt1kg}", same_nonref, "bcftools stats -s -"),
+             f"bcftools stats -s - {gt1kg}", same_nonref(gt1kg), "bcftools stats -s -"),
         ]
     benches += [
         ("INFO AF filter, BCF", q(f"SELECT chrom, pos, ref, array_to_string(alt, ',') FROM '{sites_bcf}' WHERE info.AF[1] > 0.1"),

@@ -11,6 +11,8 @@
 //! dictionary is evaluated once per distinct value. Embedding and vector functions will join
 //! them here; [`register_all`] adds every function to a session.
 
+pub mod dictionary;
+
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
@@ -289,10 +291,16 @@ pub fn all() -> Vec<ScalarUDF> {
     vec![gt_alleles(), gt_phased(), gt_dosage(), gt_is_het()]
 }
 
-/// Registers every function of this crate in `ctx`.
+/// Registers every function of this crate in `ctx`, and makes the text predicates of
+/// [`dictionary::WRAPPED`] run once per value of a dictionary-encoded column.
 pub fn register_all(ctx: &SessionContext) {
     for f in all() {
         ctx.register_udf(f);
+    }
+    for name in dictionary::WRAPPED {
+        if let Ok(inner) = datafusion::execution::FunctionRegistry::udf(ctx, name) {
+            ctx.register_udf(dictionary::per_dictionary_value(&inner));
+        }
     }
 }
 
