@@ -119,11 +119,6 @@ impl log::Log for StderrLogger {
 
 static LOGGER: StderrLogger = StderrLogger;
 
-/// mimalloc keeps batch-sized buffers for reuse where glibc's malloc returns them to the kernel
-/// after every batch (measured: a fifth of a genotype scan's time went to zeroing fresh pages).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
