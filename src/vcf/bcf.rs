@@ -16,7 +16,10 @@ use std::ops::Range;
 /// One record: its shared and per-sample bytes, in one buffer reused from record to record.
 #[derive(Debug, Default, Clone)]
 pub struct BcfRecord {
+    /// The record's bytes, in `buf[..len]` (the buffer only grows, so that it is not zeroed
+    /// again for every record).
     buf: Vec<u8>,
+    len: usize,
     shared: usize,
 }
 
@@ -38,6 +41,7 @@ pub enum Kind {
 }
 
 impl Kind {
+    #[inline]
     fn of(code: u8) -> Result<Self, String> {
         Ok(match code {
             0 => Kind::Missing,
@@ -51,6 +55,7 @@ impl Kind {
     }
 
     /// Bytes per value.
+    #[inline]
     pub fn width(self) -> usize {
         match self {
             Kind::Missing => 0,
@@ -129,6 +134,7 @@ fn int_value(v: i32, min: i32) -> Value {
 
 impl<'a> Typed<'a> {
     /// Value `i` (an integer or a float; characters and out-of-range indices are `Missing`).
+    #[inline]
     pub fn value(&self, i: usize) -> Value {
         let b = self.bytes;
         match self.kind {
@@ -199,8 +205,38 @@ impl<'a> Typed<'a> {
 }
 
 /// Reads a typed vector at `*at` in `buf`, moving `*at` past it.
+#[inline]
 pub fn read_typed(buf: &[u8], at: &mut usize) -> Result<TypedAt, String> {
-    let short = || "record too short for its values".to_string();
+    let Some(&descriptor) = buf.get(*at) else {
+        return Err(too_short());
+    };
+    let count = usize::from(descriptor >> 4);
+    if count < 15 {
+        // the common case, without a length vector
+        let kind = Kind::of(descriptor & 0x0F)?;
+        let start = *at + 1;
+        let end = start + count * kind.width();
+        if end > buf.len() {
+            return Err(too_short());
+        }
+        *at = end;
+        return Ok(TypedAt {
+            kind,
+            count,
+            at: start,
+        });
+    }
+    read_long_typed(buf, at)
+}
+
+#[cold]
+fn too_short() -> String {
+    "record too short for its values".to_string()
+}
+
+/// [`read_typed`] for a vector whose count follows its descriptor.
+fn read_long_typed(buf: &[u8], at: &mut usize) -> Result<TypedAt, String> {
+    let short = too_short;
     let descriptor = *buf.get(*at).ok_or_else(short)?;
     *at += 1;
     let kind = Kind::of(descriptor & 0x0F)?;
@@ -225,6 +261,22 @@ pub fn read_typed(buf: &[u8], at: &mut usize) -> Result<TypedAt, String> {
     };
     *at += len;
     Ok(typed)
+}
+
+/// Reads a dictionary key (a typed integer) at `*at`, moving past it.
+#[inline]
+fn read_key(buf: &[u8], at: &mut usize) -> Option<i32> {
+    // keys are almost always one int8
+    if buf.get(*at) == Some(&0x11) {
+        let k = *buf.get(*at + 1)?;
+        *at += 2;
+        return match int_value(i32::from(k as i8), INT8_MIN) {
+            Value::Int(v) => Some(v),
+            _ => None,
+        };
+    }
+    let t = read_typed(buf, at).ok()?;
+    t.get(buf).first_int()
 }
 
 /// Where the parts of a record's shared section are.
@@ -308,11 +360,14 @@ impl BcfRecord {
         let total = shared + indiv;
         let truncated = || io::Error::new(io::ErrorKind::UnexpectedEof, "truncated BCF record");
         if total <= 1 << 20 {
-            self.buf.resize(total, 0);
-            r.read_exact(&mut self.buf).map_err(|e| match e.kind() {
-                io::ErrorKind::UnexpectedEof => truncated(),
-                _ => e,
-            })?;
+            if self.buf.len() < total {
+                self.buf.resize(total, 0);
+            }
+            r.read_exact(&mut self.buf[..total])
+                .map_err(|e| match e.kind() {
+                    io::ErrorKind::UnexpectedEof => truncated(),
+                    _ => e,
+                })?;
         } else {
             // a length that large is read as far as the data goes, not allocated on trust
             self.buf.clear();
@@ -320,6 +375,7 @@ impl BcfRecord {
                 return Err(truncated());
             }
         }
+        self.len = total;
         self.shared = shared;
         Ok(true)
     }
@@ -329,9 +385,14 @@ impl BcfRecord {
         &self.buf[..self.shared]
     }
 
+    /// The whole record (shared and per-sample sections).
+    fn bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+
     /// The per-sample section.
     pub fn indiv(&self) -> &[u8] {
-        &self.buf[self.shared..]
+        &self.bytes()[self.shared..]
     }
 
     fn i32_at(&self, at: usize) -> i32 {
@@ -414,10 +475,7 @@ impl BcfRecord {
         out.filter = Some(filter);
         out.info.clear();
         for _ in 0..self.n_info() {
-            let key = read_typed(buf, &mut at)?;
-            let key = key
-                .get(buf)
-                .first_int()
+            let key = read_key(buf, &mut at)
                 .filter(|k| *k >= 0 && (*k as usize) < limits.strings)
                 .ok_or_else(|| "INFO key outside the header's dictionary".to_string())?;
             let value = read_typed(buf, &mut at)?;
@@ -446,10 +504,7 @@ impl BcfRecord {
         }
         let mut at = 0;
         for _ in 0..self.n_fmt() {
-            let key = read_typed(buf, &mut at)?;
-            let key = key
-                .get(buf)
-                .first_int()
+            let key = read_key(buf, &mut at)
                 .filter(|k| *k >= 0 && (*k as usize) < limits.strings)
                 .ok_or_else(|| "FORMAT key outside the header's dictionary".to_string())?;
             // the descriptor of one sample's vector; the samples' vectors follow
@@ -508,7 +563,9 @@ pub fn decimal_f64(f: f32) -> f64 {
     }
     // the fewest significant digits that give `f` back: the nearest decimal of that many
     // digits, made with exact powers of ten so that the result is the f64 nearest to it
-    let magnitude = x.abs().log10().floor() as i32;
+    // ⌊log10 |x|⌋ from the binary exponent, perhaps one off: the search below corrects it
+    let exponent = ((f.to_bits() >> 23) & 0xFF) as i32 - 127;
+    let magnitude = (exponent * 1233) >> 12;
     for digits in 1..=9 {
         let k = digits - 1 - magnitude;
         let candidate = if (0..=22).contains(&k) {
