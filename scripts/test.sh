@@ -1,16 +1,28 @@
 #!/usr/bin/env bash
 # Every test: unit tests, the sqllogictest files, the CLI and saved-query tests, the Flight SQL
-# server with real clients (ADBC, JDBC), Kafka tables and sinks on a real broker, and (when the
-# shared corpus is beside the clone) the bcftools conformance check over real-world VCFs.
+# server with real clients (ADBC, JDBC), Kafka and Iggy tables and sinks on a real broker and a
+# real Iggy server (built once from ../shared/vendor; without it the Iggy tests are skipped,
+# saying so), and (when the shared corpus is beside the clone) the bcftools conformance check
+# over real-world VCFs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/setup.sh
 . scripts/clients.sh
-# a real Kafka broker for tests/integration/kafka.rs, stopped when this script ends
+# a real Kafka broker for tests/integration/kafka.rs and a real Iggy server for
+# tests/integration/iggy.rs, stopped when this script ends
 kafka_dir="$(mktemp -d)"
-trap 'scripts/kafka stop "$kafka_dir"; rm -rf "$kafka_dir"' EXIT
+iggy_dir="$(mktemp -d)"
+trap 'scripts/kafka stop "$kafka_dir"; scripts/iggy stop "$iggy_dir"; rm -rf "$kafka_dir" "$iggy_dir"' EXIT
 VCFQ_KAFKA_BOOTSTRAP="$(scripts/kafka start "$kafka_dir")"
 export VCFQ_KAFKA_BOOTSTRAP
+if scripts/iggy available; then
+  scripts/iggy install
+  VCFQ_IGGY="$(scripts/iggy start "$iggy_dir")"
+  # the tests restart this server (kill -9, then start on the same DIR)
+  export VCFQ_IGGY VCFQ_IGGY_DIR="$iggy_dir"
+else
+  echo "test: no Iggy server (neither \$IGGY_SERVER nor ../shared/vendor/iggy-server-0.8.0.tar.gz): Iggy tests skipped; set IGGY_SERVER=/path/to/iggy-server to run them"
+fi
 cargo test --locked --workspace
 conformance=../shared/tools/vcf-conformance
 if [ -x "$conformance" ] || [ -f "$conformance" ]; then

@@ -20,7 +20,6 @@ pub mod run;
 pub mod script;
 pub mod session;
 pub mod shell;
-pub mod sink;
 pub mod stream;
 pub mod vcf;
 

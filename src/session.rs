@@ -16,7 +16,8 @@ use datafusion::sql::sqlparser::ast;
 use datafusion_session::SessionStore;
 
 use crate::config::VcfConfig;
-use crate::stream::kafka::KafkaTableFactory;
+use crate::stream::factory::TopicTableFactory;
+use crate::stream::options::PlatformKind;
 use crate::vcf::catalog::{VcfTableFactory, VcfUrlTableFactory};
 use crate::vcf::functions::{ReadVcf, VcfHeaderFunction};
 use crate::vcf::parquet::BoundParquetRowGroups;
@@ -112,9 +113,14 @@ impl SessionBuilder {
         state
             .table_factories_mut()
             .insert("BCF".to_string(), Arc::new(VcfTableFactory));
-        state
-            .table_factories_mut()
-            .insert("KAFKA".to_string(), Arc::new(KafkaTableFactory));
+        state.table_factories_mut().insert(
+            "KAFKA".to_string(),
+            Arc::new(TopicTableFactory(PlatformKind::Kafka)),
+        );
+        state.table_factories_mut().insert(
+            "IGGY".to_string(),
+            Arc::new(TopicTableFactory(PlatformKind::Iggy)),
+        );
         let ctx = SessionContext::new_with_state(state);
         ctx.register_udtf("read_vcf", Arc::new(ReadVcf::wide()));
         ctx.register_udtf("vcf_genotypes", Arc::new(ReadVcf::long()));
@@ -143,9 +149,7 @@ impl SessionBuilder {
     }
 }
 
-/// Field metadata key marking a column that a table fills itself (`_partition`, `_offset`, …
-/// of a topic table): an `INSERT` without a column list leaves such columns out.
-pub const GENERATED_COLUMN: &str = "vcfq.generated";
+pub use crate::stream::codec::GENERATED_COLUMN;
 
 /// Plans one SQL statement as [`SessionContext::sql`] does (DDL runs at once), except that
 /// `INSERT INTO t SELECT …` without a column list targets only the columns `t` does not

@@ -1,5 +1,5 @@
 //! The one integration-test binary: SQL behaviour (sqllogictest files), the CLI, the saved
-//! queries of `queries/`, the shell, the Flight SQL server with real clients, and Kafka topics on a real broker.
+//! queries of `queries/`, the shell, the Flight SQL server with real clients, Kafka topics on a real broker and Iggy topics on a real server.
 
 #[path = "integration/cli.rs"]
 mod cli;
@@ -11,6 +11,8 @@ mod fixtures;
 mod flight;
 #[path = "integration/hardening.rs"]
 mod hardening;
+#[path = "integration/iggy.rs"]
+mod iggy;
 #[path = "integration/kafka.rs"]
 mod kafka;
 #[path = "integration/parquet_out.rs"]

@@ -1,7 +1,8 @@
 //! Rows ↔ messages. One variant per message: the value is the row as JSON (default) or as an
 //! Arrow IPC stream; the key is the canonical variant key (`chrom:pos:ref:alt`, see
-//! [`crate::vcf::key`]). Reading adds the metadata columns `_partition`, `_offset`,
-//! `_timestamp`, `_key`.
+//! [`crate::vcf::key`]); each message also has a 128-bit id made from its key and content
+//! ([`message_id`]: a re-sent row has the same id). Reading adds the metadata columns
+//! `_partition`, `_offset`, `_timestamp`, `_key` (and `_id` where the platform keeps ids).
 
 use std::collections::HashMap;
 use std::io::Cursor;
@@ -16,16 +17,22 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit}
 use datafusion::arrow::ipc::reader::StreamReader;
 use datafusion::arrow::ipc::writer::StreamWriter;
 
+use bytes::Bytes;
+
 use super::options::{Format, OnError};
-use crate::session::GENERATED_COLUMN;
 use crate::vcf::key::variant_key;
 
-/// The columns a topic table adds to the variant columns, marked as generated. They are
+/// Field metadata key marking a column that a table fills itself (`_partition`, `_offset`, …
+/// of a topic table): an `INSERT` without a column list leaves such columns out.
+pub const GENERATED_COLUMN: &str = "vcfq.generated";
+
+/// The columns a topic table adds to the variant columns, marked as generated (`with_id`:
+/// also `_id`, the message id as 32 hex digits, on platforms that keep one). They are
 /// nullable because an `INSERT` fills them with NULL (the topic assigns them); reads never
 /// leave them NULL, except `_timestamp`/`_key` of messages without one.
-pub fn metadata_fields() -> Vec<Field> {
+pub fn metadata_fields(with_id: bool) -> Vec<Field> {
     let generated = HashMap::from([(GENERATED_COLUMN.to_string(), "true".to_string())]);
-    vec![
+    let mut fields = vec![
         Field::new("_partition", DataType::Int32, true).with_metadata(generated.clone()),
         Field::new("_offset", DataType::Int64, true).with_metadata(generated.clone()),
         Field::new(
@@ -34,8 +41,51 @@ pub fn metadata_fields() -> Vec<Field> {
             true,
         )
         .with_metadata(generated.clone()),
-        Field::new("_key", DataType::Utf8, true).with_metadata(generated),
-    ]
+        Field::new("_key", DataType::Utf8, true).with_metadata(generated.clone()),
+    ];
+    if with_id {
+        fields.push(Field::new("_id", DataType::Utf8, true).with_metadata(generated));
+    }
+    fields
+}
+
+/// The 128-bit id of a message: FNV-1a over its key, a separator and its value, so that the
+/// same row sent twice has the same id and two different rows (even of one variant) do not.
+/// Never 0 (which Iggy reads as "assign one").
+pub fn message_id(key: Option<&str>, value: &[u8]) -> u128 {
+    const OFFSET: u128 = 0x6c62272e07bb014262b821756295c58d;
+    const PRIME: u128 = 0x0000000001000000000000000000013b;
+    let mut h = OFFSET;
+    let mut eat = |bytes: &[u8]| {
+        for b in bytes {
+            h ^= u128::from(*b);
+            h = h.wrapping_mul(PRIME);
+        }
+    };
+    match key {
+        Some(k) => {
+            eat(&[1]);
+            eat(k.as_bytes());
+        }
+        None => eat(&[0]),
+    }
+    eat(&[0xff]);
+    eat(value);
+    h.max(1)
+}
+
+/// The partition (of `partitions`) a key goes to: FNV-1a 64 of the key, so one variant
+/// always lands in one partition (rows without a key go to partition 0).
+pub fn partition_of(key: Option<&str>, partitions: u32) -> u32 {
+    let Some(key) = key else {
+        return 0;
+    };
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in key.as_bytes() {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    (h % u64::from(partitions.max(1))) as u32
 }
 
 /// One message to write.
@@ -43,6 +93,8 @@ pub fn metadata_fields() -> Vec<Field> {
 pub struct OutMessage {
     /// Canonical variant key (`None` when the row has no chrom/pos/ref).
     pub key: Option<String>,
+    /// Its id, from key and value ([`message_id`]).
+    pub id: u128,
     /// Encoded row.
     pub value: Vec<u8>,
 }
@@ -109,7 +161,11 @@ impl Encoder {
         Ok(keys
             .into_iter()
             .zip(values)
-            .map(|(key, value)| OutMessage { key, value })
+            .map(|(key, value)| OutMessage {
+                id: message_id(key.as_deref(), &value),
+                key,
+                value,
+            })
             .collect())
     }
 }
@@ -214,8 +270,10 @@ pub struct InMessage {
     pub timestamp: Option<i64>,
     /// Its key, as text.
     pub key: Option<String>,
+    /// Its id, on platforms that keep one.
+    pub id: Option<u128>,
     /// Its value (`None`: a tombstone).
-    pub value: Option<Vec<u8>>,
+    pub value: Option<Bytes>,
 }
 
 /// Turns messages into rows of the full table schema (variant columns + metadata columns).
@@ -224,6 +282,7 @@ pub struct Decoder {
     on_error: OnError,
     variant: SchemaRef,
     full: SchemaRef,
+    with_id: bool,
     target: String,
     pending: Vec<InMessage>,
     /// Messages skipped because they did not decode (`on_error = 'skip'`).
@@ -231,14 +290,21 @@ pub struct Decoder {
 }
 
 impl Decoder {
-    /// A decoder for messages carrying `variant` columns; `target` names the topic in errors.
-    pub fn new(format: Format, on_error: OnError, variant: SchemaRef, target: String) -> Self {
+    /// A decoder for messages carrying `variant` columns (and `_id` when `with_id`); `target`
+    /// names the topic in errors.
+    pub fn new(
+        format: Format,
+        on_error: OnError,
+        variant: SchemaRef,
+        with_id: bool,
+        target: String,
+    ) -> Self {
         let mut fields: Vec<Field> = variant
             .fields()
             .iter()
             .map(|f| f.as_ref().clone())
             .collect();
-        fields.extend(metadata_fields());
+        fields.extend(metadata_fields(with_id));
         Decoder {
             format,
             on_error,
@@ -247,6 +313,7 @@ impl Decoder {
                 variant.metadata().clone(),
             )),
             variant,
+            with_id,
             target,
             pending: Vec::new(),
             skipped: 0,
@@ -322,6 +389,13 @@ impl Decoder {
         columns.push(Arc::new(offset.finish()));
         columns.push(Arc::new(timestamp.finish()));
         columns.push(Arc::new(key.finish()));
+        if self.with_id {
+            let mut id = StringBuilder::with_capacity(kept.len(), kept.len() * 32);
+            for m in &kept {
+                id.append_option(m.id.map(|id| format!("{id:032x}")));
+            }
+            columns.push(Arc::new(id.finish()));
+        }
         RecordBatch::try_new(Arc::clone(&self.full), columns)
             .map(Some)
             .map_err(|e| e.to_string())
@@ -437,14 +511,15 @@ mod tests {
             .unwrap();
         assert_eq!(encoded[0].key.as_deref(), Some("chr1:10:CA:T"));
         assert_eq!(encoded[1].key.as_deref(), Some("chr2:20:G:G,GA"));
-        let mut decoder = Decoder::new(format, OnError::Fail, variant_schema(), "t".into());
+        let mut decoder = Decoder::new(format, OnError::Fail, variant_schema(), false, "t".into());
         for (i, m) in encoded.into_iter().enumerate() {
             decoder.push(InMessage {
                 partition: 0,
                 offset: i as i64,
                 timestamp: Some(1000),
                 key: m.key,
-                value: Some(m.value),
+                id: None,
+                value: Some(m.value.into()),
             });
         }
         let batch = decoder.flush().unwrap().unwrap();
@@ -464,6 +539,23 @@ mod tests {
     }
 
     #[test]
+    fn message_ids_follow_key_and_content_and_keys_pick_one_partition() {
+        let a = message_id(Some("chr1:10:A:T"), b"{\"pos\":10}");
+        assert_eq!(a, message_id(Some("chr1:10:A:T"), b"{\"pos\":10}"));
+        assert_ne!(a, message_id(Some("chr1:10:A:T"), b"{\"pos\":11}"));
+        assert_ne!(a, message_id(Some("chr1:10:A:C"), b"{\"pos\":10}"));
+        assert_ne!(message_id(None, b"x"), message_id(Some(""), b"x"));
+        let p = partition_of(Some("chr1:10:A:T"), 7);
+        assert!(p < 7);
+        assert_eq!(p, partition_of(Some("chr1:10:A:T"), 7));
+        let spread: std::collections::HashSet<u32> = (0..100)
+            .map(|i| partition_of(Some(&format!("chr1:{i}:A:T")), 4))
+            .collect();
+        assert_eq!(spread.len(), 4);
+        assert_eq!(partition_of(None, 4), 0);
+    }
+
+    #[test]
     fn rows_round_trip_as_json_and_arrow() {
         round_trip(Format::Json);
         round_trip(Format::ArrowIpc);
@@ -480,13 +572,20 @@ mod tests {
             .encode(&rows())
             .unwrap();
         assert_eq!(encoded[0].value.len(), plain[0].value.len());
-        let mut decoder = Decoder::new(Format::ArrowIpc, OnError::Fail, with_header, "t".into());
+        let mut decoder = Decoder::new(
+            Format::ArrowIpc,
+            OnError::Fail,
+            with_header,
+            false,
+            "t".into(),
+        );
         decoder.push(InMessage {
             partition: 0,
             offset: 0,
             timestamp: None,
             key: None,
-            value: Some(encoded[0].value.clone()),
+            id: None,
+            value: Some(encoded[0].value.clone().into()),
         });
         let batch = decoder.flush().unwrap().unwrap();
         assert_eq!(batch.num_rows(), 1);
@@ -499,20 +598,29 @@ mod tests {
             .encode(&rows())
             .unwrap();
         for on_error in [OnError::Fail, OnError::Skip] {
-            let mut decoder =
-                Decoder::new(Format::Json, on_error, variant_schema(), "kafka x/t".into());
+            let mut decoder = Decoder::new(
+                Format::Json,
+                on_error,
+                variant_schema(),
+                false,
+                "kafka x/t".into(),
+            );
             for (offset, value) in [
-                (0, Some(good[0].value.clone())),
-                (1, Some(b"{\"chrom\": \"1\", \"pos\": \"ten\"}".to_vec())),
-                (2, Some(b"not json".to_vec())),
+                (0, Some(Bytes::from(good[0].value.clone()))),
+                (
+                    1,
+                    Some(Bytes::from_static(b"{\"chrom\": \"1\", \"pos\": \"ten\"}")),
+                ),
+                (2, Some(Bytes::from_static(b"not json"))),
                 (3, None),
-                (4, Some(good[1].value.clone())),
+                (4, Some(Bytes::from(good[1].value.clone()))),
             ] {
                 decoder.push(InMessage {
                     partition: 2,
                     offset,
                     timestamp: None,
                     key: None,
+                    id: None,
                     value,
                 });
             }

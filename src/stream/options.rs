@@ -1,23 +1,54 @@
-//! `OPTIONS (…)` of a topic table, pulled one by one; anything left over is an error.
+//! `OPTIONS (…)` of a topic table, pulled one by one; anything left over (or an option of the
+//! other platform) is an error.
 //!
-//! | option | values | default |
-//! |---|---|---|
-//! | `format` | `json`, `arrow` (Arrow IPC, one row per message) | `json` |
-//! | `mode` | `snapshot` (earliest → high watermark at query start), `follow` (unbounded) | `snapshot` |
-//! | `start` | `earliest`, `latest`, or a timestamp (ms since epoch or RFC 3339) | `earliest` |
-//! | `group.id` | consumer group id given to the broker (offsets are never committed) | `vcfq` |
-//! | `on_error` | `fail` or `skip` (count and report undecodable messages) | `fail` |
-//! | `like` | a VCF/BCF file whose columns the messages carry | VCF site columns |
-//! | `transactional` | `true`: each `INSERT` is one transaction (all or nothing) | `false` |
-//! | `transactional.id` | a fixed transactional id (then one `INSERT` at a time uses it) | `vcfq-<topic>-<random>`, one per producer |
-//! | `partitions`, `replication` | for a topic that `CREATE` makes because it does not exist | 1, 1 |
-//! | `timeout.ms` | metadata/watermark/transaction calls | 10000 |
-//! | `kafka.*` | passed to librdkafka without the prefix (`kafka.security.protocol`, `kafka.sasl.username`, `kafka.message.timeout.ms`, …) | |
+//! | option | platform | values | default |
+//! |---|---|---|---|
+//! | `format` | both | `json`, `arrow` (Arrow IPC, one row per message) | `json` |
+//! | `mode` | both | `snapshot` (earliest → high watermark at query start), `follow` (unbounded) | `snapshot` |
+//! | `start` | both | `earliest`, `latest`, or a timestamp (ms since epoch or RFC 3339) | `earliest` |
+//! | `group.id` | both | consumer group (Kafka) or consumer name (Iggy) given to the platform; offsets are never committed | `vcfq` |
+//! | `on_error` | both | `fail` or `skip` (count and report undecodable messages) | `fail` |
+//! | `like` | both | a VCF/BCF file whose columns the messages carry | VCF site columns |
+//! | `transactional` | Kafka | `true`: each `INSERT` is one transaction (all or nothing) | `false` |
+//! | `transactional.id` | Kafka | a fixed transactional id (then one `INSERT` at a time uses it) | `vcfq-<topic>-<random>`, one per producer |
+//! | `partitions`, `replication` | both (`replication`: Kafka) | for a topic that `CREATE` makes because it does not exist | 1, 1 |
+//! | `timeout.ms` | both | every call to the platform (metadata, reads, writes, transactions) | 10000 |
+//! | `kafka.*` | Kafka | passed to librdkafka without the prefix (`kafka.security.protocol`, `kafka.sasl.username`, `kafka.message.timeout.ms`, …) | |
+//! | `user`, `password` | Iggy | credentials (also `iggy://user:password@host:port/…`); never shown in errors or plans | |
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use crate::VcfError;
+
+/// The platform a topic table is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlatformKind {
+    /// Apache Kafka (`STORED AS KAFKA`).
+    Kafka,
+    /// Apache Iggy (`STORED AS IGGY`).
+    Iggy,
+}
+
+impl PlatformKind {
+    /// `KAFKA`, `IGGY`.
+    pub fn name(self) -> &'static str {
+        match self {
+            PlatformKind::Kafka => "KAFKA",
+            PlatformKind::Iggy => "IGGY",
+        }
+    }
+}
+
+/// A password or token: never printed (`Debug` shows `***`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
 
 /// How messages are encoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,6 +106,10 @@ pub struct TopicOptions {
     pub timeout: Duration,
     /// librdkafka settings.
     pub client: Vec<(String, String)>,
+    /// User name (Iggy).
+    pub user: Option<String>,
+    /// Password (Iggy).
+    pub password: Option<Secret>,
 }
 
 impl Default for TopicOptions {
@@ -92,6 +127,8 @@ impl Default for TopicOptions {
             replication: 1,
             timeout: Duration::from_secs(10),
             client: Vec::new(),
+            user: None,
+            password: None,
         }
     }
 }
@@ -128,9 +165,32 @@ pub fn parse_timestamp(value: &str) -> Option<i64> {
 }
 
 impl TopicOptions {
-    /// Reads `CREATE EXTERNAL TABLE … OPTIONS`.
-    pub fn from_sql_options(options: &HashMap<String, String>) -> Result<Self, VcfError> {
+    /// Reads `CREATE EXTERNAL TABLE … STORED AS <platform> OPTIONS`.
+    pub fn from_sql_options(
+        options: &HashMap<String, String>,
+        platform: PlatformKind,
+    ) -> Result<Self, VcfError> {
         let mut out = TopicOptions::default();
+        let kafka_only = |key: &str| -> Result<(), VcfError> {
+            if platform == PlatformKind::Kafka {
+                Ok(())
+            } else {
+                Err(VcfError::Invalid(format!(
+                    "option '{key}' is for STORED AS KAFKA tables, not {}",
+                    platform.name()
+                )))
+            }
+        };
+        let iggy_only = |key: &str| -> Result<(), VcfError> {
+            if platform == PlatformKind::Iggy {
+                Ok(())
+            } else {
+                Err(VcfError::Invalid(format!(
+                    "option '{key}' is for STORED AS IGGY tables, not {}",
+                    platform.name()
+                )))
+            }
+        };
         let mut keys: Vec<&String> = options.keys().collect();
         keys.sort();
         for raw_key in keys {
@@ -169,10 +229,27 @@ impl TopicOptions {
                     }
                 }
                 "like" => out.like = Some(value.clone()),
-                "transactional" => out.transactional = parse_bool(key, value)?,
-                "transactional.id" => out.transactional_id = Some(value.clone()),
+                "transactional" => {
+                    kafka_only(key)?;
+                    out.transactional = parse_bool(key, value)?
+                }
+                "transactional.id" => {
+                    kafka_only(key)?;
+                    out.transactional_id = Some(value.clone())
+                }
                 "partitions" => out.partitions = parse_positive(key, value)?,
-                "replication" => out.replication = parse_positive(key, value)?,
+                "replication" => {
+                    kafka_only(key)?;
+                    out.replication = parse_positive(key, value)?
+                }
+                "user" => {
+                    iggy_only(key)?;
+                    out.user = Some(value.clone())
+                }
+                "password" => {
+                    iggy_only(key)?;
+                    out.password = Some(Secret(value.clone()))
+                }
                 "timeout.ms" => {
                     out.timeout = Duration::from_millis(
                         value
@@ -182,10 +259,20 @@ impl TopicOptions {
                 }
                 _ => {
                     if let Some(setting) = key.strip_prefix("kafka.") {
+                        kafka_only(key)?;
                         out.client.push((setting.to_string(), value.clone()));
                     } else {
+                        let known = match platform {
+                            PlatformKind::Kafka => {
+                                "format, mode, start, group.id, on_error, like, transactional, transactional.id, partitions, replication, timeout.ms, kafka.*"
+                            }
+                            PlatformKind::Iggy => {
+                                "format, mode, start, group.id, on_error, like, partitions, timeout.ms, user, password"
+                            }
+                        };
                         return Err(VcfError::Invalid(format!(
-                            "unknown option '{key}' for STORED AS KAFKA (known: format, mode, start, group.id, on_error, like, transactional, transactional.id, partitions, replication, timeout.ms, kafka.*)"
+                            "unknown option '{key}' for STORED AS {} (known: {known})",
+                            platform.name()
                         )));
                     }
                 }
@@ -196,7 +283,7 @@ impl TopicOptions {
 }
 
 /// `host:port[,host:port…]/topic` → (bootstrap servers, topic).
-pub fn parse_location(location: &str) -> Result<(String, String), VcfError> {
+pub fn parse_kafka_location(location: &str) -> Result<(String, String), VcfError> {
     let plain = location.strip_prefix("kafka://").unwrap_or(location);
     match plain.rsplit_once('/') {
         Some((servers, topic)) if !servers.is_empty() && !topic.is_empty() => {
@@ -217,7 +304,7 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        TopicOptions::from_sql_options(&map)
+        TopicOptions::from_sql_options(&map, PlatformKind::Kafka)
     }
 
     #[test]
@@ -250,11 +337,42 @@ mod tests {
     }
 
     #[test]
+    fn options_of_the_other_platform_are_rejected_and_passwords_never_print() {
+        let map = |pairs: &[(&str, &str)]| -> HashMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let e =
+            TopicOptions::from_sql_options(&map(&[("transactional", "true")]), PlatformKind::Iggy)
+                .unwrap_err()
+                .to_string();
+        assert!(
+            e.contains("'transactional' is for STORED AS KAFKA tables, not IGGY"),
+            "{e}"
+        );
+        let e = TopicOptions::from_sql_options(&map(&[("kafka.acks", "1")]), PlatformKind::Iggy)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("for STORED AS KAFKA"), "{e}");
+        let e = opts(&[("password", "x")]).unwrap_err().to_string();
+        assert!(e.contains("for STORED AS IGGY tables, not KAFKA"), "{e}");
+        let o = TopicOptions::from_sql_options(
+            &map(&[("user", "u"), ("password", "hunter2"), ("partitions", "3")]),
+            PlatformKind::Iggy,
+        )
+        .unwrap();
+        assert_eq!(o.partitions, 3);
+        assert!(!format!("{o:?}").contains("hunter2"));
+    }
+
+    #[test]
     fn locations_name_servers_and_topic() {
         assert_eq!(
-            parse_location("a:9092,b:9092/calls").unwrap(),
+            parse_kafka_location("a:9092,b:9092/calls").unwrap(),
             ("a:9092,b:9092".to_string(), "calls".to_string())
         );
-        assert!(parse_location("localhost:9092").is_err());
+        assert!(parse_kafka_location("localhost:9092").is_err());
     }
 }

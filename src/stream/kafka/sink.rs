@@ -16,9 +16,9 @@ use rdkafka::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 
-use super::{TopicSink, TopicWriter};
 use crate::stream::StreamError;
 use crate::stream::codec::OutMessage;
+use crate::stream::sink::{TopicSink, TopicWriter};
 
 /// Deliveries awaited before queueing more (librdkafka's own queue is bounded too).
 const MAX_IN_FLIGHT: usize = 100_000;

@@ -1,8 +1,6 @@
-//! `INSERT INTO topic SELECT …`: rows become messages ([`crate::stream::codec`]) written
-//! through a [`TopicSink`]. The trait is small so that a coordinator can route the same
-//! messages to Iggy or Kafka.
-
-pub mod kafka;
+//! `INSERT INTO topic SELECT …`: rows become messages ([`super::codec`]) written through a
+//! [`TopicSink`]. The trait is small so that a coordinator can route the same messages to Iggy
+//! or Kafka.
 
 use std::fmt;
 use std::sync::Arc;
@@ -15,8 +13,8 @@ use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType};
 use futures::StreamExt;
 
-use crate::stream::StreamError;
-use crate::stream::codec::{Encoder, OutMessage};
+use super::StreamError;
+use super::codec::{Encoder, OutMessage};
 
 /// A topic that takes messages.
 #[async_trait]

@@ -1,0 +1,338 @@
+//! The scan of a topic table, the same for every platform: partitions grouped onto readers
+//! (one DataFusion partition and one platform client each), each reader on its own thread
+//! ([`crate::readers`]) decoding messages in batches, filtering (follow mode), projecting,
+//! stopping at each partition's end offset, at LIMIT, or when the query is dropped — and
+//! saying which of these ended it.
+
+use std::fmt;
+use std::sync::Arc;
+
+use datafusion::arrow::array::AsArray;
+use datafusion::arrow::compute::filter_record_batch;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::error::Result;
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
+use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
+};
+
+use super::StreamError;
+use super::codec::Decoder;
+use super::platform::{Event, PartitionRange, PartitionSource};
+use super::table::TopicTable;
+use crate::readers::{self, Ending, Flow, Outlet};
+
+/// Rows per batch read.
+const BATCH_ROWS: usize = 8192;
+
+/// Reads a topic's partitions, one group of them per DataFusion partition.
+#[derive(Debug)]
+pub struct TopicExec {
+    table: TopicTable,
+    /// Partitions to read, grouped: one group per DataFusion partition (one reader).
+    groups: Vec<Vec<PartitionRange>>,
+    projection: Option<Vec<usize>>,
+    /// Filters applied by the reader itself (follow mode), over the full schema.
+    predicate: Option<Arc<dyn PhysicalExpr>>,
+    limit: Option<usize>,
+    schema: SchemaRef,
+    properties: Arc<PlanProperties>,
+}
+
+impl TopicExec {
+    /// Reads `ranges` of `table` with at most `readers` readers.
+    pub fn new(
+        table: TopicTable,
+        ranges: Vec<PartitionRange>,
+        readers: usize,
+        projection: Option<Vec<usize>>,
+        predicate: Option<Arc<dyn PhysicalExpr>>,
+        limit: Option<usize>,
+    ) -> Result<Self> {
+        let readers = readers.clamp(1, ranges.len().max(1));
+        let mut groups: Vec<Vec<PartitionRange>> = vec![Vec::new(); readers];
+        for (i, range) in ranges.into_iter().enumerate() {
+            groups[i % readers].push(range);
+        }
+        let full = datafusion::catalog::TableProvider::schema(&table);
+        let schema = match &projection {
+            Some(p) => Arc::new(full.project(p)?),
+            None => full,
+        };
+        let properties = Arc::new(PlanProperties::new(
+            EquivalenceProperties::new(Arc::clone(&schema)),
+            Partitioning::UnknownPartitioning(groups.len()),
+            EmissionType::Incremental,
+            if table.options().follow {
+                Boundedness::Unbounded {
+                    requires_infinite_memory: false,
+                }
+            } else {
+                Boundedness::Bounded
+            },
+        ));
+        Ok(TopicExec {
+            table,
+            groups,
+            projection,
+            predicate,
+            limit,
+            schema,
+            properties,
+        })
+    }
+
+    /// The partition ranges read, in reading order.
+    pub fn ranges(&self) -> impl Iterator<Item = &PartitionRange> {
+        self.groups.iter().flatten()
+    }
+}
+
+impl DisplayAs for TopicExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        let mut ranges: Vec<&PartitionRange> = self.ranges().collect();
+        ranges.sort_by_key(|r| r.partition);
+        let ranges: Vec<String> = ranges
+            .iter()
+            .map(|r| match r.end {
+                Some(end) => format!("{}:{}..{}", r.partition, r.start, end),
+                None => format!("{}:{}..", r.partition, r.start),
+            })
+            .collect();
+        write!(
+            f,
+            "{}: {}, partitions=[{}], mode={}",
+            self.table.platform().scan_name(),
+            self.table.target(),
+            ranges.join(", "),
+            if self.table.options().follow {
+                "follow"
+            } else {
+                "snapshot"
+            }
+        )?;
+        if let Some(predicate) = &self.predicate {
+            write!(f, ", filter={predicate}")?;
+        }
+        if let Some(limit) = self.limit {
+            write!(f, ", limit={limit}")?;
+        }
+        Ok(())
+    }
+}
+
+impl ExecutionPlan for TopicExec {
+    fn name(&self) -> &str {
+        self.table.platform().scan_name()
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        Vec::new()
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        _children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        Ok(self)
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        _context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
+        let schema = Arc::clone(&self.schema);
+        let ranges = self.groups.get(partition).cloned().unwrap_or_default();
+        if ranges.is_empty() {
+            // a topic with no partition to read: one empty partition
+            return Ok(Box::pin(RecordBatchStreamAdapter::new(
+                schema,
+                futures::stream::empty(),
+            )));
+        }
+        let partitions: Vec<String> = ranges.iter().map(|r| r.partition.to_string()).collect();
+        let target = format!("{} partition {}", self.table.target(), partitions.join(","));
+        let name = format!(
+            "{}-{}",
+            self.table.platform().scan_name(),
+            partitions.first().map_or("", String::as_str)
+        );
+        let reader = PartitionReader {
+            table: self.table.clone(),
+            ranges,
+            projection: self.projection.clone(),
+            predicate: self.predicate.clone(),
+            limit: self.limit,
+            target: target.clone(),
+            batches: 0,
+        };
+        let started = readers::spawn(name, target.clone(), move |out| reader.run(out))?;
+        Ok(readers::ordered_stream(
+            schema,
+            vec![started],
+            vec![target],
+            None,
+        ))
+    }
+}
+
+/// Reads a group of partitions through one [`PartitionSource`] on its own thread, sending
+/// batches until every partition reaches its end offset (or LIMIT, or the query is dropped).
+struct PartitionReader {
+    table: TopicTable,
+    ranges: Vec<PartitionRange>,
+    projection: Option<Vec<usize>>,
+    predicate: Option<Arc<dyn PhysicalExpr>>,
+    limit: Option<usize>,
+    /// `kafka host:port/topic partition 0,2`, for errors.
+    target: String,
+    /// Batches sent so far.
+    batches: usize,
+}
+
+impl PartitionReader {
+    fn run(mut self, out: &Outlet) -> Result<Ending> {
+        let ending = self.read(out)?;
+        if ending == Ending::Finished && out.unit_done() == Flow::Abandoned {
+            return Ok(Ending::Abandoned);
+        }
+        Ok(ending)
+    }
+
+    /// Sends what the decoder holds (filtered and projected); false when the consumer is gone.
+    fn send(&mut self, out: &Outlet, decoder: &mut Decoder, sent: &mut usize) -> Result<bool> {
+        let batch = decoder
+            .flush()
+            .map_err(|e| StreamError::permanent(self.table.target(), e))?;
+        let Some(batch) = batch else {
+            return Ok(true);
+        };
+        let batch = match &self.predicate {
+            Some(predicate) => {
+                let mask = predicate
+                    .evaluate(&batch)
+                    .and_then(|mask| mask.into_array(batch.num_rows()))?;
+                filter_record_batch(&batch, mask.as_boolean())?
+            }
+            None => batch,
+        };
+        if batch.num_rows() == 0 {
+            return Ok(true);
+        }
+        let batch = match &self.projection {
+            Some(p) => batch
+                .project(p)
+                .map_err(|e| StreamError::permanent(self.table.target(), e))?,
+            None => batch,
+        };
+        *sent += batch.num_rows();
+        readers::fault_point(|| self.target.clone(), self.batches);
+        self.batches += 1;
+        Ok(out.send(batch) == Flow::Continue)
+    }
+
+    fn read(&mut self, out: &Outlet) -> Result<Ending> {
+        let follow = self.table.options().follow;
+        // partitions still being read, with their end offsets
+        let mut open: Vec<PartitionRange> = self
+            .ranges
+            .iter()
+            .copied()
+            .filter(|r| r.end.is_none_or(|end| r.start < end))
+            .collect();
+        if open.is_empty() {
+            return Ok(Ending::Finished);
+        }
+        let mut source: Box<dyn PartitionSource> = self.table.platform().open_source(&open)?;
+        let options = self.table.options();
+        let mut decoder = Decoder::new(
+            options.format,
+            options.on_error,
+            Arc::clone(self.table.variant()),
+            self.table.platform().has_message_ids(),
+            self.table.target(),
+        );
+        let mut sent = 0usize;
+        let limit = self.limit;
+        let mut events = Vec::new();
+        let finish = |open: &mut Vec<PartitionRange>,
+                      source: &mut Box<dyn PartitionSource>,
+                      partition: i32| {
+            open.retain(|r| r.partition != partition);
+            source.close(partition);
+        };
+        while !open.is_empty() {
+            if out.is_closed() {
+                return Ok(Ending::Abandoned);
+            }
+            events.clear();
+            source.poll(&mut events)?;
+            if events.is_empty() {
+                // nothing new: what waits goes out now (a followed topic may be quiet a while)
+                if !decoder.is_empty() && !self.send(out, &mut decoder, &mut sent)? {
+                    return Ok(Ending::Abandoned);
+                }
+                continue;
+            }
+            for event in events.drain(..) {
+                match event {
+                    Event::CaughtUp(partition) => {
+                        if !follow && open.iter().any(|r| r.partition == partition) {
+                            // a snapshot partition is finished at its current end too (the
+                            // end offset may count markers that are not messages)
+                            finish(&mut open, &mut source, partition);
+                        } else if !decoder.is_empty() && !self.send(out, &mut decoder, &mut sent)? {
+                            return Ok(Ending::Abandoned);
+                        }
+                    }
+                    Event::Message(m) => {
+                        let (partition, offset) = (m.partition, m.offset);
+                        let Some(range) = open.iter().find(|r| r.partition == partition).copied()
+                        else {
+                            continue;
+                        };
+                        if offset < range.start {
+                            continue;
+                        }
+                        if range.end.is_some_and(|end| offset >= end) {
+                            finish(&mut open, &mut source, partition);
+                            continue;
+                        }
+                        decoder.push(m);
+                        if range.end.is_some_and(|end| offset + 1 >= end) {
+                            finish(&mut open, &mut source, partition);
+                        }
+                    }
+                }
+            }
+            let enough = limit.is_some_and(|l| sent + decoder.len() >= l);
+            if decoder.len() >= BATCH_ROWS || open.is_empty() || enough {
+                if !self.send(out, &mut decoder, &mut sent)? {
+                    return Ok(Ending::Abandoned);
+                }
+                if limit.is_some_and(|l| sent >= l) {
+                    return Ok(Ending::LimitReached);
+                }
+            }
+        }
+        if !self.send(out, &mut decoder, &mut sent)? {
+            return Ok(Ending::Abandoned);
+        }
+        if decoder.skipped > 0 {
+            log::warn!(
+                "{}: skipped {} message(s) that do not decode",
+                self.table.target(),
+                decoder.skipped
+            );
+        }
+        Ok(Ending::Finished)
+    }
+}

@@ -1,0 +1,669 @@
+//! Iggy topics as tables and sinks, against a real Apache Iggy server 0.8.0 started by
+//! `scripts/iggy start` (`scripts/test.sh` does it and exports `VCFQ_IGGY`). Without a server
+//! (no `$IGGY_SERVER` and no source tarball in ../shared/vendor) these tests say so and pass;
+//! with one they must run.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use datafusion::arrow::array::{AsArray, RecordBatch};
+use datafusion::arrow::compute::concat_batches;
+use datafusion::arrow::datatypes::Int64Type;
+use datafusion::prelude::SessionContext;
+use futures::StreamExt;
+use iggy::prelude::{
+    AutoLogin, Client, Identifier, IggyMessage, MessageClient, Partitioning, TcpClient,
+    TcpClientConfig,
+};
+
+use crate::fixtures::{GEN_RECORDS, data_dir};
+
+fn script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/iggy")
+}
+
+/// The test server's `iggy://user:pass@host:port`, or `None` (and a line saying why) when
+/// no Iggy server can be had on this machine.
+fn server() -> Option<String> {
+    if let Ok(url) = std::env::var("VCFQ_IGGY") {
+        return Some(url.trim().to_string());
+    }
+    let available = Command::new(script())
+        .arg("available")
+        .status()
+        .is_ok_and(|s| s.success());
+    if !available {
+        eprintln!(
+            "iggy tests skipped: no Iggy server (set IGGY_SERVER=/path/to/iggy-server or put iggy-server-0.8.0.tar.gz in ../shared/vendor, then run scripts/test.sh)"
+        );
+        return None;
+    }
+    panic!(
+        "VCFQ_IGGY is not set: run the tests with scripts/test.sh, or start a server with \
+         `scripts/iggy start DIR` and export VCFQ_IGGY=<the URL it prints>"
+    );
+}
+
+/// A name no other test (or earlier run) uses.
+fn unique(name: &str) -> String {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!(
+        "{name}-{}-{}-{}",
+        std::process::id(),
+        nanos % 1_000_000_000,
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+fn ctx() -> SessionContext {
+    vcfq::SessionBuilder::new().build().expect("session")
+}
+
+async fn run(ctx: &SessionContext, sql: &str) -> datafusion::error::Result<Vec<RecordBatch>> {
+    vcfq::session::sql(ctx, sql).await?.collect().await
+}
+
+async fn count(ctx: &SessionContext, sql: &str) -> i64 {
+    let batches = run(ctx, sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    batches[0].column(0).as_primitive::<Int64Type>().value(0)
+}
+
+async fn explain(ctx: &SessionContext, sql: &str) -> String {
+    let plan = run(ctx, &format!("EXPLAIN {sql}")).await.expect("explain");
+    datafusion::arrow::util::pretty::pretty_format_batches(&plan)
+        .expect("format")
+        .to_string()
+}
+
+/// `CREATE EXTERNAL TABLE name STORED AS IGGY` on `stream/topic` of `url`.
+async fn create(ctx: &SessionContext, url: &str, name: &str, topic: &str, options: &str) {
+    let sql = format!(
+        "CREATE EXTERNAL TABLE {name} STORED AS IGGY LOCATION '{url}/vcfq-tests/{topic}' {options}"
+    );
+    run(ctx, &sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
+fn inserted(batches: &[RecordBatch]) -> u64 {
+    batches[0]
+        .column(0)
+        .as_primitive::<datafusion::arrow::datatypes::UInt64Type>()
+        .value(0)
+}
+
+fn path(name: &str) -> String {
+    data_dir().join(name).display().to_string()
+}
+
+/// `host:port` of an `iggy://user:pass@host:port` URL.
+fn address(url: &str) -> String {
+    url.rsplit_once('@')
+        .map_or(url, |(_, a)| a)
+        .trim_end_matches('/')
+        .to_string()
+}
+
+/// A client of the SDK itself, to put messages vcfq did not write.
+async fn raw_client(url: &str) -> TcpClient {
+    let config = TcpClientConfig {
+        server_address: address(url),
+        auto_login: AutoLogin::Enabled(iggy_common::Credentials::UsernamePassword(
+            "vcfq".into(),
+            secrecy::SecretString::from("vcfq-test".to_string()),
+        )),
+        ..TcpClientConfig::default()
+    };
+    let client = TcpClient::create(Arc::new(config)).expect("client");
+    tokio::time::timeout(Duration::from_secs(20), Client::connect(&client))
+        .await
+        .expect("connects in time")
+        .expect("connect");
+    client
+}
+
+async fn round_trip(url: &str, format: &str) {
+    let ctx = ctx();
+    let t = unique(&format!("roundtrip-{format}"));
+    let vcf = path("gen.vcf.gz");
+    create(
+        &ctx,
+        url,
+        "calls",
+        &t,
+        &format!("OPTIONS ('like' '{vcf}', 'partitions' '3', 'format' '{format}')"),
+    )
+    .await;
+    let written = run(&ctx, &format!("INSERT INTO calls SELECT * FROM '{vcf}'"))
+        .await
+        .expect("insert");
+    assert_eq!(inserted(&written), GEN_RECORDS);
+    assert_eq!(
+        count(&ctx, "SELECT count(*) FROM calls").await,
+        GEN_RECORDS as i64
+    );
+    assert_eq!(
+        count(&ctx, "SELECT count(DISTINCT _partition) FROM calls").await,
+        3,
+        "keys spread over the partitions"
+    );
+    // rows out equal rows in, column by column
+    let order = "ORDER BY chrom, pos, id, ref, array_to_string(alt, ','), qual";
+    let columns = "chrom, pos, id, ref, alt, qual, filter, info, genotypes";
+    let back = run(&ctx, &format!("SELECT {columns} FROM calls {order}"))
+        .await
+        .expect("read");
+    let original = run(&ctx, &format!("SELECT {columns} FROM '{vcf}' {order}"))
+        .await
+        .expect("vcf");
+    let back = concat_batches(&back[0].schema(), &back).expect("concat");
+    let original = concat_batches(&original[0].schema(), &original).expect("concat");
+    assert_eq!(back.num_rows(), original.num_rows());
+    for (i, field) in original.schema().fields().iter().enumerate() {
+        assert_eq!(
+            back.column(i).to_data(),
+            original.column(i).to_data(),
+            "column {} differs after the round trip ({format})",
+            field.name()
+        );
+    }
+    // keyed by the canonical variant key; one variant, one partition; ids are 32 hex digits
+    assert_eq!(
+        count(
+            &ctx,
+            "SELECT count(*) FROM calls WHERE _key IS NULL OR NOT starts_with(_key, chrom || ':') OR length(_id) <> 32"
+        )
+        .await,
+        0
+    );
+    assert_eq!(
+        count(&ctx, "SELECT count(DISTINCT _id) FROM calls").await,
+        GEN_RECORDS as i64,
+        "distinct rows have distinct ids"
+    );
+    // the same rows again: the same ids, in the same partitions
+    run(
+        &ctx,
+        &format!("INSERT INTO calls SELECT * FROM '{vcf}' WHERE pos < 2000000"),
+    )
+    .await
+    .expect("insert again");
+    assert_eq!(
+        count(
+            &ctx,
+            "SELECT count(*) FROM (SELECT _id FROM calls GROUP BY _id HAVING count(*) = 2 AND count(DISTINCT _partition) = 1)"
+        )
+        .await,
+        count(&ctx, &format!("SELECT count(*) FROM '{vcf}' WHERE pos < 2000000")).await,
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn round_trip_of_a_generated_vcf_keeps_every_column() {
+    let Some(url) = server() else { return };
+    round_trip(&url, "json").await;
+    round_trip(&url, "arrow").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_select_reads_the_snapshot_taken_when_it_starts() {
+    let Some(url) = server() else { return };
+    let ctx = ctx();
+    let t = unique("snapshot");
+    let sample = path("sample.vcf");
+    create(&ctx, &url, "sites", &t, "").await;
+    let insert =
+        format!("INSERT INTO sites SELECT chrom, pos, id, ref, alt, qual, filter FROM '{sample}'");
+    assert_eq!(inserted(&run(&ctx, &insert).await.expect("insert")), 6);
+    let mut stream = vcfq::session::sql(&ctx, "SELECT pos FROM sites")
+        .await
+        .expect("plan")
+        .execute_stream()
+        .await
+        .expect("stream");
+    assert_eq!(
+        inserted(&run(&ctx, &insert).await.expect("insert again")),
+        6
+    );
+    let mut rows = 0;
+    while let Some(batch) = stream.next().await {
+        rows += batch.expect("batch").num_rows();
+    }
+    assert_eq!(rows, 6, "rows written after the query started are not read");
+    assert_eq!(count(&ctx, "SELECT count(*) FROM sites").await, 12);
+
+    let future_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64 + 3_600_000)
+        .unwrap_or(i64::MAX);
+    for (i, (start, expected)) in [
+        ("latest".to_string(), 0),
+        ("0".to_string(), 12),
+        ("2001-01-01T00:00:00Z".to_string(), 12),
+        (future_ms.to_string(), 0),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        create(
+            &ctx,
+            &url,
+            &format!("s{i}"),
+            &t,
+            &format!("OPTIONS ('start' '{start}')"),
+        )
+        .await;
+        assert_eq!(
+            count(&ctx, &format!("SELECT count(*) FROM s{i}")).await,
+            expected,
+            "start {start}"
+        );
+    }
+    assert_eq!(
+        count(
+            &ctx,
+            "SELECT count(*) FROM sites WHERE _timestamp >= now() - INTERVAL '1 hour'"
+        )
+        .await,
+        12
+    );
+    assert_eq!(
+        count(
+            &ctx,
+            "SELECT count(*) FROM sites WHERE _timestamp > now() + INTERVAL '1 hour'"
+        )
+        .await,
+        0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follow_mode_streams_until_the_limit_and_waits_for_new_rows() {
+    let Some(url) = server() else { return };
+    let ctx = ctx();
+    let t = unique("follow");
+    let sample = path("sample.vcf");
+    create(&ctx, &url, "live", &t, "OPTIONS ('mode' 'follow')").await;
+    let insert =
+        format!("INSERT INTO live SELECT chrom, pos, id, ref, alt, qual, filter FROM '{sample}'");
+    run(&ctx, &insert).await.expect("insert");
+    let text = explain(
+        &ctx,
+        "SELECT pos FROM live WHERE pos > 100 AND _offset >= 1",
+    )
+    .await;
+    assert!(
+        text.contains("IggyExec")
+            && text.contains("partitions=[0:1..]")
+            && text.contains("mode=follow")
+            && text.contains("filter=pos@1 > 100"),
+        "{text}"
+    );
+    assert!(!text.contains("FilterExec"), "{text}");
+    let filtered = tokio::time::timeout(
+        Duration::from_secs(60),
+        run(&ctx, "SELECT pos FROM live WHERE pos > 100 LIMIT 2"),
+    )
+    .await
+    .expect("ends")
+    .expect("query");
+    let pos: Vec<i64> = filtered
+        .iter()
+        .flat_map(|b| b.column(0).as_primitive::<Int64Type>().values().to_vec())
+        .collect();
+    assert_eq!(pos, vec![200, 300]);
+    // more rows than the topic holds: the query waits for them
+    let reader = {
+        let ctx = ctx.clone();
+        tokio::spawn(async move { run(&ctx, "SELECT pos FROM live LIMIT 9").await })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!reader.is_finished(), "9 rows cannot be read from 6");
+    run(&ctx, &insert).await.expect("insert more");
+    let waited = tokio::time::timeout(Duration::from_secs(60), reader)
+        .await
+        .expect("the follow query sees the new rows")
+        .expect("join")
+        .expect("query");
+    assert_eq!(waited.iter().map(RecordBatch::num_rows).sum::<usize>(), 9);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partition_and_offset_filters_become_poll_positions() {
+    let Some(url) = server() else { return };
+    let ctx = ctx();
+    let t = unique("pushdown");
+    let vcf = path("gen.vcf.gz");
+    create(&ctx, &url, "calls", &t, "OPTIONS ('partitions' '2')").await;
+    run(
+        &ctx,
+        &format!("INSERT INTO calls SELECT chrom, pos, id, ref, alt, qual, filter FROM '{vcf}' WHERE pos < 5000000"),
+    )
+    .await
+    .expect("insert");
+    let in_1 = count(&ctx, "SELECT count(*) FROM calls WHERE _partition = 1").await;
+    assert!(in_1 > 10, "{in_1}");
+    let sql = "SELECT count(*) FROM calls WHERE _partition = 1 AND _offset >= 5 AND _offset < 10";
+    assert_eq!(count(&ctx, sql).await, 5);
+    let text = explain(&ctx, sql).await;
+    assert!(text.contains("partitions=[1:5..10]"), "{text}");
+    let full = count(
+        &ctx,
+        "SELECT count(*) FROM (SELECT * FROM calls) WHERE _partition + 0 = 1 AND _offset + 0 BETWEEN 5 AND 9",
+    )
+    .await;
+    assert_eq!(full, 5);
+    // offsets are those of the partition: 0, 1, 2, … with no gap
+    assert_eq!(
+        count(
+            &ctx,
+            "SELECT count(*) FROM (SELECT _partition, max(_offset) + 1 - count(*) AS gap FROM calls GROUP BY _partition) WHERE gap <> 0"
+        )
+        .await,
+        0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undecodable_messages_are_reported_or_skipped() {
+    let Some(url) = server() else { return };
+    let ctx = ctx();
+    let t = unique("garbage");
+    create(&ctx, &url, "strict", &t, "").await;
+    let client = raw_client(&url).await;
+    let mut messages: Vec<IggyMessage> = [
+        r#"{"chrom":"chr1","pos":10,"ref":"A","alt":["C"]}"#,
+        "not json",
+        r#"{"chrom":"chr1","pos":"twenty","ref":"A"}"#,
+        r#"{"chrom":"chr1","pos":30,"ref":"G","alt":["T"]}"#,
+    ]
+    .iter()
+    .map(|v| IggyMessage::from_str(v).expect("message"))
+    .collect();
+    client
+        .send_messages(
+            &Identifier::named("vcfq-tests").unwrap(),
+            &Identifier::named(&t).unwrap(),
+            &Partitioning::partition_id(0),
+            &mut messages,
+        )
+        .await
+        .expect("send");
+    let e = run(&ctx, "SELECT * FROM strict")
+        .await
+        .expect_err("bad message")
+        .to_string();
+    assert!(
+        e.contains(&format!(
+            "/vcfq-tests/{t} partition 0 offset 1: message does not decode"
+        )),
+        "{e}"
+    );
+    create(&ctx, &url, "lenient", &t, "OPTIONS ('on_error' 'skip')").await;
+    let rows = run(&ctx, "SELECT pos, _key FROM lenient ORDER BY pos")
+        .await
+        .expect("skip");
+    let pos: Vec<i64> = rows
+        .iter()
+        .flat_map(|b| b.column(0).as_primitive::<Int64Type>().values().to_vec())
+        .collect();
+    assert_eq!(pos, vec![10, 30]);
+    assert_eq!(
+        rows[0].column(1).null_count(),
+        rows[0].num_rows(),
+        "no key header"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_credentials_and_unreachable_servers_are_one_line_errors_in_bounded_time() {
+    let Some(url) = server() else { return };
+    let ctx = ctx();
+    let addr = address(&url);
+    let started = Instant::now();
+    let e = run(
+        &ctx,
+        &format!("CREATE EXTERNAL TABLE w STORED AS IGGY LOCATION 'iggy://vcfq:wrong-secret@{addr}/s/t' OPTIONS ('timeout.ms' '3000')"),
+    )
+    .await
+    .expect_err("wrong password")
+    .to_string();
+    assert!(
+        e.contains(&format!(
+            "iggy {addr}/s/t: cannot connect: wrong user name or password"
+        )),
+        "{e}"
+    );
+    assert!(!e.contains("wrong-secret") && !e.contains('\n'), "{e}");
+    let e = run(
+        &ctx,
+        "CREATE EXTERNAL TABLE n STORED AS IGGY LOCATION 'iggy://vcfq:pw@127.0.0.1:1/s/t' OPTIONS ('timeout.ms' '3000')",
+    )
+    .await
+    .expect_err("no server")
+    .to_string();
+    assert!(e.contains("iggy 127.0.0.1:1/s/t: cannot connect"), "{e}");
+    assert!(!e.contains("pw@") && !e.contains('\n'), "{e}");
+    // a port that accepts but never answers: the timeout ends it
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("listener");
+    let silent_addr = silent.local_addr().expect("addr");
+    let e = run(
+        &ctx,
+        &format!("CREATE EXTERNAL TABLE h STORED AS IGGY LOCATION 'iggy://vcfq:pw@{silent_addr}/s/t' OPTIONS ('timeout.ms' '2000')"),
+    )
+    .await
+    .expect_err("a server that never answers")
+    .to_string();
+    assert!(e.contains("no answer within 2000 ms"), "{e}");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "bounded by the timeouts: {:?}",
+        started.elapsed()
+    );
+    // options of the other platform are rejected
+    let e = run(
+        &ctx,
+        &format!("CREATE EXTERNAL TABLE x STORED AS IGGY LOCATION '{url}/s/t' OPTIONS ('transactional' 'true')"),
+    )
+    .await
+    .expect_err("kafka option")
+    .to_string();
+    assert!(e.contains("is for STORED AS KAFKA tables"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_may_be_options_and_never_show_in_plans() {
+    let Some(url) = server() else { return };
+    let ctx = ctx();
+    let t = unique("creds");
+    let addr = address(&url);
+    run(
+        &ctx,
+        &format!("CREATE EXTERNAL TABLE c STORED AS IGGY LOCATION '{addr}/vcfq-tests/{t}' OPTIONS ('user' 'vcfq', 'password' 'vcfq-test')"),
+    )
+    .await
+    .expect("create with credentials as options");
+    run(
+        &ctx,
+        &format!(
+            "INSERT INTO c SELECT chrom, pos, id, ref, alt, qual, filter FROM '{}'",
+            path("sample.vcf")
+        ),
+    )
+    .await
+    .expect("insert");
+    let text = explain(&ctx, "SELECT * FROM c").await;
+    assert!(
+        text.contains(&format!("iggy {addr}/vcfq-tests/{t}")),
+        "{text}"
+    );
+    assert!(!text.contains("vcfq-test"), "{text}");
+    let verbose = run(&ctx, "EXPLAIN VERBOSE SELECT * FROM c")
+        .await
+        .expect("verbose");
+    let verbose = datafusion::arrow::util::pretty::pretty_format_batches(&verbose)
+        .expect("format")
+        .to_string();
+    assert!(
+        !verbose.contains("vcfq-test"),
+        "password in EXPLAIN VERBOSE"
+    );
+}
+
+/// An Iggy server of this test's own (it gets killed), stopped on drop.
+struct OwnServer {
+    dir: PathBuf,
+    url: String,
+}
+
+impl OwnServer {
+    fn start(dir: &Path) -> OwnServer {
+        let out = Command::new(script())
+            .arg("start")
+            .arg(dir)
+            .output()
+            .expect("scripts/iggy start");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        OwnServer {
+            dir: dir.to_path_buf(),
+            url: String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        }
+    }
+
+    /// `kill -9`: no chance to save anything.
+    fn kill(&self) {
+        let pid = std::fs::read_to_string(self.dir.join("pid")).expect("pid");
+        let status = Command::new("kill")
+            .args(["-9", pid.trim()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+        // wait until it is gone
+        for _ in 0..100 {
+            let alive = Command::new("kill")
+                .args(["-0", pid.trim()])
+                .status()
+                .is_ok_and(|s| s.success());
+            if !alive {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for OwnServer {
+    fn drop(&mut self) {
+        let _ = Command::new(script()).arg("stop").arg(&self.dir).status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_killed_during_an_insert_fails_the_statement() {
+    if server().is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("dir");
+    let own = OwnServer::start(dir.path());
+    let ctx = ctx();
+    let t = unique("dies");
+    create(
+        &ctx,
+        &own.url,
+        "doomed",
+        &t,
+        "OPTIONS ('timeout.ms' '5000')",
+    )
+    .await;
+    let insert = {
+        let ctx = ctx.clone();
+        tokio::spawn(async move {
+            run(
+                &ctx,
+                "INSERT INTO doomed (chrom, pos, ref) SELECT 'chr1', value, 'A' FROM generate_series(1, 1000000000)",
+            )
+            .await
+        })
+    };
+    // wait until messages arrive, then kill the server under the running INSERT
+    let mut seen = 0;
+    for _ in 0..300 {
+        seen = count(&ctx, "SELECT count(*) FROM doomed").await;
+        if seen > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(seen > 0, "the INSERT never got going");
+    own.kill();
+    let result = tokio::time::timeout(Duration::from_secs(120), insert)
+        .await
+        .expect("the INSERT ends")
+        .expect("join");
+    let e = result
+        .expect_err("an INSERT into a killed server must fail")
+        .to_string();
+    assert!(
+        e.contains(&format!("iggy {}/vcfq-tests/{t}", address(&own.url))),
+        "{e}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_insert_that_succeeded_survives_a_kill_of_the_server() {
+    if server().is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("dir");
+    let own = OwnServer::start(dir.path());
+    let ctx = ctx();
+    let t = unique("durable");
+    let vcf = path("gen.vcf.gz");
+    create(
+        &ctx,
+        &own.url,
+        "kept",
+        &t,
+        &format!("OPTIONS ('like' '{vcf}', 'partitions' '2')"),
+    )
+    .await;
+    let written = run(&ctx, &format!("INSERT INTO kept SELECT * FROM '{vcf}'"))
+        .await
+        .expect("insert");
+    assert_eq!(inserted(&written), GEN_RECORDS);
+    own.kill();
+    let restarted = OwnServer::start(dir.path());
+    assert_eq!(restarted.url, own.url, "a restart keeps the address");
+    // the restarted server has the same pid file: only it is stopped at the end
+    std::mem::forget(own);
+    let ctx = self::ctx();
+    create(
+        &ctx,
+        &restarted.url,
+        "kept",
+        &t,
+        &format!("OPTIONS ('like' '{vcf}')"),
+    )
+    .await;
+    assert_eq!(
+        count(&ctx, "SELECT count(*) FROM kept").await,
+        GEN_RECORDS as i64,
+        "every acknowledged and flushed row is there after kill -9"
+    );
+    assert_eq!(
+        count(&ctx, "SELECT count(DISTINCT _id) FROM kept").await,
+        GEN_RECORDS as i64
+    );
+}
