@@ -9,16 +9,17 @@ use std::io::Cursor;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, Int32Builder, Int64Builder, RecordBatch, StringBuilder,
-    TimestampMillisecondBuilder,
+    Array, ArrayRef, AsArray, Int32Builder, Int64Builder, RecordBatch, RecordBatchOptions,
+    StringBuilder, TimestampMillisecondBuilder, UInt32Array,
 };
-use datafusion::arrow::compute::concat_batches;
+use datafusion::arrow::compute::{concat_batches, take_record_batch};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::arrow::ipc::reader::StreamReader;
 use datafusion::arrow::ipc::writer::StreamWriter;
 
 use bytes::Bytes;
 
+use super::StreamError;
 use super::options::{Format, OnError};
 use crate::vcf::key::variant_key;
 
@@ -153,8 +154,15 @@ impl Encoder {
                 let bare =
                     RecordBatch::try_new(Arc::clone(&self.message_schema), rows.columns().to_vec())
                         .map_err(|e| e.to_string())?;
+                // each row copied into arrays of its own first: a slice's buffers would carry
+                // bytes that depend on its neighbours, so the same row would not always encode
+                // to the same message (and id)
                 (0..bare.num_rows())
-                    .map(|i| ipc_row(&bare.slice(i, 1)))
+                    .map(|i| {
+                        let row = take_record_batch(&bare, &UInt32Array::from(vec![i as u32]))
+                            .map_err(|e| e.to_string())?;
+                        ipc_row(&row)
+                    })
                     .collect::<Result<Vec<_>, String>>()?
             }
         };
@@ -280,7 +288,12 @@ pub struct InMessage {
 pub struct Decoder {
     format: Format,
     on_error: OnError,
+    /// The variant columns decoded (all of them unless [`Decoder::only`] chose some).
     variant: SchemaRef,
+    /// Which of the message's columns those are (`None`: all).
+    columns: Option<Vec<usize>>,
+    /// Every column a message carries, when only some are decoded.
+    message: Option<SchemaRef>,
     full: SchemaRef,
     with_id: bool,
     target: String,
@@ -313,11 +326,34 @@ impl Decoder {
                 variant.metadata().clone(),
             )),
             variant,
+            columns: None,
+            message: None,
             with_id,
             target,
             pending: Vec::new(),
             skipped: 0,
         }
+    }
+
+    /// Decodes only these variant columns (indices into the message's columns, ascending):
+    /// batches then hold them, then the metadata columns. Like a CSV or JSON file reader with a
+    /// projection, values of other columns are not converted (a JSON message must still be one
+    /// JSON object; an Arrow message must still be a stream of this table's columns).
+    pub fn only(mut self, columns: Vec<usize>) -> Result<Self, String> {
+        let variant = Arc::new(self.variant.project(&columns).map_err(|e| e.to_string())?);
+        let mut fields: Vec<Field> = variant
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
+        fields.extend(metadata_fields(self.with_id));
+        self.full = Arc::new(Schema::new_with_metadata(
+            fields,
+            self.variant.metadata().clone(),
+        ));
+        self.message = Some(std::mem::replace(&mut self.variant, variant));
+        self.columns = Some(columns);
+        Ok(self)
     }
 
     /// The schema of the batches made.
@@ -341,7 +377,7 @@ impl Decoder {
     }
 
     /// Decodes the waiting messages into one batch (`None` when none waited).
-    pub fn flush(&mut self) -> Result<Option<RecordBatch>, String> {
+    pub fn flush(&mut self) -> Result<Option<RecordBatch>, StreamError> {
         if self.pending.is_empty() {
             return Ok(None);
         }
@@ -360,16 +396,20 @@ impl Decoder {
                         }
                         Err(e) => match self.on_error {
                             OnError::Fail => {
-                                return Err(format!(
-                                    "{} partition {} offset {}: message does not decode: {e}",
-                                    self.target, m.partition, m.offset
+                                return Err(StreamError::permanent(
+                                    format!(
+                                        "{} partition {} offset {}",
+                                        self.target, m.partition, m.offset
+                                    ),
+                                    format!("message does not decode: {e}"),
                                 ));
                             }
                             OnError::Skip => self.skipped += 1,
                         },
                     }
                 }
-                let batch = concat_batches(&self.variant, &batches).map_err(|e| e.to_string())?;
+                let batch = concat_batches(&self.variant, &batches)
+                    .map_err(|e| StreamError::permanent(self.target.clone(), e))?;
                 (batch, good)
             }
         };
@@ -398,7 +438,7 @@ impl Decoder {
         }
         RecordBatch::try_new(Arc::clone(&self.full), columns)
             .map(Some)
-            .map_err(|e| e.to_string())
+            .map_err(|e| StreamError::permanent(self.target.clone(), e))
     }
 
     fn decode_all(&self, messages: &[InMessage]) -> Result<RecordBatch, String> {
@@ -431,24 +471,25 @@ impl Decoder {
                 let mut batches = Vec::with_capacity(messages.len());
                 for m in messages {
                     let value = m.value.as_deref().ok_or("empty message (tombstone)")?;
-                    let reader = StreamReader::try_new(Cursor::new(value), None)
+                    let reader = StreamReader::try_new(Cursor::new(value), self.columns.clone())
                         .map_err(|e| e.to_string())?;
-                    let same = reader.schema().fields().len() == self.variant.fields().len()
-                        && reader
-                            .schema()
-                            .fields()
-                            .iter()
-                            .zip(self.variant.fields())
-                            .all(|(a, b)| a.name() == b.name() && a.data_type() == b.data_type());
+                    // (a projected reader still reports the message's whole schema)
+                    let schema = self.message.as_ref().unwrap_or(&self.variant);
+                    let same =
+                        reader.schema().fields().len() == schema.fields().len()
+                            && reader.schema().fields().iter().zip(schema.fields()).all(
+                                |(a, b)| a.name() == b.name() && a.data_type() == b.data_type(),
+                            );
                     if !same {
                         return Err("Arrow schema differs from the table's".to_string());
                     }
                     for batch in reader {
                         let batch = batch.map_err(|e| e.to_string())?;
                         batches.push(
-                            RecordBatch::try_new(
+                            RecordBatch::try_new_with_options(
                                 Arc::clone(&self.variant),
                                 batch.columns().to_vec(),
+                                &RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
                             )
                             .map_err(|e| e.to_string())?,
                         );
@@ -556,6 +597,52 @@ mod tests {
     }
 
     #[test]
+    fn a_decoder_may_decode_only_some_columns() {
+        for format in [Format::Json, Format::ArrowIpc] {
+            let encoded = Encoder::new(format, variant_schema())
+                .encode(&rows())
+                .unwrap();
+            let mut decoder =
+                Decoder::new(format, OnError::Fail, variant_schema(), true, "t".into())
+                    .only(vec![1])
+                    .unwrap();
+            for (i, m) in encoded.into_iter().enumerate() {
+                decoder.push(InMessage {
+                    partition: 0,
+                    offset: i as i64,
+                    timestamp: None,
+                    key: m.key,
+                    id: Some(7),
+                    value: Some(m.value.into()),
+                });
+            }
+            let batch = decoder.flush().unwrap().unwrap();
+            let schema = batch.schema();
+            let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+            assert_eq!(
+                names,
+                ["pos", "_partition", "_offset", "_timestamp", "_key", "_id"]
+            );
+            assert_eq!(batch.column(0).as_ref(), rows().column(1).as_ref());
+            assert_eq!(
+                batch.column(5).as_string::<i32>().value(0),
+                "00000000000000000000000000000007"
+            );
+        }
+    }
+
+    #[test]
+    fn a_row_encodes_to_the_same_message_wherever_it_sits_in_a_batch() {
+        for format in [Format::Json, Format::ArrowIpc] {
+            let encoder = Encoder::new(format, variant_schema());
+            let both = encoder.encode(&rows()).unwrap();
+            let second_alone = encoder.encode(&rows().slice(1, 1)).unwrap();
+            assert_eq!(both[1].value, second_alone[0].value, "{format:?}");
+            assert_eq!(both[1].id, second_alone[0].id, "{format:?}");
+        }
+    }
+
+    #[test]
     fn rows_round_trip_as_json_and_arrow() {
         round_trip(Format::Json);
         round_trip(Format::ArrowIpc);
@@ -626,7 +713,7 @@ mod tests {
             }
             match on_error {
                 OnError::Fail => {
-                    let e = decoder.flush().unwrap_err();
+                    let e = decoder.flush().unwrap_err().to_string();
                     assert!(
                         e.starts_with("kafka x/t partition 2 offset 1: message does not decode"),
                         "{e}"

@@ -209,9 +209,7 @@ impl PartitionReader {
 
     /// Sends what the decoder holds (filtered and projected); false when the consumer is gone.
     fn send(&mut self, out: &Outlet, decoder: &mut Decoder, sent: &mut usize) -> Result<bool> {
-        let batch = decoder
-            .flush()
-            .map_err(|e| StreamError::permanent(self.table.target(), e))?;
+        let batch = decoder.flush()?;
         let Some(batch) = batch else {
             return Ok(true);
         };
@@ -260,6 +258,37 @@ impl PartitionReader {
             self.table.platform().has_message_ids(),
             self.table.target(),
         );
+        // only the variant columns the query reads are decoded (a filter evaluated here
+        // needs the full row)
+        let variant_len = self.table.variant().fields().len();
+        if self.predicate.is_none()
+            && let Some(projection) = &self.projection
+        {
+            let mut needed: Vec<usize> = projection
+                .iter()
+                .copied()
+                .filter(|i| *i < variant_len)
+                .collect();
+            needed.sort_unstable();
+            needed.dedup();
+            if needed.is_empty() && variant_len > 0 {
+                // count(*): one column still proves each message decodes
+                needed.push(0);
+            }
+            if needed.len() < variant_len {
+                let remapped = projection
+                    .iter()
+                    .map(|i| match needed.iter().position(|n| n == i) {
+                        Some(at) => at,
+                        None => needed.len() + i.saturating_sub(variant_len),
+                    })
+                    .collect();
+                decoder = decoder
+                    .only(needed)
+                    .map_err(|e| StreamError::permanent(self.table.target(), e))?;
+                self.projection = Some(remapped);
+            }
+        }
         let mut sent = 0usize;
         let limit = self.limit;
         let mut events = Vec::new();

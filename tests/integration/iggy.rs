@@ -86,7 +86,7 @@ async fn explain(ctx: &SessionContext, sql: &str) -> String {
 /// `CREATE EXTERNAL TABLE name STORED AS IGGY` on `stream/topic` of `url`.
 async fn create(ctx: &SessionContext, url: &str, name: &str, topic: &str, options: &str) {
     let sql = format!(
-        "CREATE EXTERNAL TABLE {name} STORED AS IGGY LOCATION '{url}/vcfq-tests/{topic}' {options}"
+        "CREATE EXTERNAL TABLE {name} STORED AS IGGY LOCATION '{url}/it-stream/{topic}' {options}"
     );
     run(ctx, &sql)
         .await
@@ -390,7 +390,7 @@ async fn undecodable_messages_are_reported_or_skipped() {
     .collect();
     client
         .send_messages(
-            &Identifier::named("vcfq-tests").unwrap(),
+            &Identifier::named("it-stream").unwrap(),
             &Identifier::named(&t).unwrap(),
             &Partitioning::partition_id(0),
             &mut messages,
@@ -403,7 +403,7 @@ async fn undecodable_messages_are_reported_or_skipped() {
         .to_string();
     assert!(
         e.contains(&format!(
-            "/vcfq-tests/{t} partition 0 offset 1: message does not decode"
+            "/it-stream/{t} partition 0 offset 1: message does not decode"
         )),
         "{e}"
     );
@@ -487,7 +487,7 @@ async fn credentials_may_be_options_and_never_show_in_plans() {
     let addr = address(&url);
     run(
         &ctx,
-        &format!("CREATE EXTERNAL TABLE c STORED AS IGGY LOCATION '{addr}/vcfq-tests/{t}' OPTIONS ('user' 'vcfq', 'password' 'vcfq-test')"),
+        &format!("CREATE EXTERNAL TABLE c STORED AS IGGY LOCATION '{addr}/it-stream/{t}' OPTIONS ('user' 'vcfq', 'password' 'vcfq-test')"),
     )
     .await
     .expect("create with credentials as options");
@@ -502,7 +502,7 @@ async fn credentials_may_be_options_and_never_show_in_plans() {
     .expect("insert");
     let text = explain(&ctx, "SELECT * FROM c").await;
     assert!(
-        text.contains(&format!("iggy {addr}/vcfq-tests/{t}")),
+        text.contains(&format!("iggy {addr}/it-stream/{t}")),
         "{text}"
     );
     assert!(!text.contains("vcfq-test"), "{text}");
@@ -554,6 +554,7 @@ impl OwnServer {
         for _ in 0..100 {
             let alive = Command::new("kill")
                 .args(["-0", pid.trim()])
+                .stderr(std::process::Stdio::null())
                 .status()
                 .is_ok_and(|s| s.success());
             if !alive {
@@ -616,7 +617,7 @@ async fn a_server_killed_during_an_insert_fails_the_statement() {
         .expect_err("an INSERT into a killed server must fail")
         .to_string();
     assert!(
-        e.contains(&format!("iggy {}/vcfq-tests/{t}", address(&own.url))),
+        e.contains(&format!("iggy {}/it-stream/{t}", address(&own.url))),
         "{e}"
     );
 }
@@ -643,9 +644,20 @@ async fn an_insert_that_succeeded_survives_a_kill_of_the_server() {
         .await
         .expect("insert");
     assert_eq!(inserted(&written), GEN_RECORDS);
+    // a few small rows stay below the server's own save thresholds (1,024 messages / 1 MiB):
+    // only the flush at the end of the INSERT puts them on disk
+    let small = unique("durable-small");
+    create(&ctx, &own.url, "few", &small, "").await;
+    let sample = path("sample.vcf");
+    let few = run(
+        &ctx,
+        &format!("INSERT INTO few SELECT chrom, pos, id, ref, alt, qual, filter FROM '{sample}'"),
+    )
+    .await
+    .expect("insert few");
+    assert_eq!(inserted(&few), 6);
     own.kill();
     let restarted = OwnServer::start(dir.path());
-    assert_eq!(restarted.url, own.url, "a restart keeps the address");
     // the restarted server has the same pid file: only it is stopped at the end
     std::mem::forget(own);
     let ctx = self::ctx();
@@ -665,5 +677,11 @@ async fn an_insert_that_succeeded_survives_a_kill_of_the_server() {
     assert_eq!(
         count(&ctx, "SELECT count(DISTINCT _id) FROM kept").await,
         GEN_RECORDS as i64
+    );
+    create(&ctx, &restarted.url, "few", &small, "").await;
+    assert_eq!(
+        count(&ctx, "SELECT count(*) FROM few").await,
+        6,
+        "rows below the server's save thresholds are there too"
     );
 }

@@ -58,7 +58,7 @@ pub fn is_retryable(e: &IggyError) -> bool {
 pub fn error(target: &str, what: &str, e: &IggyError) -> StreamError {
     let message = match e {
         IggyError::CannotEstablishConnection => {
-            format!("{what}: cannot connect to the server")
+            format!("{what}: server not reachable")
         }
         IggyError::InvalidCredentials => format!("{what}: wrong user name or password"),
         _ => format!("{what}: {e}"),

@@ -66,8 +66,9 @@ impl KafkaPlatform {
             .set("enable.partition.eof", "true")
             .set("auto.offset.reset", "earliest")
             .set("isolation.level", "read_committed")
-            // a consumer prefetches up to 64 MiB by default; half keeps reads as fast
-            .set("queued.max.messages.kbytes", "32768");
+            // a consumer prefetches up to 64 MiB by default; 16 MiB per consumer keeps a
+            // scan's memory bounded (several consumers read at once)
+            .set("queued.max.messages.kbytes", "16384");
         for (k, v) in &self.options.client {
             c.set(k, v);
         }

@@ -1,0 +1,102 @@
+#!/usr/bin/env python3
+"""Iggy write/read benchmark: `INSERT INTO topic SELECT * FROM` a sites VCF and reading the
+topic back (`SELECT count(*)` and a full-row read), next to Iggy's own `iggy-bench`
+(pinned-producer / pinned-consumer, one actor, the same message count and size) on the same
+server, in the same run.
+
+    scripts/release.sh && python3 benches/iggy_bench.py          # 2,000,000 records
+    python3 benches/iggy_bench.py --records 200000               # a quick look
+
+Builds `iggy-bench` from the same source tarball as the server on first use
+(`scripts/iggy install bench`).
+"""
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+IGGY = os.path.join(ROOT, "scripts", "iggy")
+BENCH = os.path.expanduser("~/.cache/vcfq/iggy-0.8.0/bin/iggy-bench")
+
+
+def vcfq_binary():
+    target = os.environ.get("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/vcfq/target"))
+    return os.path.join(target, "release", "vcfq")
+
+
+def timed_rss(cmd):
+    """Seconds, output and peak RSS (MiB) of a command, via GNU time."""
+    t0 = time.monotonic()
+    out = subprocess.run(["/usr/bin/time", "-f", "RSS %M"] + cmd, check=True, capture_output=True, text=True)
+    secs = time.monotonic() - t0
+    rss = int(re.findall(r"RSS (\d+)", out.stderr)[-1]) / 1024
+    return secs, out.stdout, rss
+
+
+def iggy_bench(kind, address, records, size, batch):
+    """Messages/s of one iggy-bench actor (from its summary line)."""
+    cmd = [BENCH, "-m", str(size), "-P", str(batch), "-b", str(max(1, records // batch)),
+           "-u", "vcfq", "-p", "vcfq-test", "-w", "0s", "--reuse-streams" if kind == "pinned-consumer" else "",
+           kind, "tcp", "--server-address", address]
+    cmd = [c for c in cmd if c]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    text = out.stdout + out.stderr
+    m = re.findall(r"(?:sent|polled) ([\d,._KMB ]+?) messages.*? in ([\d.]+) s, total size: [^,]+, average throughput: ([\d.]+) MB/s", text)
+    if not m:
+        raise SystemExit(f"iggy-bench {kind} gave no summary:\n{text[-3000:]}")
+    secs, mbs = float(m[-1][1]), float(m[-1][2])
+    return (records // batch) * batch / secs, mbs
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--records", type=int, default=2_000_000)
+    ap.add_argument("--partitions", type=int, default=4)
+    ap.add_argument("--binary", default=vcfq_binary())
+    args = ap.parse_args()
+    vcfq = args.binary
+    subprocess.run([IGGY, "install", "bench"], check=True)
+    work = tempfile.mkdtemp(prefix="vcfq-iggy-bench-")
+    vcf = os.path.join(work, "sites.vcf.gz")
+    subprocess.run([vcfq, "gen", vcf, "--records", str(args.records)], check=True)
+    server_dir = os.path.join(work, "server")
+    url = subprocess.run([IGGY, "start", server_dir], check=True, capture_output=True, text=True).stdout.strip()
+    address = url.rsplit("@", 1)[-1]
+    try:
+        table = (f"CREATE EXTERNAL TABLE t STORED AS IGGY LOCATION '{url}/bench/calls' "
+                 f"OPTIONS ('like' '{vcf}', 'partitions' '{args.partitions}');")
+        secs, out, write_rss = timed_rss([vcfq, "-q", "--format", "tsv", "-c", table + f" INSERT INTO t SELECT * FROM '{vcf}'"])
+        written = int(out.strip().splitlines()[-1])
+        assert written == args.records, out
+        secs_c, out, count_rss = timed_rss([vcfq, "-q", "--format", "tsv", "-c", table + " SELECT count(*) FROM t"])
+        assert int(out.strip().splitlines()[-1]) == args.records, out
+        secs_f, out, full_rss = timed_rss([vcfq, "-q", "--format", "tsv", "-c",
+                                           table + " SELECT count(*) FROM (SELECT * FROM t WHERE qual IS NULL OR qual >= 0 OR chrom <> '')"])
+        assert int(out.strip().splitlines()[-1]) == args.records, out
+        size = 300  # about the JSON size of a generated site row
+        batch = 1000
+        peer_w_rps, peer_w_mbs = iggy_bench("pinned-producer", address, args.records, size, batch)
+        peer_r_rps, peer_r_mbs = iggy_bench("pinned-consumer", address, args.records, size, batch)
+    finally:
+        subprocess.run([IGGY, "stop", server_dir], check=False)
+
+    rows = [
+        ("write (INSERT INTO topic SELECT * FROM vcf)", written / secs, peer_w_rps, write_rss),
+        ("read (SELECT count(*) FROM topic)", args.records / secs_c, peer_r_rps, count_rss),
+        ("read, every column decoded", args.records / secs_f, peer_r_rps, full_rss),
+    ]
+    print(f"{args.records} records, {args.partitions} partitions; iggy-bench: 1 actor, {size}-byte messages, batches of {batch}")
+    print("| step | vcfq records/s | iggy-bench records/s | vcfq / iggy-bench | vcfq peak RSS MiB |")
+    print("|---|---|---|---|---|")
+    for name, ours, peer, rss in rows:
+        print(f"| {name} | {ours:,.0f} | {peer:,.0f} | {ours / peer:.2f} | {rss:.0f} |")
+    print("vcfq write time includes reading and parsing the VCF and the fsync flush; read time "
+          "includes decoding messages into Arrow (count(*) decodes one column)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
