@@ -97,6 +97,9 @@ pub async fn serve(config: ServerConfig) -> Result<()> {
         .with_context(|| format!("cannot listen on {addr}"))?;
     let mut server = Server::builder();
     let scheme = if let Some(tls) = &config.tls {
+        // two crypto providers are linked (ring for tonic, aws-lc-rs for the Iggy SDK), so
+        // rustls cannot choose one itself: TLS here is ring (an error only means one is set)
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let cert_path = config.resolve(&tls.cert);
         let key_path = config.resolve(&tls.key);
         let cert = std::fs::read(&cert_path)

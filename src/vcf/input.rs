@@ -74,6 +74,9 @@ fn open_file(path: &Path) -> Result<File, VcfError> {
 
 /// A decompressing reader that knows where it is, so scans can start and stop at byte ranges
 /// and index chunks.
+// one per open file: the size of the largest variant does not matter, an indirection on every
+// read would
+#[allow(clippy::large_enum_variant)]
 pub enum TextReader {
     /// Uncompressed, with the offset of the next byte (kept here: asking the file is a syscall).
     Plain(BufReader<File>, u64),
