@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Iggy write/read benchmark: `INSERT INTO topic SELECT * FROM` a sites VCF and reading the
 topic back (`SELECT count(*)` and a full-row read), next to Iggy's own `iggy-bench`
-(pinned-producer / pinned-consumer, one actor, the same message count and size) on the same
+(pinned-producer with one producer like vcfq's one writer, pinned-consumer with one consumer per
+core like vcfq's readers; the same message count and size) on the same
 server, in the same run.
 
     scripts/release.sh && python3 benches/iggy_bench.py          # 2,000,000 records
@@ -37,19 +38,19 @@ def timed_rss(cmd):
     return secs, out.stdout, rss
 
 
-def iggy_bench(kind, address, records, size, batch):
-    """Messages/s of one iggy-bench actor (from its summary line)."""
-    cmd = [BENCH, "-m", str(size), "-P", str(batch), "-b", str(max(1, records // batch)),
-           "-u", "vcfq", "-p", "vcfq-test", "-w", "0s", "--reuse-streams" if kind == "pinned-consumer" else "",
-           kind, "tcp", "--server-address", address]
-    cmd = [c for c in cmd if c]
+def iggy_bench(kind, address, records, size, batch, actors):
+    """Messages/s of iggy-bench with `actors` producers or consumers (its "Total throughput")."""
+    flag = "--producers" if kind == "pinned-producer" else "--consumers"
+    per_actor = max(1, records // actors // batch)
+    cmd = [BENCH, "-m", str(size), "-P", str(batch), "-b", str(per_actor), "-u", "vcfq", "-p", "vcfq-test",
+           "-w", "0s"] + (["--reuse-streams"] if kind == "pinned-consumer" else []) + [
+           kind, flag, str(actors), "--streams", str(actors), "tcp", "--server-address", address]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True)
     text = out.stdout + out.stderr
-    m = re.findall(r"(?:sent|polled) ([\d,._KMB ]+?) messages.*? in ([\d.]+) s, total size: [^,]+, average throughput: ([\d.]+) MB/s", text)
+    m = re.findall(r"Total throughput: ([\d.]+) MB/s, (\d+) messages/s", text)
     if not m:
         raise SystemExit(f"iggy-bench {kind} gave no summary:\n{text[-3000:]}")
-    secs, mbs = float(m[-1][1]), float(m[-1][2])
-    return (records // batch) * batch / secs, mbs
+    return float(m[-1][1]), float(m[-1][0])
 
 
 def main():
@@ -79,8 +80,12 @@ def main():
         assert int(out.strip().splitlines()[-1]) == args.records, out
         size = 300  # about the JSON size of a generated site row
         batch = 1000
-        peer_w_rps, peer_w_mbs = iggy_bench("pinned-producer", address, args.records, size, batch)
-        peer_r_rps, peer_r_mbs = iggy_bench("pinned-consumer", address, args.records, size, batch)
+        # as many actors as vcfq has writers (one) and readers (one per core)
+        peer_w_rps, _ = iggy_bench("pinned-producer", address, args.records, size, batch, 1)
+        readers = min(args.partitions, os.cpu_count() or 1)
+        # the consumers read the streams that as many producers wrote
+        iggy_bench("pinned-producer", address, args.records, size, batch, readers)
+        peer_r_rps, _ = iggy_bench("pinned-consumer", address, args.records, size, batch, readers)
     finally:
         subprocess.run([IGGY, "stop", server_dir], check=False)
 
@@ -89,7 +94,8 @@ def main():
         ("read (SELECT count(*) FROM topic)", args.records / secs_c, peer_r_rps, count_rss),
         ("read, every column decoded", args.records / secs_f, peer_r_rps, full_rss),
     ]
-    print(f"{args.records} records, {args.partitions} partitions; iggy-bench: 1 actor, {size}-byte messages, batches of {batch}")
+    print(f"{args.records} records, {args.partitions} partitions; iggy-bench: 1 producer / {readers} consumers "
+          f"(as vcfq: one writer, one reader per core), {size}-byte messages, batches of {batch}")
     print("| step | vcfq records/s | iggy-bench records/s | vcfq / iggy-bench | vcfq peak RSS MiB |")
     print("|---|---|---|---|---|")
     for name, ours, peer, rss in rows:

@@ -23,3 +23,5 @@ mod queries;
 mod shell;
 #[path = "integration/slt.rs"]
 mod slt;
+#[path = "integration/topics.rs"]
+mod topics;

@@ -6,6 +6,8 @@
 use datafusion::common::ScalarValue;
 use datafusion::logical_expr::{BinaryExpr, Expr, Operator};
 
+use super::platform::PartitionRange;
+
 /// What filters say about where to read.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Seek {
@@ -17,6 +19,26 @@ pub struct Seek {
     pub to_offset: Option<i64>,
     /// First timestamp (ms, inclusive).
     pub from_timestamp: Option<i64>,
+}
+
+impl Seek {
+    /// What to read of `partition`: from `start` (the table's start position, after
+    /// `from_timestamp`, which only the platform can turn into an offset) moved to
+    /// `from_offset`, up to `high` (the end when planned) or without end when following,
+    /// unless `to_offset` bounds it.
+    pub fn range(&self, partition: i32, start: i64, high: i64, follow: bool) -> PartitionRange {
+        let start = self.from_offset.map_or(start, |from| start.max(from));
+        let end = match (follow, self.to_offset) {
+            (true, to) => to,
+            (false, Some(to)) => Some(to.min(high)),
+            (false, None) => Some(high),
+        };
+        PartitionRange {
+            partition,
+            start,
+            end,
+        }
+    }
 }
 
 fn literal_i64(e: &Expr) -> Option<i64> {
@@ -187,5 +209,19 @@ mod tests {
             &mut Seek::default(),
             &col("pos").gt(lit(5i64))
         ));
+    }
+
+    #[test]
+    fn ranges_end_at_the_planned_end_unless_following() {
+        let seek = Seek {
+            from_offset: Some(5),
+            to_offset: Some(50),
+            ..Seek::default()
+        };
+        let r = seek.range(1, 2, 40, false);
+        assert_eq!((r.partition, r.start, r.end), (1, 5, Some(40)));
+        assert_eq!(seek.range(1, 9, 40, true).end, Some(50));
+        assert_eq!(Seek::default().range(0, 0, 7, true).end, None);
+        assert_eq!(Seek::default().range(0, 3, 7, false).end, Some(7));
     }
 }

@@ -11,7 +11,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use datafusion::arrow::array::{AsArray, RecordBatch};
-use datafusion::arrow::compute::concat_batches;
 use datafusion::arrow::datatypes::Int64Type;
 use datafusion::prelude::SessionContext;
 use futures::StreamExt;
@@ -20,7 +19,8 @@ use iggy::prelude::{
     TcpClientConfig,
 };
 
-use crate::fixtures::{GEN_RECORDS, data_dir};
+use crate::fixtures::GEN_RECORDS;
+use crate::topics::{assert_rows_equal_the_file, count, ctx, explain, inserted, path, run};
 
 fn script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/iggy")
@@ -63,26 +63,6 @@ fn unique(name: &str) -> String {
     )
 }
 
-fn ctx() -> SessionContext {
-    vcfq::SessionBuilder::new().build().expect("session")
-}
-
-async fn run(ctx: &SessionContext, sql: &str) -> datafusion::error::Result<Vec<RecordBatch>> {
-    vcfq::session::sql(ctx, sql).await?.collect().await
-}
-
-async fn count(ctx: &SessionContext, sql: &str) -> i64 {
-    let batches = run(ctx, sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
-    batches[0].column(0).as_primitive::<Int64Type>().value(0)
-}
-
-async fn explain(ctx: &SessionContext, sql: &str) -> String {
-    let plan = run(ctx, &format!("EXPLAIN {sql}")).await.expect("explain");
-    datafusion::arrow::util::pretty::pretty_format_batches(&plan)
-        .expect("format")
-        .to_string()
-}
-
 /// `CREATE EXTERNAL TABLE name STORED AS IGGY` on `stream/topic` of `url`.
 async fn create(ctx: &SessionContext, url: &str, name: &str, topic: &str, options: &str) {
     let sql = format!(
@@ -91,17 +71,6 @@ async fn create(ctx: &SessionContext, url: &str, name: &str, topic: &str, option
     run(ctx, &sql)
         .await
         .unwrap_or_else(|e| panic!("{sql}: {e}"));
-}
-
-fn inserted(batches: &[RecordBatch]) -> u64 {
-    batches[0]
-        .column(0)
-        .as_primitive::<datafusion::arrow::datatypes::UInt64Type>()
-        .value(0)
-}
-
-fn path(name: &str) -> String {
-    data_dir().join(name).display().to_string()
 }
 
 /// `host:port` of an `iggy://user:pass@host:port` URL.
@@ -156,25 +125,7 @@ async fn round_trip(url: &str, format: &str) {
         "keys spread over the partitions"
     );
     // rows out equal rows in, column by column
-    let order = "ORDER BY chrom, pos, id, ref, array_to_string(alt, ','), qual";
-    let columns = "chrom, pos, id, ref, alt, qual, filter, info, genotypes";
-    let back = run(&ctx, &format!("SELECT {columns} FROM calls {order}"))
-        .await
-        .expect("read");
-    let original = run(&ctx, &format!("SELECT {columns} FROM '{vcf}' {order}"))
-        .await
-        .expect("vcf");
-    let back = concat_batches(&back[0].schema(), &back).expect("concat");
-    let original = concat_batches(&original[0].schema(), &original).expect("concat");
-    assert_eq!(back.num_rows(), original.num_rows());
-    for (i, field) in original.schema().fields().iter().enumerate() {
-        assert_eq!(
-            back.column(i).to_data(),
-            original.column(i).to_data(),
-            "column {} differs after the round trip ({format})",
-            field.name()
-        );
-    }
+    assert_rows_equal_the_file(&ctx, "calls", &vcf).await;
     // keyed by the canonical variant key; one variant, one partition; ids are 32 hex digits
     assert_eq!(
         count(

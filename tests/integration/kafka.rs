@@ -7,7 +7,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use datafusion::arrow::array::{AsArray, RecordBatch};
-use datafusion::arrow::compute::concat_batches;
 use datafusion::arrow::datatypes::Int64Type;
 use datafusion::prelude::SessionContext;
 use futures::StreamExt;
@@ -15,7 +14,8 @@ use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
-use crate::fixtures::{GEN_RECORDS, data_dir};
+use crate::fixtures::GEN_RECORDS;
+use crate::topics::{assert_rows_equal_the_file, count, ctx, inserted, path, run};
 
 fn bootstrap() -> String {
     std::env::var("VCFQ_KAFKA_BOOTSTRAP").unwrap_or_else(|_| {
@@ -40,19 +40,6 @@ fn topic(name: &str) -> String {
     )
 }
 
-fn ctx() -> SessionContext {
-    vcfq::SessionBuilder::new().build().expect("session")
-}
-
-async fn run(ctx: &SessionContext, sql: &str) -> datafusion::error::Result<Vec<RecordBatch>> {
-    vcfq::session::sql(ctx, sql).await?.collect().await
-}
-
-async fn count(ctx: &SessionContext, sql: &str) -> i64 {
-    let batches = run(ctx, sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
-    batches[0].column(0).as_primitive::<Int64Type>().value(0)
-}
-
 /// `CREATE EXTERNAL TABLE name STORED AS KAFKA` on `topic` of the test broker.
 async fn create(ctx: &SessionContext, name: &str, topic: &str, options: &str) {
     let sql = format!(
@@ -62,17 +49,6 @@ async fn create(ctx: &SessionContext, name: &str, topic: &str, options: &str) {
     run(ctx, &sql)
         .await
         .unwrap_or_else(|e| panic!("{sql}: {e}"));
-}
-
-fn inserted(batches: &[RecordBatch]) -> u64 {
-    batches[0]
-        .column(0)
-        .as_primitive::<datafusion::arrow::datatypes::UInt64Type>()
-        .value(0)
-}
-
-fn path(name: &str) -> String {
-    data_dir().join(name).display().to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -102,25 +78,7 @@ async fn round_trip_of_a_generated_vcf_keeps_every_column() {
     );
 
     // rows out equal rows in, column by column
-    let order = "ORDER BY chrom, pos, id, ref, array_to_string(alt, ','), qual";
-    let columns = "chrom, pos, id, ref, alt, qual, filter, info, genotypes";
-    let back = run(&ctx, &format!("SELECT {columns} FROM calls {order}"))
-        .await
-        .expect("read");
-    let original = run(&ctx, &format!("SELECT {columns} FROM '{vcf}' {order}"))
-        .await
-        .expect("vcf");
-    let back = concat_batches(&back[0].schema(), &back).expect("concat");
-    let original = concat_batches(&original[0].schema(), &original).expect("concat");
-    assert_eq!(back.num_rows(), original.num_rows());
-    for (i, field) in original.schema().fields().iter().enumerate() {
-        assert_eq!(
-            back.column(i).to_data(),
-            original.column(i).to_data(),
-            "column {} differs after the round trip",
-            field.name()
-        );
-    }
+    assert_rows_equal_the_file(&ctx, "calls", &vcf).await;
     // each message is keyed by its canonical variant key
     let keys = run(
         &ctx,
@@ -369,23 +327,7 @@ async fn arrow_ipc_messages_round_trip() {
         .await
         .expect("insert");
     assert_eq!(inserted(&written), 6);
-    let columns = "chrom, pos, id, ref, alt, qual, filter, info, genotypes";
-    let back = run(&ctx, &format!("SELECT {columns} FROM ipc ORDER BY _offset"))
-        .await
-        .expect("read");
-    let original = run(&ctx, &format!("SELECT {columns} FROM '{sample}'"))
-        .await
-        .expect("vcf");
-    let back = concat_batches(&back[0].schema(), &back).expect("concat");
-    let original = concat_batches(&original[0].schema(), &original).expect("concat");
-    for (i, field) in original.schema().fields().iter().enumerate() {
-        assert_eq!(
-            back.column(i).to_data(),
-            original.column(i).to_data(),
-            "column {}",
-            field.name()
-        );
-    }
+    assert_rows_equal_the_file(&ctx, "ipc", &sample).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -339,19 +339,7 @@ impl IggyPlatform {
             if let Some(ms) = seek.from_timestamp {
                 start = start.max(self.offset_at(client, p.id, ms, high).await?);
             }
-            if let Some(from) = seek.from_offset {
-                start = start.max(from);
-            }
-            let end = match (self.options.follow, seek.to_offset) {
-                (true, to) => to,
-                (false, Some(to)) => Some(to.min(high)),
-                (false, None) => Some(high),
-            };
-            ranges.push(PartitionRange {
-                partition,
-                start,
-                end,
-            });
+            ranges.push(seek.range(partition, start, high, self.options.follow));
         }
         ranges.sort_by_key(|r| r.partition);
         Ok(ranges)

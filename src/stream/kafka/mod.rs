@@ -66,9 +66,8 @@ impl KafkaPlatform {
             .set("enable.partition.eof", "true")
             .set("auto.offset.reset", "earliest")
             .set("isolation.level", "read_committed")
-            // a consumer prefetches up to 64 MiB by default; 16 MiB per consumer keeps a
-            // scan's memory bounded (several consumers read at once)
-            .set("queued.max.messages.kbytes", "16384");
+            // a consumer prefetches up to 64 MiB by default; half keeps reads as fast
+            .set("queued.max.messages.kbytes", "32768");
         for (k, v) in &self.options.client {
             c.set(k, v);
         }
@@ -217,19 +216,7 @@ impl KafkaPlatform {
             if let Some(ts) = seek.from_timestamp {
                 start = start.max(at_time(ts)?);
             }
-            if let Some(from) = seek.from_offset {
-                start = start.max(from);
-            }
-            let end = match (self.options.follow, seek.to_offset) {
-                (true, to) => to,
-                (false, Some(to)) => Some(to.min(high)),
-                (false, None) => Some(high),
-            };
-            ranges.push(PartitionRange {
-                partition,
-                start,
-                end,
-            });
+            ranges.push(seek.range(partition, start, high, self.options.follow));
         }
         Ok(ranges)
     }
