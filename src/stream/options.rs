@@ -171,22 +171,13 @@ impl TopicOptions {
         platform: PlatformKind,
     ) -> Result<Self, VcfError> {
         let mut out = TopicOptions::default();
-        let kafka_only = |key: &str| -> Result<(), VcfError> {
-            if platform == PlatformKind::Kafka {
+        let only = |wanted: PlatformKind, key: &str| -> Result<(), VcfError> {
+            if platform == wanted {
                 Ok(())
             } else {
                 Err(VcfError::Invalid(format!(
-                    "option '{key}' is for STORED AS KAFKA tables, not {}",
-                    platform.name()
-                )))
-            }
-        };
-        let iggy_only = |key: &str| -> Result<(), VcfError> {
-            if platform == PlatformKind::Iggy {
-                Ok(())
-            } else {
-                Err(VcfError::Invalid(format!(
-                    "option '{key}' is for STORED AS IGGY tables, not {}",
+                    "option '{key}' is for STORED AS {} tables, not {}",
+                    wanted.name(),
                     platform.name()
                 )))
             }
@@ -230,24 +221,24 @@ impl TopicOptions {
                 }
                 "like" => out.like = Some(value.clone()),
                 "transactional" => {
-                    kafka_only(key)?;
+                    only(PlatformKind::Kafka, key)?;
                     out.transactional = parse_bool(key, value)?
                 }
                 "transactional.id" => {
-                    kafka_only(key)?;
+                    only(PlatformKind::Kafka, key)?;
                     out.transactional_id = Some(value.clone())
                 }
                 "partitions" => out.partitions = parse_positive(key, value)?,
                 "replication" => {
-                    kafka_only(key)?;
+                    only(PlatformKind::Kafka, key)?;
                     out.replication = parse_positive(key, value)?
                 }
                 "user" => {
-                    iggy_only(key)?;
+                    only(PlatformKind::Iggy, key)?;
                     out.user = Some(value.clone())
                 }
                 "password" => {
-                    iggy_only(key)?;
+                    only(PlatformKind::Iggy, key)?;
                     out.password = Some(Secret(value.clone()))
                 }
                 "timeout.ms" => {
@@ -259,7 +250,7 @@ impl TopicOptions {
                 }
                 _ => {
                     if let Some(setting) = key.strip_prefix("kafka.") {
-                        kafka_only(key)?;
+                        only(PlatformKind::Kafka, key)?;
                         out.client.push((setting.to_string(), value.clone()));
                     } else {
                         let known = match platform {

@@ -263,47 +263,36 @@ impl IggyPlatform {
         )
         .await?;
         if exists.is_none() {
-            match tokio::time::timeout(timeout, client.create_stream(&self.stream)).await {
-                Ok(Ok(_)) | Ok(Err(IggyError::StreamNameAlreadyExists(_))) => {}
-                Ok(Err(e)) => return Err(client::error(&target, "cannot create the stream", &e)),
-                Err(_) => {
-                    return Err(StreamError::transient(
-                        target,
-                        format!(
-                            "cannot create the stream: no answer within {} ms",
-                            timeout.as_millis()
-                        ),
-                    ));
+            // made meanwhile by someone else: as good as made here
+            let create = async {
+                match client.create_stream(&self.stream).await {
+                    Err(IggyError::StreamNameAlreadyExists(_)) => Ok(()),
+                    other => other.map(|_| ()),
                 }
-            }
+            };
+            bounded(&target, "cannot create the stream", timeout, create).await?;
         }
         if self.details(client).await?.is_some() {
             return Ok(());
         }
-        let created = tokio::time::timeout(
-            timeout,
-            client.create_topic(
-                &stream,
-                &self.topic,
-                self.options.partitions as u32,
-                CompressionAlgorithm::None,
-                None,
-                IggyExpiry::ServerDefault,
-                MaxTopicSize::ServerDefault,
-            ),
-        )
-        .await;
-        match created {
-            Ok(Ok(_)) | Ok(Err(IggyError::TopicNameAlreadyExists(..))) => Ok(()),
-            Ok(Err(e)) => Err(client::error(&target, "cannot create the topic", &e)),
-            Err(_) => Err(StreamError::transient(
-                target,
-                format!(
-                    "cannot create the topic: no answer within {} ms",
-                    timeout.as_millis()
-                ),
-            )),
-        }
+        let create = async {
+            let created = client
+                .create_topic(
+                    &stream,
+                    &self.topic,
+                    self.options.partitions as u32,
+                    CompressionAlgorithm::None,
+                    None,
+                    IggyExpiry::ServerDefault,
+                    MaxTopicSize::ServerDefault,
+                )
+                .await;
+            match created {
+                Err(IggyError::TopicNameAlreadyExists(..)) => Ok(()),
+                other => other.map(|_| ()),
+            }
+        };
+        bounded(&target, "cannot create the topic", timeout, create).await
     }
 
     async fn ranges_with(
