@@ -119,8 +119,26 @@ impl log::Log for StderrLogger {
 
 static LOGGER: StderrLogger = StderrLogger;
 
+/// Keeps freed memory in the process instead of handing it back to the kernel at once.
+///
+/// glibc returns the top of its heap to the kernel once 128 KiB is free there and serves large
+/// blocks with fresh `mmap`s, so a scan that allocates and frees a few MiB per batch (message
+/// buffers, decoded columns) pays a page fault per 4 KiB, again and again: reading 2 M Kafka
+/// messages spent 1.5 s of 4.3 s CPU in the kernel zeroing pages. Freed blocks up to 64 MiB
+/// are now reused and up to 256 MiB of free heap is kept (2 M messages: sys 1.5 s → 0.3 s).
+/// Applies to librdkafka's allocations too, which a Rust allocator would not.
+fn keep_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets allocator parameters; any value is valid for these two.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 64 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 20);
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
+    keep_freed_memory();
     let cli = Cli::parse();
     if !cli.quiet {
         let _ = log::set_logger(&LOGGER).map(|()| log::set_max_level(log::LevelFilter::Warn));

@@ -5,12 +5,13 @@
 //! `_partition`, `_offset`, `_timestamp`, `_key` (and `_id` where the platform keeps ids).
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::io::Cursor;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, Int32Builder, Int64Builder, RecordBatch, RecordBatchOptions,
-    StringBuilder, TimestampMillisecondBuilder, UInt32Array,
+    Array, ArrayRef, AsArray, Int32Array, Int64Array, RecordBatch, RecordBatchOptions,
+    StringArray, StringBuilder, TimestampMillisecondArray, UInt32Array,
 };
 use datafusion::arrow::compute::{concat_batches, take_record_batch};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
@@ -26,6 +27,9 @@ use crate::vcf::key::variant_key;
 /// Field metadata key marking a column that a table fills itself (`_partition`, `_offset`, …
 /// of a topic table): an `INSERT` without a column list leaves such columns out.
 pub const GENERATED_COLUMN: &str = "vcfq.generated";
+
+/// Where `_key` sits among [`metadata_fields`].
+pub const KEY_COLUMN: usize = 3;
 
 /// The columns a topic table adds to the variant columns, marked as generated (`with_id`:
 /// also `_id`, the message id as 32 hex digits, on platforms that keep one). They are
@@ -284,6 +288,40 @@ pub struct InMessage {
     pub value: Option<Bytes>,
 }
 
+/// Metadata column `column` (an index into [`metadata_fields`]) of `messages`.
+fn metadata_column(column: usize, messages: &[InMessage]) -> ArrayRef {
+    match column {
+        0 => Arc::new(Int32Array::from_iter_values(
+            messages.iter().map(|m| m.partition),
+        )),
+        1 => Arc::new(Int64Array::from_iter_values(
+            messages.iter().map(|m| m.offset),
+        )),
+        2 => Arc::new(
+            TimestampMillisecondArray::from_iter(messages.iter().map(|m| m.timestamp))
+                .with_timezone("UTC"),
+        ),
+        3 => Arc::new(StringArray::from_iter(
+            messages.iter().map(|m| m.key.as_deref()),
+        )),
+        _ => {
+            let mut id = StringBuilder::with_capacity(messages.len(), messages.len() * 32);
+            let mut hex = String::with_capacity(32);
+            for m in messages {
+                match m.id {
+                    Some(value) => {
+                        hex.clear();
+                        let _ = write!(hex, "{value:032x}");
+                        id.append_value(&hex);
+                    }
+                    None => id.append_null(),
+                }
+            }
+            Arc::new(id.finish())
+        }
+    }
+}
+
 /// Turns messages into rows of the full table schema (variant columns + metadata columns).
 pub struct Decoder {
     format: Format,
@@ -296,6 +334,9 @@ pub struct Decoder {
     message: Option<SchemaRef>,
     full: SchemaRef,
     with_id: bool,
+    /// The metadata columns made (indices into [`metadata_fields`]; all unless
+    /// [`Decoder::only`] chose some).
+    metadata: Vec<usize>,
     target: String,
     pending: Vec<InMessage>,
     /// Messages skipped because they did not decode (`on_error = 'skip'`).
@@ -328,6 +369,7 @@ impl Decoder {
             variant,
             columns: None,
             message: None,
+            metadata: (0..metadata_fields(with_id).len()).collect(),
             with_id,
             target,
             pending: Vec::new(),
@@ -335,24 +377,33 @@ impl Decoder {
         }
     }
 
-    /// Decodes only these variant columns (indices into the message's columns, ascending):
-    /// batches then hold them, then the metadata columns. Like a CSV or JSON file reader with a
-    /// projection, values of other columns are not converted (a JSON message must still be one
-    /// JSON object; an Arrow message must still be a stream of this table's columns).
-    pub fn only(mut self, columns: Vec<usize>) -> Result<Self, String> {
+    /// Decodes only these variant columns (indices into the message's columns, ascending) and
+    /// makes only these metadata columns (indices into [`metadata_fields`], ascending): batches
+    /// then hold them, variant columns first. Like a CSV or JSON file reader with a projection,
+    /// values of other columns are not converted (a JSON message must still be one JSON
+    /// object; an Arrow message must still be a stream of this table's columns).
+    pub fn only(mut self, columns: Vec<usize>, metadata: Vec<usize>) -> Result<Self, String> {
         let variant = Arc::new(self.variant.project(&columns).map_err(|e| e.to_string())?);
+        let all = metadata_fields(self.with_id);
         let mut fields: Vec<Field> = variant
             .fields()
             .iter()
             .map(|f| f.as_ref().clone())
             .collect();
-        fields.extend(metadata_fields(self.with_id));
+        for &i in &metadata {
+            fields.push(
+                all.get(i)
+                    .ok_or_else(|| format!("no metadata column {i}"))?
+                    .clone(),
+            );
+        }
         self.full = Arc::new(Schema::new_with_metadata(
             fields,
             self.variant.metadata().clone(),
         ));
         self.message = Some(std::mem::replace(&mut self.variant, variant));
         self.columns = Some(columns);
+        self.metadata = metadata;
         Ok(self)
     }
 
@@ -413,28 +464,9 @@ impl Decoder {
                 (batch, good)
             }
         };
-        let mut partition = Int32Builder::with_capacity(kept.len());
-        let mut offset = Int64Builder::with_capacity(kept.len());
-        let mut timestamp =
-            TimestampMillisecondBuilder::with_capacity(kept.len()).with_timezone("UTC");
-        let mut key = StringBuilder::new();
-        for m in &kept {
-            partition.append_value(m.partition);
-            offset.append_value(m.offset);
-            timestamp.append_option(m.timestamp);
-            key.append_option(m.key.as_deref());
-        }
         let mut columns: Vec<ArrayRef> = variant.columns().to_vec();
-        columns.push(Arc::new(partition.finish()));
-        columns.push(Arc::new(offset.finish()));
-        columns.push(Arc::new(timestamp.finish()));
-        columns.push(Arc::new(key.finish()));
-        if self.with_id {
-            let mut id = StringBuilder::with_capacity(kept.len(), kept.len() * 32);
-            for m in &kept {
-                id.append_option(m.id.map(|id| format!("{id:032x}")));
-            }
-            columns.push(Arc::new(id.finish()));
+        for &column in &self.metadata {
+            columns.push(metadata_column(column, &kept));
         }
         RecordBatch::try_new(Arc::clone(&self.full), columns)
             .map(Some)
@@ -512,7 +544,8 @@ impl Decoder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use datafusion::arrow::array::{Int64Array, ListBuilder, StringArray};
+    use datafusion::arrow::array::ListBuilder;
+    use datafusion::arrow::datatypes::Int64Type;
 
     fn variant_schema() -> SchemaRef {
         Arc::new(Schema::new(vec![
@@ -604,7 +637,7 @@ mod tests {
                 .unwrap();
             let mut decoder =
                 Decoder::new(format, OnError::Fail, variant_schema(), true, "t".into())
-                    .only(vec![1])
+                    .only(vec![1], vec![1, 4])
                     .unwrap();
             for (i, m) in encoded.into_iter().enumerate() {
                 decoder.push(InMessage {
@@ -619,13 +652,14 @@ mod tests {
             let batch = decoder.flush().unwrap().unwrap();
             let schema = batch.schema();
             let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
-            assert_eq!(
-                names,
-                ["pos", "_partition", "_offset", "_timestamp", "_key", "_id"]
-            );
+            assert_eq!(names, ["pos", "_offset", "_id"]);
             assert_eq!(batch.column(0).as_ref(), rows().column(1).as_ref());
             assert_eq!(
-                batch.column(5).as_string::<i32>().value(0),
+                batch.column(1).as_primitive::<Int64Type>().values().to_vec(),
+                (0..rows().num_rows() as i64).collect::<Vec<_>>()
+            );
+            assert_eq!(
+                batch.column(2).as_string::<i32>().value(0),
                 "00000000000000000000000000000007"
             );
         }

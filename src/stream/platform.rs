@@ -72,10 +72,12 @@ pub trait Platform: fmt::Debug + Send + Sync + 'static {
         target_partitions.clamp(1, ranges.max(1))
     }
 
-    /// Opens a reader of `ranges` (called on the reader's own thread).
+    /// Opens a reader of `ranges` (called on the reader's own thread); `keys`: whether the
+    /// query reads message keys (without, [`InMessage::key`] may stay `None`).
     fn open_source(
         &self,
         ranges: &[PartitionRange],
+        keys: bool,
     ) -> Result<Box<dyn PartitionSource>, StreamError>;
 
     /// The writer of `INSERT INTO`.

@@ -20,7 +20,7 @@ use datafusion::physical_plan::{
 };
 
 use super::StreamError;
-use super::codec::Decoder;
+use super::codec::{Decoder, KEY_COLUMN};
 use super::platform::{Event, PartitionRange, PartitionSource};
 use super::table::TopicTable;
 use crate::readers::{self, Ending, Flow, Outlet};
@@ -249,7 +249,6 @@ impl PartitionReader {
         if open.is_empty() {
             return Ok(Ending::Finished);
         }
-        let mut source: Box<dyn PartitionSource> = self.table.platform().open_source(&open)?;
         let options = self.table.options();
         let mut decoder = Decoder::new(
             options.format,
@@ -258,37 +257,45 @@ impl PartitionReader {
             self.table.platform().has_message_ids(),
             self.table.target(),
         );
-        // only the variant columns the query reads are decoded (a filter evaluated here
-        // needs the full row)
-        let variant_len = self.table.variant().fields().len();
+        // only the columns the query reads are decoded or made (a filter evaluated here needs
+        // the full row)
+        let mut keys = true;
         if self.predicate.is_none()
             && let Some(projection) = &self.projection
         {
-            let mut needed: Vec<usize> = projection
+            let variant_len = self.table.variant().fields().len();
+            let mut variant: Vec<usize> = projection
                 .iter()
                 .copied()
                 .filter(|i| *i < variant_len)
                 .collect();
-            needed.sort_unstable();
-            needed.dedup();
-            if needed.is_empty() && variant_len > 0 {
+            variant.sort_unstable();
+            variant.dedup();
+            if variant.is_empty() && variant_len > 0 {
                 // count(*): one column still proves each message decodes
-                needed.push(0);
+                variant.push(0);
             }
-            if needed.len() < variant_len {
-                let remapped = projection
-                    .iter()
-                    .map(|i| match needed.iter().position(|n| n == i) {
-                        Some(at) => at,
-                        None => needed.len() + i.saturating_sub(variant_len),
-                    })
-                    .collect();
-                decoder = decoder
-                    .only(needed)
-                    .map_err(|e| StreamError::permanent(self.table.target(), e))?;
-                self.projection = Some(remapped);
-            }
+            let mut metadata: Vec<usize> = projection
+                .iter()
+                .filter_map(|i| i.checked_sub(variant_len))
+                .collect();
+            metadata.sort_unstable();
+            metadata.dedup();
+            keys = metadata.contains(&KEY_COLUMN);
+            let remapped = projection
+                .iter()
+                .map(|i| match i.checked_sub(variant_len) {
+                    None => variant.iter().position(|n| n == i).unwrap_or(0),
+                    Some(m) => variant.len() + metadata.iter().position(|n| *n == m).unwrap_or(0),
+                })
+                .collect();
+            decoder = decoder
+                .only(variant, metadata)
+                .map_err(|e| StreamError::permanent(self.table.target(), e))?;
+            self.projection = Some(remapped);
         }
+        let mut source: Box<dyn PartitionSource> =
+            self.table.platform().open_source(&open, keys)?;
         let mut sent = 0usize;
         let limit = self.limit;
         let mut events = Vec::new();

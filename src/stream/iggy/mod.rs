@@ -366,8 +366,9 @@ impl Platform for IggyPlatform {
     fn open_source(
         &self,
         ranges: &[PartitionRange],
+        keys: bool,
     ) -> Result<Box<dyn PartitionSource>, StreamError> {
-        Ok(Box::new(source::IggySource::open(self.clone(), ranges)?))
+        Ok(Box::new(source::IggySource::open(self.clone(), ranges, keys)?))
     }
 
     fn sink(&self) -> Result<Arc<dyn TopicSink>, StreamError> {

@@ -37,14 +37,20 @@ pub struct IggySource {
     topic: Identifier,
     consumer: Consumer,
     key: HeaderKey,
+    /// Whether keys are read (from the user headers).
+    keys: bool,
     cursors: Vec<Cursor>,
     /// Whether the last poll found nothing anywhere.
     idle: bool,
 }
 
 impl IggySource {
-    /// Connects and positions itself at each range's start.
-    pub fn open(platform: IggyPlatform, ranges: &[PartitionRange]) -> Result<Self, StreamError> {
+    /// Connects and positions itself at each range's start; `keys`: whether keys are read.
+    pub fn open(
+        platform: IggyPlatform,
+        ranges: &[PartitionRange],
+        keys: bool,
+    ) -> Result<Self, StreamError> {
         let target = platform.target_name();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -69,12 +75,18 @@ impl IggySource {
             runtime,
             client: Some(client),
             key,
+            keys,
             idle: false,
         })
     }
 
     fn message(&self, partition: u32, m: iggy::prelude::IggyMessage) -> Result<Event, StreamError> {
-        let key = match m.user_headers_map() {
+        let headers = if self.keys {
+            m.user_headers_map()
+        } else {
+            Ok(None)
+        };
+        let key = match headers {
             Ok(Some(headers)) => headers
                 .get(&self.key)
                 .and_then(|v| v.as_str().ok().map(str::to_string)),

@@ -66,8 +66,12 @@ impl KafkaPlatform {
             .set("enable.partition.eof", "true")
             .set("auto.offset.reset", "earliest")
             .set("isolation.level", "read_committed")
-            // a consumer prefetches up to 64 MiB by default; half keeps reads as fast
-            .set("queued.max.messages.kbytes", "32768");
+            // a consumer prefetches up to 64 MiB by default; 8 MiB keeps reads as fast (one
+            // consumer per core) and memory bounded
+            .set("queued.max.messages.kbytes", "8192")
+            // once that prefetch is full librdkafka waits 1 s by default before fetching
+            // again, which left the readers idle half the time (2M messages: 4.5 s → 2.8 s)
+            .set("fetch.queue.backoff.ms", "10");
         for (k, v) in &self.options.client {
             c.set(k, v);
         }
@@ -247,15 +251,10 @@ impl Platform for KafkaPlatform {
             .map_err(|e| StreamError::permanent(self.target_name(), e))?
     }
 
-    fn readers(&self, target_partitions: usize, ranges: usize) -> usize {
-        // two consumers per core: one decodes while the other's prefetch queue refills
-        // (measured: 4 partitions on 2 cores, 1.80 s with 2 consumers, 1.35 s with 4)
-        (2 * target_partitions).clamp(1, ranges.max(1))
-    }
-
     fn open_source(
         &self,
         ranges: &[PartitionRange],
+        keys: bool,
     ) -> Result<Box<dyn PartitionSource>, StreamError> {
         let consumer: BaseConsumer = self
             .consumer_config()
@@ -272,6 +271,7 @@ impl Platform for KafkaPlatform {
         Ok(Box::new(KafkaSource {
             platform: self.clone(),
             consumer,
+            keys,
         }))
     }
 
@@ -296,6 +296,8 @@ impl Platform for KafkaPlatform {
 struct KafkaSource {
     platform: KafkaPlatform,
     consumer: BaseConsumer,
+    /// Whether keys are read.
+    keys: bool,
 }
 
 impl KafkaSource {
@@ -312,7 +314,10 @@ impl KafkaSource {
                 partition: m.partition(),
                 offset: m.offset(),
                 timestamp: m.timestamp().to_millis(),
-                key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+                key: m
+                    .key()
+                    .filter(|_| self.keys)
+                    .map(|k| String::from_utf8_lossy(k).into_owned()),
                 id: None,
                 value: m.payload().map(bytes::Bytes::copy_from_slice),
             }))),
