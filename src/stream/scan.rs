@@ -14,6 +14,9 @@ use datafusion::error::Result;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::metrics::{
+    Count, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet,
+};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
@@ -40,6 +43,7 @@ pub struct TopicExec {
     limit: Option<usize>,
     schema: SchemaRef,
     properties: Arc<PlanProperties>,
+    metrics: ExecutionPlanMetricsSet,
 }
 
 impl TopicExec {
@@ -82,6 +86,7 @@ impl TopicExec {
             limit,
             schema,
             properties,
+            metrics: ExecutionPlanMetricsSet::new(),
         })
     }
 
@@ -173,6 +178,11 @@ impl ExecutionPlan for TopicExec {
             limit: self.limit,
             target: target.clone(),
             batches: 0,
+            counts: ReadCounts {
+                messages: MetricBuilder::new(&self.metrics).counter("messages_read", partition),
+                skipped: MetricBuilder::new(&self.metrics).counter("messages_skipped", partition),
+                rows: MetricBuilder::new(&self.metrics).output_rows(partition),
+            },
         };
         let started = readers::spawn(name, target.clone(), move |out| reader.run(out))?;
         Ok(readers::ordered_stream(
@@ -182,6 +192,20 @@ impl ExecutionPlan for TopicExec {
             None,
         ))
     }
+
+    fn metrics(&self) -> Option<MetricsSet> {
+        Some(self.metrics.clone_inner())
+    }
+}
+
+/// What a reader counts, shown by `EXPLAIN ANALYZE`.
+struct ReadCounts {
+    /// Messages taken from the topic (within the partitions' ranges).
+    messages: Count,
+    /// Messages skipped because they do not decode (`on_error = 'skip'`).
+    skipped: Count,
+    /// Rows sent on (after the reader's own filter).
+    rows: Count,
 }
 
 /// Reads a group of partitions through one [`PartitionSource`] on its own thread, sending
@@ -196,6 +220,7 @@ struct PartitionReader {
     target: String,
     /// Batches sent so far.
     batches: usize,
+    counts: ReadCounts,
 }
 
 impl PartitionReader {
@@ -209,7 +234,9 @@ impl PartitionReader {
 
     /// Sends what the decoder holds (filtered and projected); false when the consumer is gone.
     fn send(&mut self, out: &Outlet, decoder: &mut Decoder, sent: &mut usize) -> Result<bool> {
+        let skipped = decoder.skipped;
         let batch = decoder.flush()?;
+        self.counts.skipped.add((decoder.skipped - skipped) as usize);
         let Some(batch) = batch else {
             return Ok(true);
         };
@@ -232,6 +259,7 @@ impl PartitionReader {
             None => batch,
         };
         *sent += batch.num_rows();
+        self.counts.rows.add(batch.num_rows());
         readers::fault_point(|| self.target.clone(), self.batches);
         self.batches += 1;
         Ok(out.send(batch) == Flow::Continue)
@@ -343,6 +371,7 @@ impl PartitionReader {
                             continue;
                         }
                         decoder.push(m);
+                        self.counts.messages.add(1);
                         if range.end.is_some_and(|end| offset + 1 >= end) {
                             finish(&mut open, &mut source, partition);
                         }

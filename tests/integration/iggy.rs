@@ -372,6 +372,16 @@ async fn undecodable_messages_are_reported_or_skipped() {
         rows[0].num_rows(),
         "no key header"
     );
+    // EXPLAIN ANALYZE counts what the scan read, skipped and passed on
+    let analyzed = run(&ctx, "EXPLAIN ANALYZE SELECT pos FROM lenient")
+        .await
+        .expect("explain analyze");
+    let analyzed = datafusion::arrow::util::pretty::pretty_format_batches(&analyzed)
+        .expect("format")
+        .to_string();
+    for metric in ["output_rows=2", "messages_read=4", "messages_skipped=2"] {
+        assert!(analyzed.contains(metric), "{metric} in {analyzed}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
