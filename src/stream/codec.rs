@@ -19,6 +19,7 @@ use datafusion::arrow::ipc::reader::StreamReader;
 use datafusion::arrow::ipc::writer::StreamWriter;
 
 use bytes::Bytes;
+use twox_hash::XxHash3_128;
 
 use super::StreamError;
 use super::options::{Format, OnError};
@@ -54,29 +55,21 @@ pub fn metadata_fields(with_id: bool) -> Vec<Field> {
     fields
 }
 
-/// The 128-bit id of a message: FNV-1a over its key, a separator and its value, so that the
-/// same row sent twice has the same id and two different rows (even of one variant) do not.
-/// Never 0 (which Iggy reads as "assign one").
+/// The 128-bit id of a message: XXH3-128 over a tag, its key, a separator and its value, so
+/// that the same row sent twice has the same id and two different rows (even of one variant)
+/// do not. Never 0 (which Iggy reads as "assign one").
 pub fn message_id(key: Option<&str>, value: &[u8]) -> u128 {
-    const OFFSET: u128 = 0x6c62272e07bb014262b821756295c58d;
-    const PRIME: u128 = 0x0000000001000000000000000000013b;
-    let mut h = OFFSET;
-    let mut eat = |bytes: &[u8]| {
-        for b in bytes {
-            h ^= u128::from(*b);
-            h = h.wrapping_mul(PRIME);
-        }
-    };
+    let mut h = XxHash3_128::new();
     match key {
         Some(k) => {
-            eat(&[1]);
-            eat(k.as_bytes());
+            h.write(&[1]);
+            h.write(k.as_bytes());
         }
-        None => eat(&[0]),
+        None => h.write(&[0]),
     }
-    eat(&[0xff]);
-    eat(value);
-    h.max(1)
+    h.write(&[0xff]);
+    h.write(value);
+    h.finish_128().max(1)
 }
 
 /// The partition (of `partitions`) a key goes to: FNV-1a 64 of the key, so one variant
@@ -101,7 +94,7 @@ pub struct OutMessage {
     /// Its id, from key and value ([`message_id`]).
     pub id: u128,
     /// Encoded row.
-    pub value: Vec<u8>,
+    pub value: Bytes,
 }
 
 /// Turns rows into messages.
@@ -182,28 +175,36 @@ impl Encoder {
     }
 }
 
-fn json_rows(rows: &RecordBatch) -> Result<Vec<Vec<u8>>, String> {
+fn json_rows(rows: &RecordBatch) -> Result<Vec<Bytes>, String> {
     let mut buf = Vec::with_capacity(rows.num_rows() * 128);
     {
         let mut writer = arrow_json::LineDelimitedWriter::new(&mut buf);
         writer.write(rows).map_err(|e| e.to_string())?;
         writer.finish().map_err(|e| e.to_string())?;
     }
-    // JSON escapes newlines inside strings, so lines are rows
-    Ok(buf
-        .split(|b| *b == b'\n')
-        .filter(|line| !line.is_empty())
-        .map(<[u8]>::to_vec)
-        .collect())
+    // JSON escapes newlines inside strings, so lines are rows (slices of one buffer)
+    let buf = Bytes::from(buf);
+    let mut rows = Vec::with_capacity(rows.num_rows());
+    let mut start = 0;
+    for end in memchr::memchr_iter(b'\n', &buf) {
+        if end > start {
+            rows.push(buf.slice(start..end));
+        }
+        start = end + 1;
+    }
+    if start < buf.len() {
+        rows.push(buf.slice(start..));
+    }
+    Ok(rows)
 }
 
-fn ipc_row(row: &RecordBatch) -> Result<Vec<u8>, String> {
+fn ipc_row(row: &RecordBatch) -> Result<Bytes, String> {
     let mut buf = Vec::new();
     let mut writer = StreamWriter::try_new(&mut buf, &row.schema()).map_err(|e| e.to_string())?;
     writer.write(row).map_err(|e| e.to_string())?;
     writer.finish().map_err(|e| e.to_string())?;
     drop(writer);
-    Ok(buf)
+    Ok(buf.into())
 }
 
 /// The canonical key of each row, from its `chrom`, `pos`, `ref` and `alt` columns.

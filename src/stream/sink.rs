@@ -16,6 +16,9 @@ use futures::StreamExt;
 use super::StreamError;
 use super::codec::{Encoder, OutMessage};
 
+/// Batches encoded at once while the writer sends.
+const ENCODERS: usize = 2;
+
 /// A topic that takes messages.
 #[async_trait]
 pub trait TopicSink: fmt::Debug + Send + Sync {
@@ -76,26 +79,35 @@ impl DataSink for TopicDataSink {
 
     async fn write_all(
         &self,
-        mut data: SendableRecordBatchStream,
+        data: SendableRecordBatchStream,
         _context: &Arc<TaskContext>,
     ) -> Result<u64> {
         let mut writer = self.sink.open().await?;
-        while let Some(batch) = data.next().await {
-            let batch = match batch {
-                Ok(batch) => batch,
-                Err(e) => {
-                    writer.abort().await;
-                    return Err(e);
+        // batches are encoded on blocking threads, ENCODERS at a time and in order, while the
+        // writer sends the ones before them
+        let target = self.sink.target();
+        let encoder = self.encoder.clone();
+        let mut encoded = data
+            .map(move |batch| {
+                let encoder = encoder.clone();
+                let target = target.clone();
+                async move {
+                    let batch = batch?;
+                    tokio::task::spawn_blocking(move || encoder.encode(&batch))
+                        .await
+                        .map_err(|e| DataFusionError::External(Box::new(e)))?
+                        .map_err(|e| {
+                            DataFusionError::Execution(format!("{target}: cannot encode rows: {e}"))
+                        })
                 }
-            };
-            let messages = match self.encoder.encode(&batch) {
+            })
+            .buffered(ENCODERS);
+        while let Some(messages) = encoded.next().await {
+            let messages = match messages {
                 Ok(m) => m,
                 Err(e) => {
                     writer.abort().await;
-                    return Err(DataFusionError::Execution(format!(
-                        "{}: cannot encode rows: {e}",
-                        self.sink.target()
-                    )));
+                    return Err(e);
                 }
             };
             if let Err(e) = writer.send(messages).await {

@@ -12,7 +12,6 @@ use std::collections::BTreeSet;
 use std::str::FromStr;
 
 use async_trait::async_trait;
-use bytes::Bytes;
 use iggy::prelude::{HeaderKey, HeaderValue, IggyMessage, MessageClient, Partitioning, TcpClient};
 
 use super::IggyPlatform;
@@ -141,7 +140,7 @@ impl IggyWriter {
         };
         IggyMessage::builder()
             .id(m.id)
-            .payload(Bytes::from(m.value))
+            .payload(m.value)
             .maybe_user_headers(headers)
             .build()
             .map_err(|e| client::error(&self.target, "cannot make a message", &e))
