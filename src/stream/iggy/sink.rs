@@ -1,8 +1,9 @@
 //! The Iggy [`TopicSink`]: each row goes to the partition of its variant key
 //! ([`partition_of`]: one variant, one partition), as a message whose id comes from key and
 //! content ([`crate::stream::codec::message_id`]) and whose `key` header holds the key.
-//! Messages are sent in chunks as rows arrive (memory stays bounded by one input batch), each
-//! chunk acknowledged before the next. Before an `INSERT` reports success, every partition it
+//! Messages are sent in chunks as rows arrive (memory stays bounded by a few input batches) over
+//! [`CONNECTIONS`] connections at once, each partition always over the same one and each
+//! chunk acknowledged before that connection sends the next (so a partition keeps row order). Before an `INSERT` reports success, every partition it
 //! wrote is flushed to disk with fsync (`flush_unsaved_buffer`), so a success survives a
 //! `kill -9` of the server. An `INSERT` that fails leaves what was acknowledged before the
 //! failure in the topic (Iggy has no transactions); a re-send of those rows has the same ids.
@@ -25,6 +26,8 @@ use crate::stream::sink::{TopicSink, TopicWriter};
 const CHUNK_MESSAGES: usize = 4096;
 /// Payload bytes per send request at most (a chunk is sent once it reaches this).
 const CHUNK_BYTES: usize = 4 << 20;
+/// Connections of one write (at most one per partition).
+const CONNECTIONS: usize = 2;
 
 /// Writes to one Iggy topic.
 #[derive(Debug, Clone)]
@@ -63,12 +66,32 @@ impl TopicSink for IggySink {
             close(client, self.platform.endpoint.timeout).await;
             return Err(StreamError::permanent(target, "topic has no partitions"));
         }
-        let key = HeaderKey::from_str(KEY_HEADER)
-            .map_err(|e| client::error(&target, "bad header key", &e))?;
+        let key = match HeaderKey::from_str(KEY_HEADER) {
+            Ok(key) => key,
+            Err(e) => {
+                close(client, self.platform.endpoint.timeout).await;
+                return Err(client::error(&target, "bad header key", &e));
+            }
+        };
+        // more connections, so that one chunk is sent while another one is acknowledged
+        let lanes = (details.partitions_count as usize).min(CONNECTIONS);
+        let mut clients = vec![client];
+        while clients.len() < lanes {
+            match connect(&self.platform.endpoint, &target).await {
+                Ok(client) => clients.push(client),
+                Err(e) => {
+                    for client in clients {
+                        close(client, self.platform.endpoint.timeout).await;
+                    }
+                    return Err(e);
+                }
+            }
+        }
         Ok(Box::new(IggyWriter {
             platform: self.platform.clone(),
             target,
-            client: Some(client),
+            clients,
+            failed: false,
             partitions: details.partitions_count,
             key,
             written: BTreeSet::new(),
@@ -80,8 +103,11 @@ impl TopicSink for IggySink {
 struct IggyWriter {
     platform: IggyPlatform,
     target: String,
-    /// `None` once a call failed (the SDK may still hold the connection).
-    client: Option<TcpClient>,
+    /// One connection per lane; partition `p` is written through connection
+    /// `p % clients.len()`, so each partition's chunks go out in order.
+    clients: Vec<TcpClient>,
+    /// Whether a call failed (the SDK may still hold the connections; they are not used again).
+    failed: bool,
     partitions: u32,
     key: HeaderKey,
     /// Partitions written to, flushed at the end.
@@ -89,43 +115,43 @@ struct IggyWriter {
     delivered: u64,
 }
 
-impl IggyWriter {
-    fn client(&self) -> Result<&TcpClient, StreamError> {
-        self.client
-            .as_ref()
-            .ok_or_else(|| StreamError::permanent(&self.target, "writer used after a failure"))
-    }
-
-    /// Sends one chunk to `partition` and waits for the server's acknowledgement.
-    async fn send_chunk(
-        &mut self,
-        partition: u32,
-        chunk: &mut Vec<IggyMessage>,
-    ) -> Result<(), StreamError> {
-        if chunk.is_empty() {
-            return Ok(());
-        }
-        let stream = self.platform.stream_id()?;
-        let topic = self.platform.topic_id()?;
-        let sent = bounded(
-            &format!("{} partition {partition}", self.target),
+/// Sends `chunks` (each to its partition) one after the other over `client`, each
+/// acknowledged before the next.
+async fn send_chunks(
+    platform: &IggyPlatform,
+    target: &str,
+    client: &TcpClient,
+    chunks: Vec<(u32, Vec<IggyMessage>)>,
+) -> Result<u64, StreamError> {
+    let stream = platform.stream_id()?;
+    let topic = platform.topic_id()?;
+    let mut sent = 0u64;
+    for (partition, mut chunk) in chunks {
+        bounded(
+            &format!("{target} partition {partition}"),
             "messages not acknowledged",
-            self.platform.endpoint.timeout,
-            self.client()?.send_messages(
+            platform.endpoint.timeout,
+            client.send_messages(
                 &stream,
                 &topic,
                 &Partitioning::partition_id(partition),
-                chunk,
+                &mut chunk,
             ),
         )
-        .await;
-        if let Err(e) = sent {
-            self.client = None;
-            return Err(e);
+        .await?;
+        sent += chunk.len() as u64;
+    }
+    Ok(sent)
+}
+
+impl IggyWriter {
+    fn usable(&self) -> Result<(), StreamError> {
+        if self.failed {
+            return Err(StreamError::permanent(
+                &self.target,
+                "writer used after a failure",
+            ));
         }
-        self.written.insert(partition);
-        self.delivered += chunk.len() as u64;
-        chunk.clear();
         Ok(())
     }
 
@@ -145,58 +171,92 @@ impl IggyWriter {
             .build()
             .map_err(|e| client::error(&self.target, "cannot make a message", &e))
     }
+
+    /// Sends each lane's chunks over its connection, the lanes at the same time.
+    async fn send_lanes(
+        &mut self,
+        lanes: Vec<Vec<(u32, Vec<IggyMessage>)>>,
+    ) -> Result<(), StreamError> {
+        for chunks in &lanes {
+            self.written.extend(chunks.iter().map(|(p, _)| *p));
+        }
+        let sends = lanes
+            .into_iter()
+            .zip(&self.clients)
+            .filter(|(chunks, _)| !chunks.is_empty())
+            .map(|(chunks, client)| send_chunks(&self.platform, &self.target, client, chunks));
+        let results = futures::future::join_all(sends).await;
+        for result in results {
+            match result {
+                Ok(sent) => self.delivered += sent,
+                Err(e) => {
+                    self.failed = true;
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 #[async_trait]
 impl TopicWriter for IggyWriter {
     async fn send(&mut self, messages: Vec<OutMessage>) -> Result<(), StreamError> {
-        // per partition, in row order
-        let mut chunks: BTreeMap<u32, (Vec<IggyMessage>, usize)> = BTreeMap::new();
+        self.usable()?;
+        // per partition, in row order, cut into chunks; each chunk on its partition's lane
+        let mut lanes: Vec<Vec<(u32, Vec<IggyMessage>)>> =
+            (0..self.clients.len()).map(|_| Vec::new()).collect();
+        let mut open: BTreeMap<u32, (Vec<IggyMessage>, usize)> = BTreeMap::new();
+        let count = lanes.len().max(1);
+        let lane_of = |partition: u32| partition as usize % count;
         for m in messages {
             let partition = partition_of(m.key.as_deref(), self.partitions);
             let size = m.value.len();
             let message = self.message(m)?;
-            let (chunk, bytes) = chunks.entry(partition).or_default();
+            let (chunk, bytes) = open.entry(partition).or_default();
             chunk.push(message);
             *bytes += size;
             if chunk.len() >= CHUNK_MESSAGES || *bytes >= CHUNK_BYTES {
-                let mut full = std::mem::take(chunk);
+                let full = std::mem::take(chunk);
                 *bytes = 0;
-                self.send_chunk(partition, &mut full).await?;
+                lanes[lane_of(partition)].push((partition, full));
             }
         }
-        for (partition, (mut chunk, _)) in chunks {
-            self.send_chunk(partition, &mut chunk).await?;
+        for (partition, (chunk, _)) in open {
+            if !chunk.is_empty() {
+                lanes[lane_of(partition)].push((partition, chunk));
+            }
         }
-        Ok(())
+        self.send_lanes(lanes).await
     }
 
     async fn finish(mut self: Box<Self>) -> Result<u64, StreamError> {
+        self.usable()?;
         let stream = self.platform.stream_id()?;
         let topic = self.platform.topic_id()?;
-        let written: Vec<u32> = self.written.iter().copied().collect();
-        for partition in written {
-            let flushed = bounded(
+        let timeout = self.platform.endpoint.timeout;
+        let mut flushed = Ok(());
+        for &partition in &self.written {
+            let client = &self.clients[partition as usize % self.clients.len()];
+            flushed = bounded(
                 &format!("{} partition {partition}", self.target),
                 "messages not saved to disk",
-                self.platform.endpoint.timeout,
-                self.client()?
-                    .flush_unsaved_buffer(&stream, &topic, partition, true),
+                timeout,
+                client.flush_unsaved_buffer(&stream, &topic, partition, true),
             )
             .await;
-            if let Err(e) = flushed {
-                self.client = None;
-                return Err(e);
+            if flushed.is_err() {
+                break;
             }
         }
-        if let Some(client) = self.client.take() {
-            close(client, self.platform.endpoint.timeout).await;
+        for client in std::mem::take(&mut self.clients) {
+            close(client, timeout).await;
         }
-        Ok(self.delivered)
+        flushed.map(|()| self.delivered)
     }
 
     async fn abort(mut self: Box<Self>) {
-        if let Some(client) = self.client.take() {
+        for client in std::mem::take(&mut self.clients) {
             close(client, self.platform.endpoint.timeout).await;
         }
     }
