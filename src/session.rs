@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
-use datafusion::catalog::{DynamicFileCatalog, UrlTableFactory};
+use datafusion::catalog::{
+    DynamicFileCatalog, MemorySchemaProvider, SchemaProvider, UrlTableFactory,
+};
 use datafusion::datasource::dynamic_file::DynamicListTableFactory;
 use datafusion::error::Result;
 use datafusion::execution::SessionStateBuilder;
@@ -16,6 +18,7 @@ use datafusion::sql::sqlparser::ast;
 use datafusion_session::SessionStore;
 
 use crate::config::VcfConfig;
+use crate::coordinator::{CoordinatedTableFactory, StreamHealthTable};
 use crate::stream::factory::TopicTableFactory;
 use crate::stream::options::PlatformKind;
 use crate::vcf::catalog::{VcfTableFactory, VcfUrlTableFactory};
@@ -121,7 +124,17 @@ impl SessionBuilder {
             "IGGY".to_string(),
             Arc::new(TopicTableFactory(PlatformKind::Iggy)),
         );
+        state
+            .table_factories_mut()
+            .insert("STREAM".to_string(), Arc::new(CoordinatedTableFactory));
         let ctx = SessionContext::new_with_state(state);
+        // vcfq.stream_health: the coordinated tables' platforms, process-wide
+        let vcfq_schema = Arc::new(MemorySchemaProvider::new());
+        vcfq_schema.register_table("stream_health".to_string(), Arc::new(StreamHealthTable))?;
+        if let Some(catalog) = ctx.catalog(&ctx.state().config().options().catalog.default_catalog)
+        {
+            catalog.register_schema("vcfq", vcfq_schema)?;
+        }
         ctx.register_udtf("read_vcf", Arc::new(ReadVcf::wide()));
         ctx.register_udtf("vcf_genotypes", Arc::new(ReadVcf::long()));
         ctx.register_udtf("vcf_header", Arc::new(VcfHeaderFunction));

@@ -1,8 +1,10 @@
 //! The one integration-test binary: SQL behaviour (sqllogictest files), the CLI, the saved
-//! queries of `queries/`, the shell, the Flight SQL server with real clients, Kafka topics on a real broker and Iggy topics on a real server.
+//! queries of `queries/`, the shell, the Flight SQL server with real clients, Kafka topics on a real broker, Iggy topics on a real server, and coordinated tables over both.
 
 #[path = "integration/cli.rs"]
 mod cli;
+#[path = "integration/coordinator.rs"]
+mod coordinator;
 #[path = "integration/corpus.rs"]
 mod corpus;
 #[path = "integration/fixtures.rs"]

@@ -10,8 +10,8 @@ use std::io::Cursor;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, Int32Array, Int64Array, RecordBatch, RecordBatchOptions,
-    StringArray, StringBuilder, TimestampMillisecondArray, UInt32Array,
+    Array, ArrayRef, AsArray, Int32Array, Int64Array, RecordBatch, RecordBatchOptions, StringArray,
+    StringBuilder, TimestampMillisecondArray, UInt32Array,
 };
 use datafusion::arrow::compute::{concat_batches, take_record_batch};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
@@ -31,6 +31,8 @@ pub const GENERATED_COLUMN: &str = "vcfq.generated";
 
 /// Where `_key` sits among [`metadata_fields`].
 pub const KEY_COLUMN: usize = 3;
+/// Where `_id` sits among [`metadata_fields`] (when there).
+pub const ID_COLUMN: usize = 4;
 
 /// The columns a topic table adds to the variant columns, marked as generated (`with_id`:
 /// also `_id`, the message id as 32 hex digits, on platforms that keep one). They are
@@ -309,7 +311,13 @@ fn metadata_column(column: usize, messages: &[InMessage]) -> ArrayRef {
             let mut id = StringBuilder::with_capacity(messages.len(), messages.len() * 32);
             let mut hex = String::with_capacity(32);
             for m in messages {
-                match m.id {
+                // a platform that keeps no ids: the id the writer gave the message
+                let computed = || {
+                    m.value
+                        .as_deref()
+                        .map(|value| message_id(m.key.as_deref(), value))
+                };
+                match m.id.or_else(computed) {
                     Some(value) => {
                         hex.clear();
                         let _ = write!(hex, "{value:032x}");
@@ -656,7 +664,11 @@ mod tests {
             assert_eq!(names, ["pos", "_offset", "_id"]);
             assert_eq!(batch.column(0).as_ref(), rows().column(1).as_ref());
             assert_eq!(
-                batch.column(1).as_primitive::<Int64Type>().values().to_vec(),
+                batch
+                    .column(1)
+                    .as_primitive::<Int64Type>()
+                    .values()
+                    .to_vec(),
                 (0..rows().num_rows() as i64).collect::<Vec<_>>()
             );
             assert_eq!(

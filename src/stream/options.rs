@@ -38,6 +38,14 @@ impl PlatformKind {
             PlatformKind::Iggy => "IGGY",
         }
     }
+
+    /// `kafka`, `iggy` (the `_platform` value of its rows on a coordinated table).
+    pub fn name_lowercase(self) -> &'static str {
+        match self {
+            PlatformKind::Kafka => "kafka",
+            PlatformKind::Iggy => "iggy",
+        }
+    }
 }
 
 /// A password or token: never printed (`Debug` shows `***`).

@@ -23,7 +23,7 @@ use datafusion::physical_plan::{
 };
 
 use super::StreamError;
-use super::codec::{Decoder, KEY_COLUMN};
+use super::codec::{Decoder, ID_COLUMN, KEY_COLUMN};
 use super::platform::{Event, PartitionRange, PartitionSource};
 use super::table::TopicTable;
 use crate::readers::{self, Ending, Flow, Outlet};
@@ -236,7 +236,9 @@ impl PartitionReader {
     fn send(&mut self, out: &Outlet, decoder: &mut Decoder, sent: &mut usize) -> Result<bool> {
         let skipped = decoder.skipped;
         let batch = decoder.flush()?;
-        self.counts.skipped.add((decoder.skipped - skipped) as usize);
+        self.counts
+            .skipped
+            .add((decoder.skipped - skipped) as usize);
         let Some(batch) = batch else {
             return Ok(true);
         };
@@ -282,7 +284,7 @@ impl PartitionReader {
             options.format,
             options.on_error,
             Arc::clone(self.table.variant()),
-            self.table.platform().has_message_ids(),
+            self.table.has_ids(),
             self.table.target(),
         );
         // only the columns the query reads are decoded or made (a filter evaluated here needs
@@ -309,7 +311,8 @@ impl PartitionReader {
                 .collect();
             metadata.sort_unstable();
             metadata.dedup();
-            keys = metadata.contains(&KEY_COLUMN);
+            // ids made here (not kept by the platform) come from key and value
+            keys = metadata.contains(&KEY_COLUMN) || metadata.contains(&ID_COLUMN);
             let remapped = projection
                 .iter()
                 .map(|i| match i.checked_sub(variant_len) {

@@ -37,6 +37,11 @@ pub trait TopicWriter: Send {
     /// delivery has failed.
     async fn send(&mut self, messages: Vec<OutMessage>) -> Result<(), StreamError>;
 
+    /// Waits until every message sent so far is acknowledged and kept by the platform as it
+    /// will be once the write finishes (Iggy: saved to disk with fsync; Kafka: acknowledged
+    /// by the in-sync replicas), so that a failure after this loses none of them.
+    async fn settle(&mut self) -> Result<(), StreamError>;
+
     /// Waits until every message is delivered (and commits the transaction); the number
     /// delivered.
     async fn finish(self: Box<Self>) -> Result<u64, StreamError>;

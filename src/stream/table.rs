@@ -32,6 +32,8 @@ pub struct TopicTable {
     variant: SchemaRef,
     /// The variant columns and the metadata columns.
     schema: SchemaRef,
+    /// Whether the table has an `_id` column.
+    ids: bool,
 }
 
 /// The columns of a variant when neither columns nor `like` say otherwise: VCF site columns.
@@ -69,6 +71,23 @@ impl TopicTable {
         options: TopicOptions,
         declared: Option<SchemaRef>,
     ) -> Result<Self> {
+        let ids = platform.has_message_ids();
+        let table = Self::open_with_ids(platform, options, declared, ids)?;
+        table.platform.ensure_topic().await?;
+        Ok(table)
+    }
+
+    /// Like [`TopicTable::open`] without contacting the platform (the caller checks it with
+    /// [`Platform::ensure_topic`]); with `ids` the table has an `_id` column on every platform
+    /// (where messages carry no id, it is computed from key and value as the writer made it,
+    /// [`super::codec::message_id`]).
+    pub fn open_with_ids(
+        platform: Arc<dyn Platform>,
+        options: TopicOptions,
+        declared: Option<SchemaRef>,
+        ids: bool,
+    ) -> Result<Self> {
+        let ids = ids || platform.has_message_ids();
         let variant = match (&declared, &options.like) {
             (Some(schema), _) => nullable(schema),
             (None, Some(like)) => {
@@ -77,7 +96,7 @@ impl TopicTable {
             }
             (None, None) => site_schema(),
         };
-        let metadata = metadata_fields(platform.has_message_ids());
+        let metadata = metadata_fields(ids);
         for f in variant.fields() {
             if metadata.iter().any(|m| m.name() == f.name()) {
                 return Err(DataFusionError::Plan(format!(
@@ -96,13 +115,18 @@ impl TopicTable {
             fields,
             variant.metadata().clone(),
         ));
-        platform.ensure_topic().await?;
         Ok(TopicTable {
             platform,
             options,
             variant: Arc::new(variant),
             schema,
+            ids,
         })
+    }
+
+    /// Whether the table has an `_id` column.
+    pub fn has_ids(&self) -> bool {
+        self.ids
     }
 
     /// `kafka host:port/topic`, `iggy host:port/stream/topic`.

@@ -22,13 +22,13 @@ use iggy::prelude::{
 use crate::fixtures::GEN_RECORDS;
 use crate::topics::{assert_rows_equal_the_file, count, ctx, explain, inserted, path, run};
 
-fn script() -> PathBuf {
+pub(crate) fn script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/iggy")
 }
 
 /// The test server's `iggy://user:pass@host:port`, or `None` (and a line saying why) when
 /// no Iggy server can be had on this machine.
-fn server() -> Option<String> {
+pub(crate) fn server() -> Option<String> {
     if let Ok(url) = std::env::var("VCFQ_IGGY") {
         return Some(url.trim().to_string());
     }
@@ -49,7 +49,7 @@ fn server() -> Option<String> {
 }
 
 /// A name no other test (or earlier run) uses.
-fn unique(name: &str) -> String {
+pub(crate) fn unique(name: &str) -> String {
     static N: AtomicUsize = AtomicUsize::new(0);
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -480,13 +480,13 @@ async fn credentials_may_be_options_and_never_show_in_plans() {
 }
 
 /// An Iggy server of this test's own (it gets killed), stopped on drop.
-struct OwnServer {
-    dir: PathBuf,
-    url: String,
+pub(crate) struct OwnServer {
+    pub(crate) dir: PathBuf,
+    pub(crate) url: String,
 }
 
 impl OwnServer {
-    fn start(dir: &Path) -> OwnServer {
+    pub(crate) fn start(dir: &Path) -> OwnServer {
         let out = Command::new(script())
             .arg("start")
             .arg(dir)
@@ -504,7 +504,7 @@ impl OwnServer {
     }
 
     /// `kill -9`: no chance to save anything.
-    fn kill(&self) {
+    pub(crate) fn kill(&self) {
         let pid = std::fs::read_to_string(self.dir.join("pid")).expect("pid");
         let status = Command::new("kill")
             .args(["-9", pid.trim()])

@@ -17,7 +17,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use crate::fixtures::GEN_RECORDS;
 use crate::topics::{assert_rows_equal_the_file, count, ctx, inserted, path, run};
 
-fn bootstrap() -> String {
+pub(crate) fn bootstrap() -> String {
     std::env::var("VCFQ_KAFKA_BOOTSTRAP").unwrap_or_else(|_| {
         panic!(
             "VCFQ_KAFKA_BOOTSTRAP is not set: run the tests with scripts/test.sh, or start a broker \

@@ -1,7 +1,7 @@
-//! Connections to an Iggy server with bounds on everything the SDK leaves unbounded: a
-//! connection is tried twice (200 ms apart) instead of forever, and every call runs under the
-//! table's `timeout.ms`. A low-level `TcpClient` is used (no heartbeat task); it logs in when
-//! it connects, and logs in again when the SDK reconnects after a dropped connection.
+//! Connections to an Iggy server with bounds on everything the SDK leaves unbounded: the SDK's
+//! own reconnecting is off (a connection that drops fails the call, and the reader, writer or
+//! coordinator decides what next), and every call runs under the table's `timeout.ms`. A
+//! low-level `TcpClient` is used (no heartbeat task); it logs in when it connects.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -97,9 +97,12 @@ pub async fn connect(endpoint: &Endpoint, target: &str) -> Result<TcpClient, Str
             endpoint.user.clone(),
             SecretString::from(endpoint.password.clone()),
         )),
+        // no reconnects inside the SDK: a failed client is dropped and the caller decides
+        // (its reconnect re-sends the last request, and behind a proxy that accepts and then
+        // closes, connect → login → reconnect recursed until the stack overflowed)
         reconnection: TcpClientReconnectionConfig {
-            enabled: true,
-            max_retries: Some(1),
+            enabled: false,
+            max_retries: Some(0),
             interval: IggyDuration::from(Duration::from_millis(200)),
             reestablish_after: IggyDuration::from(Duration::from_millis(0)),
         },

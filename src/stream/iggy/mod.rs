@@ -368,7 +368,11 @@ impl Platform for IggyPlatform {
         ranges: &[PartitionRange],
         keys: bool,
     ) -> Result<Box<dyn PartitionSource>, StreamError> {
-        Ok(Box::new(source::IggySource::open(self.clone(), ranges, keys)?))
+        Ok(Box::new(source::IggySource::open(
+            self.clone(),
+            ranges,
+            keys,
+        )?))
     }
 
     fn sink(&self) -> Result<Arc<dyn TopicSink>, StreamError> {

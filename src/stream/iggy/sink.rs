@@ -110,7 +110,7 @@ struct IggyWriter {
     failed: bool,
     partitions: u32,
     key: HeaderKey,
-    /// Partitions written to, flushed at the end.
+    /// Partitions written to since the last flush to disk.
     written: BTreeSet<u32>,
     delivered: u64,
 }
@@ -230,29 +230,35 @@ impl TopicWriter for IggyWriter {
         self.send_lanes(lanes).await
     }
 
-    async fn finish(mut self: Box<Self>) -> Result<u64, StreamError> {
+    async fn settle(&mut self) -> Result<(), StreamError> {
         self.usable()?;
         let stream = self.platform.stream_id()?;
         let topic = self.platform.topic_id()?;
         let timeout = self.platform.endpoint.timeout;
-        let mut flushed = Ok(());
-        for &partition in &self.written {
+        for partition in std::mem::take(&mut self.written) {
             let client = &self.clients[partition as usize % self.clients.len()];
-            flushed = bounded(
+            let flushed = bounded(
                 &format!("{} partition {partition}", self.target),
                 "messages not saved to disk",
                 timeout,
                 client.flush_unsaved_buffer(&stream, &topic, partition, true),
             )
             .await;
-            if flushed.is_err() {
-                break;
+            if let Err(e) = flushed {
+                self.failed = true;
+                return Err(e);
             }
         }
+        Ok(())
+    }
+
+    async fn finish(mut self: Box<Self>) -> Result<u64, StreamError> {
+        let settled = self.settle().await;
+        let timeout = self.platform.endpoint.timeout;
         for client in std::mem::take(&mut self.clients) {
             close(client, timeout).await;
         }
-        flushed.map(|()| self.delivered)
+        settled.map(|()| self.delivered)
     }
 
     async fn abort(mut self: Box<Self>) {

@@ -268,6 +268,13 @@ impl TopicWriter for KafkaWriter {
         Ok(())
     }
 
+    async fn settle(&mut self) -> Result<(), StreamError> {
+        while !self.in_flight.is_empty() {
+            self.settle_one().await?;
+        }
+        Ok(())
+    }
+
     async fn finish(mut self: Box<Self>) -> Result<u64, StreamError> {
         while !self.in_flight.is_empty() {
             if let Err(e) = self.settle_one().await {

@@ -1,0 +1,315 @@
+//! `INSERT INTO` a coordinated table: messages go to the platform the router picks, in windows;
+//! a window is kept until that platform has acknowledged all of it ([`TopicWriter::settle`]),
+//! and re-sent whole to the other platform when it fails. So a row is acknowledged by at least
+//! one platform before the statement succeeds, and a row sent twice has one id (readers drop
+//! the copy).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+
+use super::health::{PlatformHealth, now};
+use super::router::{Lane, Routing, after_failure, choose};
+use crate::stream::StreamError;
+use crate::stream::codec::OutMessage;
+use crate::stream::sink::{TopicSink, TopicWriter};
+
+/// How a coordinated write behaves.
+#[derive(Debug, Clone, Copy)]
+pub struct WriteSettings {
+    /// How the platform is picked.
+    pub routing: Routing,
+    /// Retries on one platform after a retryable failure, before moving on.
+    pub retry_max: u32,
+    /// Wait before each retry.
+    pub retry_backoff: Duration,
+    /// Bound of each send, settle and connect: past it, the platform has failed.
+    pub ack_timeout: Duration,
+    /// Messages kept until acknowledged (the replay window; sending waits for an
+    /// acknowledgement once it is full).
+    pub window: usize,
+}
+
+/// Both platforms of a coordinated table.
+#[derive(Debug)]
+pub struct Lanes {
+    /// Writers of the primary and the fallback.
+    pub sinks: [Arc<dyn TopicSink>; 2],
+    /// Their breakers and counters.
+    pub health: [Arc<PlatformHealth>; 2],
+}
+
+/// The [`TopicSink`] of a coordinated table.
+#[derive(Debug)]
+pub struct CoordinatedSink {
+    /// `coordinated table calls`.
+    pub name: String,
+    /// The platforms.
+    pub lanes: Arc<Lanes>,
+    /// Routing, retries, window.
+    pub settings: WriteSettings,
+}
+
+#[async_trait]
+impl TopicSink for CoordinatedSink {
+    fn target(&self) -> String {
+        self.name.clone()
+    }
+
+    async fn open(&self) -> Result<Box<dyn TopicWriter>, StreamError> {
+        Ok(Box::new(CoordinatedWriter {
+            name: self.name.clone(),
+            lanes: Arc::clone(&self.lanes),
+            settings: self.settings,
+            writers: [None, None],
+            current: None,
+            window: Vec::new(),
+            window_started: None,
+            acknowledged: 0,
+            last_error: [None, None],
+        }))
+    }
+}
+
+struct CoordinatedWriter {
+    name: String,
+    lanes: Arc<Lanes>,
+    settings: WriteSettings,
+    /// Each platform's writer, once opened (kept until the statement ends).
+    writers: [Option<Box<dyn TopicWriter>>; 2],
+    /// The platform the window goes to.
+    current: Option<Lane>,
+    /// Messages sent to `current` and not yet acknowledged by it.
+    window: Vec<OutMessage>,
+    window_started: Option<Instant>,
+    /// Messages acknowledged (each row once, wherever it went).
+    acknowledged: u64,
+    last_error: [Option<StreamError>; 2],
+}
+
+impl CoordinatedWriter {
+    fn health(&self, lane: Lane) -> &Arc<PlatformHealth> {
+        &self.lanes.health[lane.index()]
+    }
+
+    /// Picks the platform for the next window (the breakers and measured health decide).
+    fn route(&mut self) -> Result<Lane, StreamError> {
+        let at = now();
+        let primary = self.health(Lane::Primary).view(at);
+        let fallback = self.health(Lane::Fallback).view(at);
+        let Some(lane) = choose(self.settings.routing, primary, fallback) else {
+            return Err(self.both_down());
+        };
+        self.health(lane).breaker(|b| b.allows(at));
+        self.current = Some(lane);
+        Ok(lane)
+    }
+
+    fn both_down(&self) -> StreamError {
+        let describe = |lane: Lane| {
+            let h = self.health(lane);
+            match &self.last_error[lane.index()] {
+                Some(e) => format!("{} {e}", lane.name()),
+                None => format!("{} {}: breaker open", lane.name(), h.target),
+            }
+        };
+        StreamError::transient(
+            &self.name,
+            format!(
+                "no platform takes writes: {}; {}",
+                describe(Lane::Primary),
+                describe(Lane::Fallback)
+            ),
+        )
+    }
+
+    /// Sends `messages` to `lane`, opening its writer first when needed.
+    async fn deliver(&mut self, lane: Lane, messages: Vec<OutMessage>) -> Result<(), StreamError> {
+        if self.writers[lane.index()].is_none() {
+            let sink = Arc::clone(&self.lanes.sinks[lane.index()]);
+            let timeout = self.settings.ack_timeout;
+            let writer = match tokio::time::timeout(timeout, sink.open()).await {
+                Ok(opened) => opened?,
+                Err(_) => {
+                    return Err(StreamError::transient(
+                        sink.target(),
+                        format!("cannot start writing within {} ms", timeout.as_millis()),
+                    ));
+                }
+            };
+            self.writers[lane.index()] = Some(writer);
+        }
+        self.health(lane).sent(messages.len());
+        let timeout = self.settings.ack_timeout;
+        let target = self.health(lane).target.clone();
+        let writer = self.writers[lane.index()].as_mut().expect("opened above");
+        match tokio::time::timeout(timeout, writer.send(messages)).await {
+            Ok(result) => result,
+            Err(_) => Err(StreamError::transient(
+                target,
+                format!("messages not taken within {} ms", timeout.as_millis()),
+            )),
+        }
+    }
+
+    /// Waits for `lane` to acknowledge the window.
+    async fn settle_on(&mut self, lane: Lane) -> Result<(), StreamError> {
+        let timeout = self.settings.ack_timeout;
+        let target = self.health(lane).target.clone();
+        let Some(writer) = self.writers[lane.index()].as_mut() else {
+            return Ok(());
+        };
+        match tokio::time::timeout(timeout, writer.settle()).await {
+            Ok(result) => result,
+            Err(_) => Err(StreamError::transient(
+                target,
+                format!(
+                    "messages not acknowledged within {} ms",
+                    timeout.as_millis()
+                ),
+            )),
+        }
+    }
+
+    /// After `error` on the current platform: the window goes (again) to the platform the
+    /// breakers and the retry budget allow, until one takes it; fails when none does.
+    async fn recover(&mut self, mut error: StreamError) -> Result<(), StreamError> {
+        let mut retries = 0u32;
+        loop {
+            let Some(lane) = self.current else {
+                return Err(error);
+            };
+            if !error.retryable {
+                return Err(error);
+            }
+            let at = now();
+            self.health(lane)
+                .failed(self.window.len(), &error.to_string(), at);
+            log::warn!("{}: {} failed: {error}", self.name, lane.name());
+            self.last_error[lane.index()] = Some(error);
+            if let Some(writer) = self.writers[lane.index()].take() {
+                // what it acknowledged before this window is settled; the window is re-sent
+                writer.abort().await;
+            }
+            let failed_allowed = self.health(lane).breaker(|b| b.would_allow(at));
+            let other_allowed = self.health(lane.other()).breaker(|b| b.would_allow(at));
+            let Some(next) = after_failure(
+                lane,
+                failed_allowed,
+                retries < self.settings.retry_max,
+                other_allowed,
+            ) else {
+                return Err(self.both_down());
+            };
+            if next == lane {
+                retries += 1;
+                tokio::time::sleep(self.settings.retry_backoff).await;
+            } else {
+                retries = 0;
+            }
+            self.health(next).breaker(|b| b.allows(now()));
+            self.current = Some(next);
+            self.window_started = Some(Instant::now());
+            let replay = self.window.clone();
+            match self.deliver(next, replay).await {
+                Ok(()) => return Ok(()),
+                Err(e) => error = e,
+            }
+        }
+    }
+
+    /// Waits until the current platform acknowledged the window (moving it to the other
+    /// platform when it fails), then forgets it.
+    async fn settle_window(&mut self) -> Result<(), StreamError> {
+        while !self.window.is_empty() {
+            let Some(lane) = self.current else { break };
+            match self.settle_on(lane).await {
+                Ok(()) => {
+                    let latency = self.window_started.map_or(Duration::ZERO, |t| t.elapsed());
+                    self.health(lane)
+                        .acknowledged(self.window.len(), latency, now());
+                    self.acknowledged += self.window.len() as u64;
+                    self.window.clear();
+                    self.window_started = None;
+                }
+                Err(e) => self.recover(e).await?,
+            }
+        }
+        Ok(())
+    }
+
+    async fn send_inner(&mut self, messages: Vec<OutMessage>) -> Result<(), StreamError> {
+        if messages.is_empty() {
+            return Ok(());
+        }
+        let lane = match self.current {
+            Some(lane) if !self.window.is_empty() => lane,
+            _ => self.route()?,
+        };
+        if self.window_started.is_none() {
+            self.window_started = Some(Instant::now());
+        }
+        self.window.extend(messages.iter().cloned());
+        if let Err(e) = self.deliver(lane, messages).await {
+            self.recover(e).await?;
+        }
+        if self.window.len() >= self.settings.window {
+            self.settle_window().await?;
+        }
+        Ok(())
+    }
+
+    async fn abort_all(&mut self) {
+        for writer in self.writers.iter_mut() {
+            if let Some(writer) = writer.take() {
+                writer.abort().await;
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl TopicWriter for CoordinatedWriter {
+    async fn send(&mut self, messages: Vec<OutMessage>) -> Result<(), StreamError> {
+        let sent = self.send_inner(messages).await;
+        if sent.is_err() {
+            self.abort_all().await;
+        }
+        sent
+    }
+
+    async fn settle(&mut self) -> Result<(), StreamError> {
+        let settled = self.settle_window().await;
+        if settled.is_err() {
+            self.abort_all().await;
+        }
+        settled
+    }
+
+    async fn finish(mut self: Box<Self>) -> Result<u64, StreamError> {
+        self.settle().await?;
+        // every window is acknowledged; each writer used finishes (Iggy: fsync, Kafka: commit)
+        for lane in [Lane::Primary, Lane::Fallback] {
+            if let Some(writer) = self.writers[lane.index()].take() {
+                let finished =
+                    tokio::time::timeout(self.settings.ack_timeout, writer.finish()).await;
+                let error = match finished {
+                    Ok(Ok(_)) => continue,
+                    Ok(Err(e)) => e,
+                    Err(_) => StreamError::transient(
+                        &self.health(lane).target,
+                        "write not finished in time",
+                    ),
+                };
+                self.abort_all().await;
+                return Err(error);
+            }
+        }
+        Ok(self.acknowledged)
+    }
+
+    async fn abort(mut self: Box<Self>) {
+        self.abort_all().await;
+    }
+}

@@ -1,0 +1,294 @@
+//! Coordinated tables (`STORED AS STREAM`) on a real Iggy server (primary, behind a TCP relay
+//! so that it keeps one address across restarts) and the real Kafka broker (fallback): a
+//! primary killed with `kill -9` in the middle of an INSERT, nothing lost and nothing read
+//! twice; the breaker opening, going half-open and closing again; both platforms down.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use datafusion::arrow::array::{AsArray, RecordBatch};
+use datafusion::arrow::datatypes::{Int64Type, UInt64Type};
+use datafusion::prelude::SessionContext;
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::iggy::{OwnServer, server, unique};
+use crate::kafka::bootstrap;
+use crate::topics::{count, ctx, inserted, run};
+
+/// A TCP relay on a fixed loopback port to wherever `upstream` says (a restarted Iggy server
+/// comes up on a new port). When the upstream dies, its relayed connections die with it.
+struct Relay {
+    address: String,
+    upstream: Arc<Mutex<String>>,
+}
+
+impl Relay {
+    async fn start(upstream: &str) -> Relay {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let address = listener.local_addr().expect("address").to_string();
+        let upstream = Arc::new(Mutex::new(upstream.to_string()));
+        let target = Arc::clone(&upstream);
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let to = target.lock().unwrap().clone();
+                tokio::spawn(async move {
+                    if let Ok(mut outbound) = TcpStream::connect(&to).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+            }
+        });
+        Relay { address, upstream }
+    }
+
+    fn point_to(&self, upstream: &str) {
+        *self.upstream.lock().unwrap() = upstream.to_string();
+    }
+}
+
+fn host_port(url: &str) -> String {
+    url.rsplit('@').next().unwrap().to_string()
+}
+
+/// The primary's URL through the relay.
+fn through(relay: &Relay, url: &str) -> String {
+    let credentials = url
+        .trim_start_matches("iggy://")
+        .rsplit_once('@')
+        .map(|(c, _)| c.to_string())
+        .unwrap();
+    format!("iggy://{credentials}@{}", relay.address)
+}
+
+async fn create(ctx: &SessionContext, name: &str, primary: &str, fallback: &str, extra: &str) {
+    run(
+        ctx,
+        &format!(
+            "CREATE EXTERNAL TABLE {name} (chrom VARCHAR, pos BIGINT, ref VARCHAR) STORED AS STREAM \
+             LOCATION '{name}' OPTIONS ('primary' '{primary}', 'fallback' '{fallback}', \
+             'partitions' '2', 'ack.timeout_ms' '3000', 'breaker.open_ms' '1500' {extra})"
+        ),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("create {name}: {e}"));
+}
+
+/// (role, state, acknowledged, failed, last reason) of `table`'s platforms.
+async fn health(ctx: &SessionContext, table: &str) -> Vec<(String, String, u64, u64, String)> {
+    let rows: Vec<RecordBatch> = run(
+        ctx,
+        &format!(
+            "SELECT role, state, messages_acknowledged, messages_failed, \
+             coalesce(last_transition_reason, '') FROM vcfq.stream_health \
+             WHERE table_name = '{table}' ORDER BY role DESC"
+        ),
+    )
+    .await
+    .expect("stream_health");
+    let mut out = Vec::new();
+    for b in &rows {
+        for i in 0..b.num_rows() {
+            out.push((
+                b.column(0).as_string::<i32>().value(i).to_string(),
+                b.column(1).as_string::<i32>().value(i).to_string(),
+                b.column(2).as_primitive::<UInt64Type>().value(i),
+                b.column(3).as_primitive::<UInt64Type>().value(i),
+                b.column(4).as_string::<i32>().value(i).to_string(),
+            ));
+        }
+    }
+    out
+}
+
+/// Rows per `_platform`.
+async fn per_platform(ctx: &SessionContext, table: &str) -> Vec<(String, i64)> {
+    let rows = run(
+        ctx,
+        &format!("SELECT _platform, count(*) FROM {table} GROUP BY _platform ORDER BY _platform"),
+    )
+    .await
+    .expect("per platform");
+    let mut out = Vec::new();
+    for b in &rows {
+        for i in 0..b.num_rows() {
+            out.push((
+                b.column(0).as_string::<i32>().value(i).to_string(),
+                b.column(1).as_primitive::<Int64Type>().value(i),
+            ));
+        }
+    }
+    out
+}
+
+const ROWS: i64 = 400_000;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_primary_killed_mid_insert_fails_over_loses_nothing_reads_once_and_recovers() {
+    if server().is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("dir");
+    let own = OwnServer::start(dir.path());
+    let relay = Relay::start(&host_port(&own.url)).await;
+    let primary = format!("{}/it-coord/{}", through(&relay, &own.url), unique("p"));
+    let fallback = format!("kafka://{}/{}", bootstrap(), unique("coord-f"));
+    let ctx = ctx();
+    create(&ctx, "calls", &primary, &fallback, "").await;
+    let insert = {
+        let ctx = ctx.clone();
+        tokio::spawn(async move {
+            run(
+                &ctx,
+                &format!(
+                    "INSERT INTO calls SELECT 'chr1', value, 'A' FROM generate_series(1, {ROWS})"
+                ),
+            )
+            .await
+        })
+    };
+    // once the primary has acknowledged some windows, kill it under the running INSERT
+    let mut acked = 0;
+    for _ in 0..600 {
+        acked = health(&ctx, "calls").await[0].2;
+        if acked > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(acked > 0, "the primary never acknowledged anything");
+    own.kill();
+    let written = tokio::time::timeout(Duration::from_secs(120), insert)
+        .await
+        .expect("the INSERT ends")
+        .expect("join")
+        .expect("the INSERT fails over and succeeds");
+    assert_eq!(
+        inserted(&written),
+        ROWS as u64,
+        "every row acknowledged once"
+    );
+    let h = health(&ctx, "calls").await;
+    assert_eq!(h[0].0, "primary");
+    assert_eq!(h[0].1, "open", "{h:?}");
+    // opened by failures in a row (and, if the INSERT outlived the open time, by a failed probe)
+    assert!(
+        h[0].3 > 0 && (h[0].4.contains("failure(s) in a row") || h[0].4.contains("probe failed")),
+        "{h:?}"
+    );
+    assert_eq!(
+        h[0].2 + h[1].2,
+        ROWS as u64,
+        "each window acknowledged once: {h:?}"
+    );
+    assert!(h[1].2 > 0, "the fallback took writes: {h:?}");
+    assert!(
+        acked < ROWS as u64 && h[0].2 < ROWS as u64,
+        "the kill came before the end: {h:?}"
+    );
+
+    // the primary comes back (same data directory, new port behind the same relay address)
+    let restarted = OwnServer::start(dir.path());
+    std::mem::forget(own);
+    relay.point_to(&host_port(&restarted.url));
+    assert_eq!(
+        count(&ctx, "SELECT count(*) FROM calls").await,
+        ROWS,
+        "each row read once across both platforms"
+    );
+    assert_eq!(
+        count(&ctx, "SELECT count(DISTINCT pos) FROM calls").await,
+        ROWS
+    );
+    let platforms = per_platform(&ctx, "calls").await;
+    assert_eq!(platforms.len(), 2, "{platforms:?}");
+    assert_eq!(platforms.iter().map(|(_, n)| n).sum::<i64>(), ROWS);
+    assert!(platforms.iter().all(|(_, n)| *n > 0), "{platforms:?}");
+    let plan = run(&ctx, "EXPLAIN ANALYZE SELECT pos FROM calls")
+        .await
+        .expect("analyze");
+    let plan = datafusion::arrow::util::pretty::pretty_format_batches(&plan)
+        .unwrap()
+        .to_string();
+    assert!(plan.contains("CoordinatedExec: calls"), "{plan}");
+    assert!(
+        plan.contains("IggyExec") && plan.contains("KafkaExec"),
+        "{plan}"
+    );
+
+    // once its open time has passed, writes probe the primary and, succeeding, close it
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    for round in 0..2 {
+        let more = run(
+            &ctx,
+            &format!(
+                "INSERT INTO calls SELECT 'chr2', value, 'C' FROM generate_series({}, {})",
+                round * 10 + 1,
+                round * 10 + 10
+            ),
+        )
+        .await
+        .expect("insert after recovery");
+        assert_eq!(inserted(&more), 10);
+    }
+    let h = health(&ctx, "calls").await;
+    assert_eq!(h[0].1, "closed", "{h:?}");
+    assert!(h[0].4.contains("probe(s) succeeded"), "{h:?}");
+    let back = run(
+        &ctx,
+        "SELECT _platform, count(*) FROM calls WHERE chrom = 'chr2' GROUP BY _platform",
+    )
+    .await
+    .expect("read back");
+    assert_eq!(back[0].num_rows(), 1);
+    assert_eq!(back[0].column(0).as_string::<i32>().value(0), "iggy");
+    assert_eq!(back[0].column(1).as_primitive::<Int64Type>().value(0), 20);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_primary_sends_writes_to_the_fallback_and_both_down_is_one_clear_error() {
+    if server().is_none() {
+        return;
+    }
+    // nothing listens on the primary's port
+    let free = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let dead = free.local_addr().unwrap().to_string();
+    drop(free);
+    let primary = format!("iggy://vcfq:vcfq-test@{dead}/it-coord/{}", unique("gone"));
+    let fallback = format!("kafka://{}/{}", bootstrap(), unique("coord-only"));
+    let ctx = ctx();
+    create(
+        &ctx,
+        "lonely",
+        &primary,
+        &fallback,
+        ", 'breaker.failures' '1'",
+    )
+    .await;
+    let written = run(
+        &ctx,
+        "INSERT INTO lonely SELECT 'chr1', value, 'G' FROM generate_series(1, 1000)",
+    )
+    .await
+    .expect("the fallback takes the rows");
+    assert_eq!(inserted(&written), 1000);
+    let h = health(&ctx, "lonely").await;
+    assert_eq!((h[0].1.as_str(), h[1].2), ("open", 1000), "{h:?}");
+
+    // both down: CREATE names both
+    let dead_kafka = format!("kafka://{dead}/{}", unique("coord-none"));
+    let e = run(
+        &ctx,
+        &format!(
+            "CREATE EXTERNAL TABLE nowhere (chrom VARCHAR, pos BIGINT, ref VARCHAR) STORED AS STREAM \
+             LOCATION 'nowhere' OPTIONS ('primary' '{primary}', 'fallback' '{dead_kafka}', 'timeout.ms' '2000')"
+        ),
+    )
+    .await
+    .expect_err("no platform answers")
+    .to_string();
+    assert!(
+        e.contains("no platform answers: primary") && e.contains("fallback"),
+        "{e}"
+    );
+    assert!(!e.contains("vcfq-test"), "no password in errors: {e}");
+}
