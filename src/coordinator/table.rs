@@ -58,7 +58,7 @@ impl CoordinatedOptions {
             retry_max: 2,
             retry_backoff: Duration::from_millis(50),
             ack_timeout: Duration::from_secs(2),
-            window: 16_384,
+            window: 65_536,
         };
         let mut max_ids = 20_000_000usize;
         let mut rest = HashMap::new();
