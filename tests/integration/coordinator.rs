@@ -292,3 +292,48 @@ async fn an_unreachable_primary_sends_writes_to_the_fallback_and_both_down_is_on
     );
     assert!(!e.contains("vcfq-test"), "no password in errors: {e}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_fallback_does_not_matter_until_the_primary_dies_too() {
+    if server().is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("dir");
+    let own = OwnServer::start(dir.path());
+    let free = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let dead = free.local_addr().unwrap().to_string();
+    drop(free);
+    let primary = format!("{}/it-coord/{}", own.url, unique("alone"));
+    let fallback = format!("kafka://{dead}/{}", unique("coord-dead"));
+    let ctx = ctx();
+    create(&ctx, "solo", &primary, &fallback, ", 'timeout.ms' '2000'").await;
+    let written = run(
+        &ctx,
+        "INSERT INTO solo SELECT 'chr1', value, 'T' FROM generate_series(1, 1000)",
+    )
+    .await
+    .expect("the primary takes the rows");
+    assert_eq!(inserted(&written), 1000);
+    let h = health(&ctx, "solo").await;
+    assert_eq!((h[0].1.as_str(), h[0].2), ("closed", 1000), "{h:?}");
+    assert_eq!(h[1].2, 0, "nothing went to the fallback: {h:?}");
+
+    // now both are down: the statement fails naming both, and reports nothing as written
+    own.kill();
+    let e = run(
+        &ctx,
+        "INSERT INTO solo SELECT 'chr1', value, 'T' FROM generate_series(1, 1000)",
+    )
+    .await
+    .expect_err("no platform takes writes")
+    .to_string();
+    assert!(
+        e.contains("no platform takes writes") && e.contains("primary iggy") && e.contains("fallback"),
+        "{e}"
+    );
+    assert_eq!(
+        health(&ctx, "solo").await[0].2,
+        1000,
+        "nothing acknowledged after the kill"
+    );
+}
