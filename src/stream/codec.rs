@@ -602,7 +602,7 @@ mod tests {
                 timestamp: Some(1000),
                 key: m.key,
                 id: None,
-                value: Some(m.value.into()),
+                value: Some(m.value),
             });
         }
         let batch = decoder.flush().unwrap().unwrap();
@@ -655,7 +655,7 @@ mod tests {
                     timestamp: None,
                     key: m.key,
                     id: Some(7),
-                    value: Some(m.value.into()),
+                    value: Some(m.value),
                 });
             }
             let batch = decoder.flush().unwrap().unwrap();
@@ -719,7 +719,7 @@ mod tests {
             timestamp: None,
             key: None,
             id: None,
-            value: Some(encoded[0].value.clone().into()),
+            value: Some(encoded[0].value.clone()),
         });
         let batch = decoder.flush().unwrap().unwrap();
         assert_eq!(batch.num_rows(), 1);
@@ -740,14 +740,14 @@ mod tests {
                 "kafka x/t".into(),
             );
             for (offset, value) in [
-                (0, Some(Bytes::from(good[0].value.clone()))),
+                (0, Some(good[0].value.clone())),
                 (
                     1,
                     Some(Bytes::from_static(b"{\"chrom\": \"1\", \"pos\": \"ten\"}")),
                 ),
                 (2, Some(Bytes::from_static(b"not json"))),
                 (3, None),
-                (4, Some(Bytes::from(good[1].value.clone()))),
+                (4, Some(good[1].value.clone())),
             ] {
                 decoder.push(InMessage {
                     partition: 2,
