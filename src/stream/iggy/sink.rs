@@ -235,19 +235,34 @@ impl TopicWriter for IggyWriter {
         let stream = self.platform.stream_id()?;
         let topic = self.platform.topic_id()?;
         let timeout = self.platform.endpoint.timeout;
-        for partition in std::mem::take(&mut self.written) {
-            let client = &self.clients[partition as usize % self.clients.len()];
-            let flushed = bounded(
-                &format!("{} partition {partition}", self.target),
-                "messages not saved to disk",
-                timeout,
-                client.flush_unsaved_buffer(&stream, &topic, partition, true),
-            )
-            .await;
-            if let Err(e) = flushed {
-                self.failed = true;
-                return Err(e);
+        // each connection flushes its partitions, the connections at the same time
+        let written = std::mem::take(&mut self.written);
+        let lanes = self.clients.len().max(1);
+        let target = &self.target;
+        let (stream, topic) = (&stream, &topic);
+        let flushes = self.clients.iter().enumerate().map(|(lane, client)| {
+            let partitions: Vec<u32> = written
+                .iter()
+                .copied()
+                .filter(|p| *p as usize % lanes == lane)
+                .collect();
+            async move {
+                for partition in partitions {
+                    bounded(
+                        &format!("{target} partition {partition}"),
+                        "messages not saved to disk",
+                        timeout,
+                        client.flush_unsaved_buffer(stream, topic, partition, true),
+                    )
+                    .await?;
+                }
+                Ok::<(), StreamError>(())
             }
+        });
+        let results = futures::future::join_all(flushes).await;
+        if let Some(e) = results.into_iter().find_map(Result::err) {
+            self.failed = true;
+            return Err(e);
         }
         Ok(())
     }
