@@ -72,6 +72,22 @@ impl TopicSink for CoordinatedSink {
     }
 }
 
+/// `call`, or a retryable "`what` within N ms" error on `target` once `timeout` has passed.
+async fn within<T>(
+    timeout: Duration,
+    target: String,
+    what: &str,
+    call: impl Future<Output = Result<T, StreamError>>,
+) -> Result<T, StreamError> {
+    match tokio::time::timeout(timeout, call).await {
+        Ok(result) => result,
+        Err(_) => Err(StreamError::transient(
+            target,
+            format!("{what} within {} ms", timeout.as_millis()),
+        )),
+    }
+}
+
 struct CoordinatedWriter {
     name: String,
     lanes: Arc<Lanes>,
@@ -128,29 +144,20 @@ impl CoordinatedWriter {
     async fn deliver(&mut self, lane: Lane, messages: Vec<OutMessage>) -> Result<(), StreamError> {
         if self.writers[lane.index()].is_none() {
             let sink = Arc::clone(&self.lanes.sinks[lane.index()]);
-            let timeout = self.settings.ack_timeout;
-            let writer = match tokio::time::timeout(timeout, sink.open()).await {
-                Ok(opened) => opened?,
-                Err(_) => {
-                    return Err(StreamError::transient(
-                        sink.target(),
-                        format!("cannot start writing within {} ms", timeout.as_millis()),
-                    ));
-                }
-            };
+            let writer = within(
+                self.settings.ack_timeout,
+                sink.target(),
+                "cannot start writing",
+                sink.open(),
+            )
+            .await?;
             self.writers[lane.index()] = Some(writer);
         }
         self.health(lane).sent(messages.len());
         let timeout = self.settings.ack_timeout;
         let target = self.health(lane).target.clone();
         let writer = self.writers[lane.index()].as_mut().expect("opened above");
-        match tokio::time::timeout(timeout, writer.send(messages)).await {
-            Ok(result) => result,
-            Err(_) => Err(StreamError::transient(
-                target,
-                format!("messages not taken within {} ms", timeout.as_millis()),
-            )),
-        }
+        within(timeout, target, "messages not taken", writer.send(messages)).await
     }
 
     /// Waits for `lane` to acknowledge the window.
@@ -160,16 +167,7 @@ impl CoordinatedWriter {
         let Some(writer) = self.writers[lane.index()].as_mut() else {
             return Ok(());
         };
-        match tokio::time::timeout(timeout, writer.settle()).await {
-            Ok(result) => result,
-            Err(_) => Err(StreamError::transient(
-                target,
-                format!(
-                    "messages not acknowledged within {} ms",
-                    timeout.as_millis()
-                ),
-            )),
-        }
+        within(timeout, target, "messages not acknowledged", writer.settle()).await
     }
 
     /// After `error` on the current platform: the window goes (again) to the platform the
