@@ -1,8 +1,9 @@
 //! `INSERT INTO` a coordinated table: messages go to the platform the router picks, in windows;
-//! a window is kept until that platform has acknowledged all of it ([`TopicWriter::settle`]),
-//! and re-sent whole to the other platform when it fails. So a row is acknowledged by at least
-//! one platform before the statement succeeds, and a row sent twice has one id (readers drop
-//! the copy).
+//! a window is kept until that platform has acknowledged all of it ([`TopicWriter::checkpoint`],
+//! which runs while the next window is sent), and everything unacknowledged (at most two
+//! windows) is re-sent to the other platform when it fails. So a row is acknowledged by at
+//! least one platform before the statement succeeds, and a row sent twice has one id (readers
+//! drop the copy).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,7 +14,7 @@ use super::health::{PlatformHealth, now};
 use super::router::{Lane, Routing, after_failure, choose};
 use crate::stream::StreamError;
 use crate::stream::codec::OutMessage;
-use crate::stream::sink::{TopicSink, TopicWriter};
+use crate::stream::sink::{Checkpoint, TopicSink, TopicWriter};
 
 /// How a coordinated write behaves.
 #[derive(Debug, Clone, Copy)]
@@ -26,8 +27,8 @@ pub struct WriteSettings {
     pub retry_backoff: Duration,
     /// Bound of each send, settle and connect: past it, the platform has failed.
     pub ack_timeout: Duration,
-    /// Messages kept until acknowledged (the replay window; sending waits for an
-    /// acknowledgement once it is full).
+    /// Messages kept until acknowledged, at most (the replay bound): two windows of half
+    /// that, one being acknowledged while the other is sent; sending waits once both are full.
     pub window: usize,
 }
 
@@ -64,6 +65,7 @@ impl TopicSink for CoordinatedSink {
             settings: self.settings,
             writers: [None, None],
             current: None,
+            settling: None,
             window: Vec::new(),
             window_started: None,
             acknowledged: 0,
@@ -88,15 +90,24 @@ async fn within<T>(
     }
 }
 
+/// A window whose checkpoint is in progress on the current platform.
+struct Settling {
+    messages: Vec<OutMessage>,
+    checkpoint: Checkpoint,
+    started: Instant,
+}
+
 struct CoordinatedWriter {
     name: String,
     lanes: Arc<Lanes>,
     settings: WriteSettings,
     /// Each platform's writer, once opened (kept until the statement ends).
     writers: [Option<Box<dyn TopicWriter>>; 2],
-    /// The platform the window goes to.
+    /// The platform the unacknowledged messages went to (both windows are on it).
     current: Option<Lane>,
-    /// Messages sent to `current` and not yet acknowledged by it.
+    /// The window sent before `window`, being acknowledged while `window` is sent.
+    settling: Option<Settling>,
+    /// Messages sent to `current` since `settling` started (the window being filled).
     window: Vec<OutMessage>,
     window_started: Option<Instant>,
     /// Messages acknowledged (each row once, wherever it went).
@@ -109,15 +120,25 @@ impl CoordinatedWriter {
         &self.lanes.health[lane.index()]
     }
 
-    /// Picks the platform for the next window (the breakers and measured health decide).
-    fn route(&mut self) -> Result<Lane, StreamError> {
+    /// Messages per window: two windows (one settling, one being sent) make the bound.
+    fn window_size(&self) -> usize {
+        (self.settings.window / 2).max(1)
+    }
+
+    /// The platform the router picks now (`None`: no breaker lets writes through).
+    fn preferred(&self) -> Option<Lane> {
         let at = now();
         let primary = self.health(Lane::Primary).view(at);
         let fallback = self.health(Lane::Fallback).view(at);
-        let Some(lane) = choose(self.settings.routing, primary, fallback) else {
+        choose(self.settings.routing, primary, fallback)
+    }
+
+    /// Picks the platform for the next window (the breakers and measured health decide).
+    fn route(&mut self) -> Result<Lane, StreamError> {
+        let Some(lane) = self.preferred() else {
             return Err(self.both_down());
         };
-        self.health(lane).breaker(|b| b.allows(at));
+        self.health(lane).breaker(|b| b.allows(now()));
         self.current = Some(lane);
         Ok(lane)
     }
@@ -160,19 +181,15 @@ impl CoordinatedWriter {
         within(timeout, target, "messages not taken", writer.send(messages)).await
     }
 
-    /// Waits for `lane` to acknowledge the window.
-    async fn settle_on(&mut self, lane: Lane) -> Result<(), StreamError> {
-        let timeout = self.settings.ack_timeout;
-        let target = self.health(lane).target.clone();
-        let Some(writer) = self.writers[lane.index()].as_mut() else {
-            return Ok(());
-        };
-        within(timeout, target, "messages not acknowledged", writer.settle()).await
-    }
-
-    /// After `error` on the current platform: the window goes (again) to the platform the
-    /// breakers and the retry budget allow, until one takes it; fails when none does.
+    /// After `error` on the current platform: every message it has not acknowledged (both
+    /// windows, in the order sent) goes again to the platform the breakers and the retry
+    /// budget allow, until one takes it; fails when none does.
     async fn recover(&mut self, mut error: StreamError) -> Result<(), StreamError> {
+        if let Some(settling) = self.settling.take() {
+            let mut unacknowledged = settling.messages;
+            unacknowledged.append(&mut self.window);
+            self.window = unacknowledged;
+        }
         let mut retries = 0u32;
         loop {
             let Some(lane) = self.current else {
@@ -187,7 +204,7 @@ impl CoordinatedWriter {
             log::warn!("{}: {} failed: {error}", self.name, lane.name());
             self.last_error[lane.index()] = Some(error);
             if let Some(writer) = self.writers[lane.index()].take() {
-                // what it acknowledged before this window is settled; the window is re-sent
+                // what it acknowledged before these windows is settled; they are re-sent
                 writer.abort().await;
             }
             let failed_allowed = self.health(lane).breaker(|b| b.would_allow(at));
@@ -217,24 +234,94 @@ impl CoordinatedWriter {
         }
     }
 
-    /// Waits until the current platform acknowledged the window (moving it to the other
-    /// platform when it fails), then forgets it.
-    async fn settle_window(&mut self) -> Result<(), StreamError> {
-        while !self.window.is_empty() {
+    /// Waits for the settling window's checkpoint (moving every unacknowledged message to the
+    /// other platform when it fails) and counts it as acknowledged.
+    async fn await_settling(&mut self) -> Result<(), StreamError> {
+        while let Some(settling) = self.settling.take() {
             let Some(lane) = self.current else { break };
-            match self.settle_on(lane).await {
+            let target = self.health(lane).target.clone();
+            let timeout = self.settings.ack_timeout;
+            let checked = within(
+                timeout,
+                target,
+                "messages not acknowledged",
+                settling.checkpoint,
+            )
+            .await;
+            match checked {
                 Ok(()) => {
-                    let latency = self.window_started.map_or(Duration::ZERO, |t| t.elapsed());
+                    let n = settling.messages.len();
                     self.health(lane)
-                        .acknowledged(self.window.len(), latency, now());
-                    self.acknowledged += self.window.len() as u64;
-                    self.window.clear();
-                    self.window_started = None;
+                        .acknowledged(n, settling.started.elapsed(), now());
+                    self.acknowledged += n as u64;
                 }
-                Err(e) => self.recover(e).await?,
+                Err(e) => {
+                    let mut unacknowledged = settling.messages;
+                    unacknowledged.append(&mut self.window);
+                    self.window = unacknowledged;
+                    self.recover(e).await?;
+                }
             }
         }
         Ok(())
+    }
+
+    /// Starts the checkpoint of the window being filled (the one before it is acknowledged);
+    /// a writer that cannot settle while sending settles it here.
+    async fn start_checkpoint(&mut self) -> Result<(), StreamError> {
+        if self.window.is_empty() {
+            return Ok(());
+        }
+        let writer = self
+            .current
+            .and_then(|lane| self.writers[lane.index()].as_mut());
+        let Some(writer) = writer else {
+            // messages sent without a writer: a bug, never a silent loss
+            return Err(StreamError::permanent(
+                &self.name,
+                "unacknowledged messages without a platform writer",
+            ));
+        };
+        let checkpoint = match writer.checkpoint() {
+            Some(checkpoint) => checkpoint,
+            None => {
+                let settled = writer.settle().await;
+                Box::pin(std::future::ready(settled))
+            }
+        };
+        self.settling = Some(Settling {
+            messages: std::mem::take(&mut self.window),
+            checkpoint,
+            started: self.window_started.take().unwrap_or_else(Instant::now),
+        });
+        Ok(())
+    }
+
+    /// The window is full: once the window before it is acknowledged, its checkpoint starts
+    /// and sending goes on into a new window; when the router now prefers the other platform,
+    /// this window is acknowledged first and the next one goes there.
+    async fn next_window(&mut self) -> Result<(), StreamError> {
+        self.await_settling().await?;
+        self.start_checkpoint().await?;
+        if self.preferred() != self.current {
+            self.await_settling().await?;
+            if self.window.is_empty() {
+                // nothing unacknowledged anywhere: the next send routes afresh
+                self.current = None;
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits until every message sent is acknowledged by some platform.
+    async fn settle_all(&mut self) -> Result<(), StreamError> {
+        loop {
+            self.await_settling().await?;
+            if self.window.is_empty() {
+                return Ok(());
+            }
+            self.start_checkpoint().await?;
+        }
     }
 
     async fn send_inner(&mut self, messages: Vec<OutMessage>) -> Result<(), StreamError> {
@@ -242,7 +329,7 @@ impl CoordinatedWriter {
             return Ok(());
         }
         let lane = match self.current {
-            Some(lane) if !self.window.is_empty() => lane,
+            Some(lane) if !self.window.is_empty() || self.settling.is_some() => lane,
             _ => self.route()?,
         };
         if self.window_started.is_none() {
@@ -252,13 +339,14 @@ impl CoordinatedWriter {
         if let Err(e) = self.deliver(lane, messages).await {
             self.recover(e).await?;
         }
-        if self.window.len() >= self.settings.window {
-            self.settle_window().await?;
+        if self.window.len() >= self.window_size() {
+            self.next_window().await?;
         }
         Ok(())
     }
 
     async fn abort_all(&mut self) {
+        self.settling = None;
         for writer in self.writers.iter_mut() {
             if let Some(writer) = writer.take() {
                 writer.abort().await;
@@ -278,7 +366,7 @@ impl TopicWriter for CoordinatedWriter {
     }
 
     async fn settle(&mut self) -> Result<(), StreamError> {
-        let settled = self.settle_window().await;
+        let settled = self.settle_all().await;
         if settled.is_err() {
             self.abort_all().await;
         }

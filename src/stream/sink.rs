@@ -19,6 +19,9 @@ use super::codec::{Encoder, OutMessage};
 /// Batches encoded at once while the writer sends.
 const ENCODERS: usize = 2;
 
+/// Resolves once the messages sent before it was made are kept ([`TopicWriter::checkpoint`]).
+pub type Checkpoint = futures::future::BoxFuture<'static, Result<(), StreamError>>;
+
 /// A topic that takes messages.
 #[async_trait]
 pub trait TopicSink: fmt::Debug + Send + Sync {
@@ -41,6 +44,13 @@ pub trait TopicWriter: Send {
     /// will be once the write finishes (Iggy: saved to disk with fsync; Kafka: acknowledged
     /// by the in-sync replicas), so that a failure after this loses none of them.
     async fn settle(&mut self) -> Result<(), StreamError>;
+
+    /// What [`Self::settle`] waits for, as a future that does not borrow the writer: more
+    /// messages may be sent while it runs (a coordinated write settles one window while it
+    /// sends the next). `None`: this writer can only settle in place.
+    fn checkpoint(&mut self) -> Option<Checkpoint> {
+        None
+    }
 
     /// Waits until every message is delivered (and commits the transaction); the number
     /// delivered.

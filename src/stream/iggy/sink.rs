@@ -1,16 +1,19 @@
 //! The Iggy [`TopicSink`]: each row goes to the partition of its variant key
 //! ([`partition_of`]: one variant, one partition), as a message whose id comes from key and
 //! content ([`crate::stream::codec::message_id`]) and whose `key` header holds the key.
-//! Messages are sent in chunks as rows arrive (memory stays bounded by a few input batches) over
-//! [`CONNECTIONS`] connections at once, each partition always over the same one and each
-//! chunk acknowledged before that connection sends the next (so a partition keeps row order). Before an `INSERT` reports success, every partition it
-//! wrote is flushed to disk with fsync (`flush_unsaved_buffer`), so a success survives a
-//! `kill -9` of the server. An `INSERT` that fails leaves what was acknowledged before the
-//! failure in the topic (Iggy has no transactions); a re-send of those rows has the same ids.
+//! Messages are sent in chunks as rows arrive (memory stays bounded by a few input batches)
+//! over [`CONNECTIONS`] connections at once, each partition always over the same one and each
+//! chunk acknowledged before that connection sends the next (so a partition keeps row order).
+//! Before an `INSERT` reports success, every partition it wrote is flushed to disk with fsync
+//! (`flush_unsaved_buffer`), so a success survives a `kill -9` of the server; a checkpoint
+//! (coordinated writes) flushes over connections of its own while sending goes on. An `INSERT`
+//! that fails leaves what was acknowledged before the failure in the topic (Iggy has no
+//! transactions); a re-send of those rows has the same ids.
 
 use std::collections::BTreeMap;
 use std::collections::BTreeSet;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use iggy::prelude::{HeaderKey, HeaderValue, IggyMessage, MessageClient, Partitioning, TcpClient};
@@ -20,7 +23,7 @@ use super::KEY_HEADER;
 use super::client::{self, bounded, close, connect};
 use crate::stream::StreamError;
 use crate::stream::codec::{OutMessage, partition_of};
-use crate::stream::sink::{TopicSink, TopicWriter};
+use crate::stream::sink::{Checkpoint, TopicSink, TopicWriter};
 
 /// Messages per send request at most.
 const CHUNK_MESSAGES: usize = 4096;
@@ -91,6 +94,7 @@ impl TopicSink for IggySink {
             platform: self.platform.clone(),
             target,
             clients,
+            settlers: Arc::new(tokio::sync::Mutex::new(Vec::new())),
             failed: false,
             partitions: details.partitions_count,
             key,
@@ -106,6 +110,9 @@ struct IggyWriter {
     /// One connection per lane; partition `p` is written through connection
     /// `p % clients.len()`, so each partition's chunks go out in order.
     clients: Vec<TcpClient>,
+    /// Connections that flush to disk while `clients` go on sending ([`TopicWriter::checkpoint`];
+    /// opened by the first checkpoint, one per lane).
+    settlers: Arc<tokio::sync::Mutex<Vec<TcpClient>>>,
     /// Whether a call failed (the SDK may still hold the connections; they are not used again).
     failed: bool,
     partitions: u32,
@@ -144,7 +151,56 @@ async fn send_chunks(
     Ok(sent)
 }
 
+/// Flushes (fsync) each partition in `written` over the connection of its lane, the lanes at
+/// the same time.
+async fn flush(
+    platform: &IggyPlatform,
+    target: &str,
+    clients: &[TcpClient],
+    written: &BTreeSet<u32>,
+) -> Result<(), StreamError> {
+    let stream = platform.stream_id()?;
+    let topic = platform.topic_id()?;
+    let timeout = platform.endpoint.timeout;
+    let lanes = clients.len().max(1);
+    let (stream, topic) = (&stream, &topic);
+    let flushes = clients.iter().enumerate().map(|(lane, client)| {
+        let partitions: Vec<u32> = written
+            .iter()
+            .copied()
+            .filter(|p| *p as usize % lanes == lane)
+            .collect();
+        async move {
+            for partition in partitions {
+                bounded(
+                    &format!("{target} partition {partition}"),
+                    "messages not saved to disk",
+                    timeout,
+                    client.flush_unsaved_buffer(stream, topic, partition, true),
+                )
+                .await?;
+            }
+            Ok::<(), StreamError>(())
+        }
+    });
+    let results = futures::future::join_all(flushes).await;
+    results.into_iter().find_map(Result::err).map_or(Ok(()), Err)
+}
+
 impl IggyWriter {
+    /// Closes every connection (a settle connection still busy with a checkpoint is left to
+    /// it: it drops the connection when it ends).
+    async fn close_all(&mut self) {
+        let timeout = self.platform.endpoint.timeout;
+        let mut clients = std::mem::take(&mut self.clients);
+        if let Ok(mut settlers) = self.settlers.try_lock() {
+            clients.extend(settlers.drain(..));
+        }
+        for client in clients {
+            close(client, timeout).await;
+        }
+    }
+
     fn usable(&self) -> Result<(), StreamError> {
         if self.failed {
             return Err(StreamError::permanent(
@@ -230,55 +286,51 @@ impl TopicWriter for IggyWriter {
         self.send_lanes(lanes).await
     }
 
+    fn checkpoint(&mut self) -> Option<Checkpoint> {
+        if let Err(e) = self.usable() {
+            return Some(Box::pin(async move { Err(e) }));
+        }
+        // flushed over connections of its own, so that sending goes on meanwhile (a data
+        // connection answers one request at a time)
+        let written = std::mem::take(&mut self.written);
+        let platform = self.platform.clone();
+        let target = self.target.clone();
+        let settlers = Arc::clone(&self.settlers);
+        let lanes = self.clients.len();
+        Some(Box::pin(async move {
+            let mut clients = settlers.lock().await;
+            while clients.len() < lanes {
+                clients.push(connect(&platform.endpoint, &target).await?);
+            }
+            let flushed = flush(&platform, &target, &clients, &written).await;
+            if flushed.is_err() {
+                // a connection that failed or timed out is not used again
+                for client in clients.drain(..) {
+                    close(client, platform.endpoint.timeout).await;
+                }
+            }
+            flushed
+        }))
+    }
+
     async fn settle(&mut self) -> Result<(), StreamError> {
         self.usable()?;
-        let stream = self.platform.stream_id()?;
-        let topic = self.platform.topic_id()?;
-        let timeout = self.platform.endpoint.timeout;
-        // each connection flushes its partitions, the connections at the same time
+        // nothing is being sent: the data connections flush
         let written = std::mem::take(&mut self.written);
-        let lanes = self.clients.len().max(1);
-        let target = &self.target;
-        let (stream, topic) = (&stream, &topic);
-        let flushes = self.clients.iter().enumerate().map(|(lane, client)| {
-            let partitions: Vec<u32> = written
-                .iter()
-                .copied()
-                .filter(|p| *p as usize % lanes == lane)
-                .collect();
-            async move {
-                for partition in partitions {
-                    bounded(
-                        &format!("{target} partition {partition}"),
-                        "messages not saved to disk",
-                        timeout,
-                        client.flush_unsaved_buffer(stream, topic, partition, true),
-                    )
-                    .await?;
-                }
-                Ok::<(), StreamError>(())
-            }
-        });
-        let results = futures::future::join_all(flushes).await;
-        if let Some(e) = results.into_iter().find_map(Result::err) {
+        let flushed = flush(&self.platform, &self.target, &self.clients, &written).await;
+        if flushed.is_err() {
             self.failed = true;
-            return Err(e);
         }
-        Ok(())
+        flushed
     }
 
     async fn finish(mut self: Box<Self>) -> Result<u64, StreamError> {
         let settled = self.settle().await;
-        let timeout = self.platform.endpoint.timeout;
-        for client in std::mem::take(&mut self.clients) {
-            close(client, timeout).await;
-        }
+        self.close_all().await;
         settled.map(|()| self.delivered)
     }
 
     async fn abort(mut self: Box<Self>) {
-        for client in std::mem::take(&mut self.clients) {
-            close(client, self.platform.endpoint.timeout).await;
-        }
+        self.close_all().await;
     }
 }

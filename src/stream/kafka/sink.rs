@@ -8,6 +8,7 @@
 //! is, and then one `INSERT` at a time uses it.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -18,7 +19,7 @@ use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 
 use crate::stream::StreamError;
 use crate::stream::codec::OutMessage;
-use crate::stream::sink::{TopicSink, TopicWriter};
+use crate::stream::sink::{Checkpoint, TopicSink, TopicWriter};
 
 /// Deliveries awaited before queueing more (librdkafka's own queue is bounded too).
 const MAX_IN_FLIGHT: usize = 100_000;
@@ -170,7 +171,7 @@ impl TopicSink for KafkaSink {
             sink: self.clone(),
             producer,
             in_flight: VecDeque::new(),
-            delivered: 0,
+            delivered: Arc::new(AtomicU64::new(0)),
             _permit: permit,
         }))
     }
@@ -210,9 +211,22 @@ struct KafkaWriter {
     sink: KafkaSink,
     producer: FutureProducer,
     in_flight: VecDeque<DeliveryFuture>,
-    delivered: u64,
+    /// Messages whose delivery was reported (shared with checkpoints in progress).
+    delivered: Arc<AtomicU64>,
     /// The right to use a fixed transactional id, while writing.
     _permit: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+/// What became of one delivery report.
+async fn delivered(sink: &KafkaSink, future: DeliveryFuture) -> Result<(), StreamError> {
+    match future.await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err((e, _message))) => Err(sink.error("message not delivered", e)),
+        Err(_) => Err(StreamError::transient(
+            sink.target.clone(),
+            "producer went away before reporting delivery",
+        )),
+    }
 }
 
 impl KafkaWriter {
@@ -221,17 +235,9 @@ impl KafkaWriter {
         let Some(future) = self.in_flight.pop_front() else {
             return Ok(());
         };
-        match future.await {
-            Ok(Ok(_)) => {
-                self.delivered += 1;
-                Ok(())
-            }
-            Ok(Err((e, _message))) => Err(self.sink.error("message not delivered", e)),
-            Err(_) => Err(StreamError::transient(
-                self.sink.target.clone(),
-                "producer went away before reporting delivery",
-            )),
-        }
+        delivered(&self.sink, future).await?;
+        self.delivered.fetch_add(1, Ordering::Relaxed);
+        Ok(())
     }
 }
 
@@ -275,12 +281,24 @@ impl TopicWriter for KafkaWriter {
         Ok(())
     }
 
-    async fn finish(mut self: Box<Self>) -> Result<u64, StreamError> {
-        while !self.in_flight.is_empty() {
-            if let Err(e) = self.settle_one().await {
-                self.abort().await;
-                return Err(e);
+    fn checkpoint(&mut self) -> Option<Checkpoint> {
+        // the delivery reports of everything sent so far, awaited in order
+        let in_flight = std::mem::take(&mut self.in_flight);
+        let sink = self.sink.clone();
+        let count = Arc::clone(&self.delivered);
+        Some(Box::pin(async move {
+            for future in in_flight {
+                delivered(&sink, future).await?;
+                count.fetch_add(1, Ordering::Relaxed);
             }
+            Ok(())
+        }))
+    }
+
+    async fn finish(mut self: Box<Self>) -> Result<u64, StreamError> {
+        if let Err(e) = self.settle().await {
+            self.abort().await;
+            return Err(e);
         }
         if self.sink.transactions != Transactions::Off {
             let p = self.producer.clone();
@@ -296,7 +314,7 @@ impl TopicWriter for KafkaWriter {
         }
         // every message is delivered: the producer can serve the table's next INSERT
         self.sink.pool.put(self.producer.clone());
-        Ok(self.delivered)
+        Ok(self.delivered.load(Ordering::Relaxed))
     }
 
     async fn abort(self: Box<Self>) {
