@@ -337,3 +337,144 @@ async fn a_dead_fallback_does_not_matter_until_the_primary_dies_too() {
         "nothing acknowledged after the kill"
     );
 }
+
+/// One `[[tables]]` entry of a `vcfq serve` config: a coordinated table with these options.
+fn served_table(name: &str, options: &[(&str, String)]) -> String {
+    let mut out = format!(
+        "[[tables]]\nname = \"{name}\"\nlocation = \"{name}\"\nformat = \"stream\"\n[tables.options]\n"
+    );
+    for (k, v) in options {
+        out.push_str(&format!("\"{k}\" = \"{v}\"\n"));
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_coordinated_table_served_over_flight_sql_fails_over_and_shows_its_health() {
+    use crate::fixtures::data_dir;
+    use crate::flight::{Server, login, query, single_i64, strings};
+
+    if server().is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("dir");
+    let own = OwnServer::start(dir.path());
+    let relay = Relay::start(&host_port(&own.url)).await;
+    let iggy = through(&relay, &own.url);
+    let free = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let dead = free.local_addr().unwrap().to_string();
+    drop(free);
+    let like = data_dir().join("gen.vcf.gz").display().to_string();
+    let common = |primary: String, fallback: String| {
+        vec![
+            ("primary", primary),
+            ("fallback", fallback),
+            ("like", like.clone()),
+            ("partitions", "2".to_string()),
+            ("ack.timeout_ms", "3000".to_string()),
+            ("timeout.ms", "2000".to_string()),
+        ]
+    };
+    let config = served_table(
+        "coord",
+        &common(
+            format!("{iggy}/it-coord/{}", unique("served")),
+            format!("kafka://{}/{}", bootstrap(), unique("coord-served")),
+        ),
+    ) + &served_table(
+        "lonely",
+        &common(
+            format!("{iggy}/it-coord/{}", unique("lonely")),
+            format!("kafka://{dead}/{}", unique("coord-lonely")),
+        ),
+    );
+    let served = Server::start(&config);
+    let mut c = login(&served.addr).await;
+    let even = single_i64(&query(&mut c, "SELECT count(*) FROM calls WHERE pos % 2 = 0").await);
+    let odd = single_i64(&query(&mut c, "SELECT count(*) FROM calls WHERE pos % 2 = 1").await);
+    assert!(even > 0 && odd > 0);
+
+    // the primary takes the first INSERT
+    let written = c
+        .execute_update(
+            "INSERT INTO coord SELECT * FROM calls WHERE pos % 2 = 0".into(),
+            None,
+        )
+        .await
+        .expect("insert through Flight SQL");
+    assert_eq!(written, even);
+    let lonely = c
+        .execute_update("INSERT INTO lonely SELECT * FROM calls LIMIT 100".into(), None)
+        .await
+        .expect("a dead fallback does not matter while the primary is up");
+    assert_eq!(lonely, 100);
+
+    // the primary dies: the next INSERT fails over to Kafka inside the statement
+    own.kill();
+    let written = c
+        .execute_update(
+            "INSERT INTO coord SELECT * FROM calls WHERE pos % 2 = 1".into(),
+            None,
+        )
+        .await
+        .expect("the INSERT fails over and succeeds");
+    assert_eq!(written, odd);
+    // the server's session sees the process's health rows
+    let h = query(
+        &mut c,
+        "SELECT table_name, role, state, CAST(messages_acknowledged AS BIGINT) AS acked, \
+         CAST(messages_failed AS BIGINT) AS failed FROM vcfq.stream_health \
+         WHERE table_name = 'coord' ORDER BY role DESC",
+    )
+    .await;
+    assert_eq!(strings(&h, "role"), ["primary", "fallback"]);
+    assert_eq!(strings(&h, "state")[0], "open");
+    assert_eq!(
+        strings(&h, "acked"),
+        [even.to_string(), odd.to_string()],
+        "each INSERT acknowledged by one platform"
+    );
+    assert_ne!(strings(&h, "failed")[0], "0");
+
+    // both down: the error reaches the client as Unavailable, naming both platforms
+    let e = c
+        .execute_update("INSERT INTO lonely SELECT * FROM calls LIMIT 100".into(), None)
+        .await
+        .expect_err("no platform takes writes")
+        .to_string();
+    assert!(
+        e.contains(tonic::Code::Unavailable.description())
+            && e.contains("no platform takes writes")
+            && e.contains("primary iggy")
+            && e.contains("fallback kafka"),
+        "{e}"
+    );
+
+    // the primary back on its data: a coordinated SELECT over Flight SQL reads both, once
+    let restarted = OwnServer::start(dir.path());
+    std::mem::forget(own);
+    relay.point_to(&host_port(&restarted.url));
+    assert_eq!(
+        single_i64(&query(&mut c, "SELECT count(*) FROM coord").await),
+        even + odd
+    );
+    let platforms = query(
+        &mut c,
+        "SELECT _platform, count(*) AS n FROM coord GROUP BY _platform ORDER BY _platform",
+    )
+    .await;
+    assert_eq!(strings(&platforms, "_platform"), ["iggy", "kafka"]);
+    assert_eq!(
+        strings(&platforms, "n"),
+        [even.to_string(), odd.to_string()]
+    );
+    let missing = single_i64(
+        &query(
+            &mut c,
+            "SELECT count(*) FROM (SELECT chrom, pos, ref, alt FROM calls \
+             EXCEPT ALL SELECT chrom, pos, ref, alt FROM coord)",
+        )
+        .await,
+    );
+    assert_eq!(missing, 0, "every row of the file is in the table");
+}

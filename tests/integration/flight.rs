@@ -23,15 +23,15 @@ use crate::fixtures::{GEN_RECORDS, data_dir};
 const PASSWORD: &str = "correct horse";
 
 /// A running `vcfq serve`, killed when dropped.
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    addr: String,
+    pub(crate) addr: String,
     _dir: tempfile::TempDir,
 }
 
 impl Server {
     /// Starts the server with this config (the user `alice` is added) and waits for its port.
-    fn start(extra_config: &str) -> Server {
+    pub(crate) fn start(extra_config: &str) -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
         let hash = vcfq::flight::auth::hash_password(PASSWORD).expect("hash");
         let config = format!(
@@ -104,7 +104,7 @@ async fn client(addr: &str) -> FlightSqlServiceClient<Channel> {
     FlightSqlServiceClient::new(channel)
 }
 
-async fn login(addr: &str) -> FlightSqlServiceClient<Channel> {
+pub(crate) async fn login(addr: &str) -> FlightSqlServiceClient<Channel> {
     let mut c = client(addr).await;
     c.handshake("alice", PASSWORD).await.expect("handshake");
     c
@@ -126,7 +126,7 @@ async fn fetch(c: &mut FlightSqlServiceClient<Channel>, info: FlightInfo) -> Vec
     out
 }
 
-async fn query(c: &mut FlightSqlServiceClient<Channel>, sql: &str) -> Vec<RecordBatch> {
+pub(crate) async fn query(c: &mut FlightSqlServiceClient<Channel>, sql: &str) -> Vec<RecordBatch> {
     let info = c.execute(sql.to_string(), None).await.expect(sql);
     fetch(c, info).await
 }
@@ -170,7 +170,7 @@ fn assert_code(e: &str, code: Code, also: &str) {
     assert!(e.contains(also), "{also:?} not in {e}");
 }
 
-fn single_i64(batches: &[RecordBatch]) -> i64 {
+pub(crate) fn single_i64(batches: &[RecordBatch]) -> i64 {
     let column = batches[0].column(0);
     column
         .as_any()
@@ -183,7 +183,7 @@ fn rows(batches: &[RecordBatch]) -> usize {
     batches.iter().map(RecordBatch::num_rows).sum()
 }
 
-fn strings(batches: &[RecordBatch], column: &str) -> Vec<String> {
+pub(crate) fn strings(batches: &[RecordBatch], column: &str) -> Vec<String> {
     let mut out = Vec::new();
     for b in batches {
         let col = b.column_by_name(column).expect(column);
