@@ -14,37 +14,16 @@ import sys
 import tempfile
 import time
 
+from common import full_read, timed_rss, vcfq_binary
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KAFKA = os.path.join(ROOT, "scripts", "kafka")
-
-
-def vcfq_binary():
-    target = os.environ.get("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/vcfq/target"))
-    return os.path.join(target, "release", "vcfq")
 
 
 def timed(cmd):
     t0 = time.monotonic()
     out = subprocess.run(cmd, check=True, capture_output=True, text=True)
     return time.monotonic() - t0, out.stdout + out.stderr
-
-
-def full_read(vcfq, table):
-    """Seconds, rows and peak RSS of reading every column of every message (a count of each
-    column needs each one decoded)."""
-    columns = ["chrom", "pos", "id", "ref", "alt", "qual", "filter", "info"]
-    counts = ", ".join(f"count({c})" for c in columns)
-    secs, out, rss = timed_rss([vcfq, "-q", "--format", "tsv", "-c", table + f" SELECT count(*), {counts} FROM t"])
-    return secs, int(out.strip().splitlines()[-1].split("\t")[0]), rss
-
-
-def timed_rss(cmd):
-    """Seconds, output and peak RSS (MiB) of a command, via GNU time."""
-    t0 = time.monotonic()
-    out = subprocess.run(["/usr/bin/time", "-f", "RSS %M"] + cmd, check=True, capture_output=True, text=True)
-    secs = time.monotonic() - t0
-    rss = int(re.findall(r"RSS (\d+)", out.stderr)[-1]) / 1024
-    return secs, out.stdout, rss
 
 
 def topic_bytes(data_dir, topic):

@@ -13,8 +13,7 @@ use async_trait::async_trait;
 use super::health::{PlatformHealth, now};
 use super::router::{Lane, Routing, after_failure, choose};
 use crate::stream::StreamError;
-use crate::stream::codec::OutMessage;
-use crate::stream::sink::{Checkpoint, TopicSink, TopicWriter};
+use crate::stream::sink::{Checkpoint, Messages, TopicSink, TopicWriter};
 
 /// How a coordinated write behaves.
 #[derive(Debug, Clone, Copy)]
@@ -66,7 +65,7 @@ impl TopicSink for CoordinatedSink {
             writers: [None, None],
             current: None,
             settling: None,
-            window: Vec::new(),
+            window: Window::default(),
             window_started: None,
             acknowledged: 0,
             last_error: [None, None],
@@ -90,9 +89,33 @@ async fn within<T>(
     }
 }
 
+/// Messages sent to one platform and not yet acknowledged by it, as the batches they came in.
+#[derive(Default)]
+struct Window {
+    batches: Vec<Messages>,
+    len: usize,
+}
+
+impl Window {
+    fn push(&mut self, batch: Messages) {
+        self.len += batch.len();
+        self.batches.push(batch);
+    }
+
+    /// `later` after these, in the order sent.
+    fn append(&mut self, later: Window) {
+        self.len += later.len;
+        self.batches.extend(later.batches);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
 /// A window whose checkpoint is in progress on the current platform.
 struct Settling {
-    messages: Vec<OutMessage>,
+    messages: Window,
     checkpoint: Checkpoint,
     started: Instant,
 }
@@ -108,7 +131,7 @@ struct CoordinatedWriter {
     /// The window sent before `window`, being acknowledged while `window` is sent.
     settling: Option<Settling>,
     /// Messages sent to `current` since `settling` started (the window being filled).
-    window: Vec<OutMessage>,
+    window: Window,
     window_started: Option<Instant>,
     /// Messages acknowledged (each row once, wherever it went).
     acknowledged: u64,
@@ -162,7 +185,7 @@ impl CoordinatedWriter {
     }
 
     /// Sends `messages` to `lane`, opening its writer first when needed.
-    async fn deliver(&mut self, lane: Lane, messages: Vec<OutMessage>) -> Result<(), StreamError> {
+    async fn deliver(&mut self, lane: Lane, messages: Messages) -> Result<(), StreamError> {
         if self.writers[lane.index()].is_none() {
             let sink = Arc::clone(&self.lanes.sinks[lane.index()]);
             let writer = within(
@@ -187,7 +210,7 @@ impl CoordinatedWriter {
     async fn recover(&mut self, mut error: StreamError) -> Result<(), StreamError> {
         if let Some(settling) = self.settling.take() {
             let mut unacknowledged = settling.messages;
-            unacknowledged.append(&mut self.window);
+            unacknowledged.append(std::mem::take(&mut self.window));
             self.window = unacknowledged;
         }
         let mut retries = 0u32;
@@ -200,7 +223,7 @@ impl CoordinatedWriter {
             }
             let at = now();
             self.health(lane)
-                .failed(self.window.len(), &error.to_string(), at);
+                .failed(self.window.len, &error.to_string(), at);
             log::warn!("{}: {} failed: {error}", self.name, lane.name());
             self.last_error[lane.index()] = Some(error);
             if let Some(writer) = self.writers[lane.index()].take() {
@@ -226,12 +249,20 @@ impl CoordinatedWriter {
             self.health(next).breaker(|b| b.allows(now()));
             self.current = Some(next);
             self.window_started = Some(Instant::now());
-            let replay = self.window.clone();
-            match self.deliver(next, replay).await {
+            match self.replay(next).await {
                 Ok(()) => return Ok(()),
                 Err(e) => error = e,
             }
         }
+    }
+
+    /// Sends the whole window (again) to `lane`, batch by batch.
+    async fn replay(&mut self, lane: Lane) -> Result<(), StreamError> {
+        let batches = self.window.batches.clone();
+        for batch in batches {
+            self.deliver(lane, batch).await?;
+        }
+        Ok(())
     }
 
     /// Waits for the settling window's checkpoint (moving every unacknowledged message to the
@@ -250,14 +281,14 @@ impl CoordinatedWriter {
             .await;
             match checked {
                 Ok(()) => {
-                    let n = settling.messages.len();
+                    let n = settling.messages.len;
                     self.health(lane)
                         .acknowledged(n, settling.started.elapsed(), now());
                     self.acknowledged += n as u64;
                 }
                 Err(e) => {
                     let mut unacknowledged = settling.messages;
-                    unacknowledged.append(&mut self.window);
+                    unacknowledged.append(std::mem::take(&mut self.window));
                     self.window = unacknowledged;
                     self.recover(e).await?;
                 }
@@ -324,7 +355,7 @@ impl CoordinatedWriter {
         }
     }
 
-    async fn send_inner(&mut self, messages: Vec<OutMessage>) -> Result<(), StreamError> {
+    async fn send_inner(&mut self, messages: Messages) -> Result<(), StreamError> {
         if messages.is_empty() {
             return Ok(());
         }
@@ -335,11 +366,11 @@ impl CoordinatedWriter {
         if self.window_started.is_none() {
             self.window_started = Some(Instant::now());
         }
-        self.window.extend(messages.iter().cloned());
+        self.window.push(Arc::clone(&messages));
         if let Err(e) = self.deliver(lane, messages).await {
             self.recover(e).await?;
         }
-        if self.window.len() >= self.window_size() {
+        if self.window.len >= self.window_size() {
             self.next_window().await?;
         }
         Ok(())
@@ -357,7 +388,7 @@ impl CoordinatedWriter {
 
 #[async_trait]
 impl TopicWriter for CoordinatedWriter {
-    async fn send(&mut self, messages: Vec<OutMessage>) -> Result<(), StreamError> {
+    async fn send(&mut self, messages: Messages) -> Result<(), StreamError> {
         let sent = self.send_inner(messages).await;
         if sent.is_err() {
             self.abort_all().await;

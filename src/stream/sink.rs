@@ -19,6 +19,10 @@ use super::codec::{Encoder, OutMessage};
 /// Batches encoded at once while the writer sends.
 const ENCODERS: usize = 2;
 
+/// Messages handed to a writer at once: shared, so that a coordinated write can keep them for
+/// a re-send without copying them.
+pub type Messages = Arc<Vec<OutMessage>>;
+
 /// Resolves once the messages sent before it was made are kept ([`TopicWriter::checkpoint`]).
 pub type Checkpoint = futures::future::BoxFuture<'static, Result<(), StreamError>>;
 
@@ -38,7 +42,7 @@ pub trait TopicSink: fmt::Debug + Send + Sync {
 pub trait TopicWriter: Send {
     /// Queues messages; may wait for room (memory stays bounded) and fails as soon as a
     /// delivery has failed.
-    async fn send(&mut self, messages: Vec<OutMessage>) -> Result<(), StreamError>;
+    async fn send(&mut self, messages: Messages) -> Result<(), StreamError>;
 
     /// Waits until every message sent so far is acknowledged and kept by the platform as it
     /// will be once the write finishes (Iggy: saved to disk with fsync; Kafka: acknowledged
@@ -125,7 +129,7 @@ impl DataSink for TopicDataSink {
                     return Err(e);
                 }
             };
-            if let Err(e) = writer.send(messages).await {
+            if let Err(e) = writer.send(Arc::new(messages)).await {
                 writer.abort().await;
                 return Err(e.into());
             }

@@ -23,7 +23,7 @@ use super::KEY_HEADER;
 use super::client::{self, bounded, close, connect};
 use crate::stream::StreamError;
 use crate::stream::codec::{OutMessage, partition_of};
-use crate::stream::sink::{Checkpoint, TopicSink, TopicWriter};
+use crate::stream::sink::{Checkpoint, Messages, TopicSink, TopicWriter};
 
 /// Messages per send request at most.
 const CHUNK_MESSAGES: usize = 4096;
@@ -211,7 +211,7 @@ impl IggyWriter {
         Ok(())
     }
 
-    fn message(&self, m: OutMessage) -> Result<IggyMessage, StreamError> {
+    fn message(&self, m: &OutMessage) -> Result<IggyMessage, StreamError> {
         let headers = match &m.key {
             Some(key) if !key.is_empty() && key.len() <= 255 => {
                 let value = HeaderValue::from_str(key)
@@ -222,7 +222,7 @@ impl IggyWriter {
         };
         IggyMessage::builder()
             .id(m.id)
-            .payload(m.value)
+            .payload(m.value.clone())
             .maybe_user_headers(headers)
             .build()
             .map_err(|e| client::error(&self.target, "cannot make a message", &e))
@@ -257,7 +257,7 @@ impl IggyWriter {
 
 #[async_trait]
 impl TopicWriter for IggyWriter {
-    async fn send(&mut self, messages: Vec<OutMessage>) -> Result<(), StreamError> {
+    async fn send(&mut self, messages: Messages) -> Result<(), StreamError> {
         self.usable()?;
         // per partition, in row order, cut into chunks; each chunk on its partition's lane
         let mut lanes: Vec<Vec<(u32, Vec<IggyMessage>)>> =
@@ -265,7 +265,7 @@ impl TopicWriter for IggyWriter {
         let mut open: BTreeMap<u32, (Vec<IggyMessage>, usize)> = BTreeMap::new();
         let count = lanes.len().max(1);
         let lane_of = |partition: u32| partition as usize % count;
-        for m in messages {
+        for m in messages.iter() {
             let partition = partition_of(m.key.as_deref(), self.partitions);
             let size = m.value.len();
             let message = self.message(m)?;

@@ -18,8 +18,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 
 use crate::stream::StreamError;
-use crate::stream::codec::OutMessage;
-use crate::stream::sink::{Checkpoint, TopicSink, TopicWriter};
+use crate::stream::sink::{Checkpoint, Messages, TopicSink, TopicWriter};
 
 /// Deliveries awaited before queueing more (librdkafka's own queue is bounded too).
 const MAX_IN_FLIGHT: usize = 100_000;
@@ -243,8 +242,8 @@ impl KafkaWriter {
 
 #[async_trait]
 impl TopicWriter for KafkaWriter {
-    async fn send(&mut self, messages: Vec<OutMessage>) -> Result<(), StreamError> {
-        for message in &messages {
+    async fn send(&mut self, messages: Messages) -> Result<(), StreamError> {
+        for message in messages.iter() {
             loop {
                 let mut record: FutureRecord<'_, str, [u8]> =
                     FutureRecord::to(&self.sink.topic).payload(&message.value);
