@@ -18,7 +18,8 @@ use datafusion::physical_plan::ExecutionPlan;
 use super::breaker::BreakerConfig;
 use super::health::{self, PlatformHealth};
 use super::router::{Lane, Routing};
-use super::scan::{CoordinatedExec, OutColumn};
+use super::dedup::Dedup;
+use super::scan::{CoordinatedExec, OutColumn, VariantColumns};
 use super::writer::{CoordinatedSink, Lanes, WriteSettings};
 use crate::VcfError;
 use crate::stream::codec::{Encoder, GENERATED_COLUMN};
@@ -38,8 +39,10 @@ pub struct CoordinatedOptions {
     pub breaker: BreakerConfig,
     /// Routing, retries, window.
     pub write: WriteSettings,
-    /// Distinct ids one read keeps at most.
+    /// Distinct ids (and, with `'dedup' 'variant'`, keys) one read keeps at most.
     pub max_ids: usize,
+    /// Which rows are the same row.
+    pub dedup: Dedup,
 }
 
 const OWN: &str = "primary, fallback, routing, breaker.failures, breaker.open_ms, breaker.probes, \
@@ -61,6 +64,7 @@ impl CoordinatedOptions {
             window: 65_536,
         };
         let mut max_ids = 20_000_000usize;
+        let mut dedup = Dedup::Message;
         let mut rest = HashMap::new();
         let invalid = |key: &str, value: &str, want: &str| {
             VcfError::Invalid(format!("option '{key}' = '{value}': expected {want}"))
@@ -94,12 +98,17 @@ impl CoordinatedOptions {
                 }
                 "window" => write.window = number(key, value)?.max(1) as usize,
                 "dedup" => {
-                    if value != "message" {
-                        return Err(invalid(
-                            key,
-                            value,
-                            "message (one row per message id; 'variant' is not supported yet)",
-                        ));
+                    dedup = match value.as_str() {
+                        "message" => Dedup::Message,
+                        "variant" => Dedup::Variant,
+                        _ => {
+                            return Err(invalid(
+                                key,
+                                value,
+                                "message (one row per message id) or variant (one row per \
+                                 variant key, the last written)",
+                            ));
+                        }
                     }
                 }
                 "dedup.max_ids" => max_ids = number(key, value)?.max(1) as usize,
@@ -121,6 +130,7 @@ impl CoordinatedOptions {
                 breaker,
                 write,
                 max_ids,
+                dedup,
             },
             rest,
         ))
@@ -302,9 +312,26 @@ impl TableProvider for CoordinatedTable {
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let child_len = self.schema.fields().len() - 1;
-        let id_column = TableProvider::schema(&self.tables[0])
-            .index_of("_id")
-            .map_err(|e| DataFusionError::Internal(e.to_string()))?;
+        let child_schema = TableProvider::schema(&self.tables[0]);
+        let index_of = |name: &str| {
+            child_schema
+                .index_of(name)
+                .map_err(|e| DataFusionError::Internal(e.to_string()))
+        };
+        let id_column = index_of("_id")?;
+        let variant = self.options.dedup == Dedup::Variant;
+        if variant && self.follow() {
+            return Err(DataFusionError::Plan(format!(
+                "coordinated table {}: 'dedup' 'variant' reads a snapshot (the last row of a \
+                 variant is known only once all are read); follow it with 'dedup' 'message'",
+                self.name
+            )));
+        }
+        let variant_columns = if variant {
+            Some([index_of("_key")?, index_of("_timestamp")?, index_of("_offset")?])
+        } else {
+            None
+        };
         let wanted: Vec<usize> = match projection {
             Some(p) => p.clone(),
             None => (0..=child_len).collect(),
@@ -314,9 +341,22 @@ impl TableProvider for CoordinatedTable {
             wanted.iter().copied().filter(|i| *i < child_len).collect();
         child_projection.sort_unstable();
         child_projection.dedup();
-        if !child_projection.contains(&id_column) {
-            child_projection.push(id_column);
+        for needed in std::iter::once(id_column).chain(variant_columns.into_iter().flatten()) {
+            if !child_projection.contains(&needed) {
+                child_projection.push(needed);
+            }
         }
+        let at = |column: usize| {
+            child_projection
+                .iter()
+                .position(|c| *c == column)
+                .expect("added above")
+        };
+        let variant = variant_columns.map(|[key, timestamp, offset]| VariantColumns {
+            key_at: at(key),
+            timestamp_at: at(timestamp),
+            offset_at: at(offset),
+        });
         let columns: Vec<OutColumn> = wanted
             .iter()
             .map(|i| match child_projection.iter().position(|c| c == i) {
@@ -324,10 +364,7 @@ impl TableProvider for CoordinatedTable {
                 None => OutColumn::Platform,
             })
             .collect();
-        let id_at = child_projection
-            .iter()
-            .position(|c| *c == id_column)
-            .expect("added above");
+        let id_at = at(id_column);
         let filters: Vec<Expr> = filters
             .iter()
             .filter(|f| !names_platform(f))
@@ -350,6 +387,7 @@ impl TableProvider for CoordinatedTable {
             [self.lanes.health[0].platform, self.lanes.health[1].platform],
             id_at,
             columns,
+            variant,
             self.options.max_ids,
             self.follow(),
             limit,
@@ -494,10 +532,10 @@ mod tests {
         let e = CoordinatedOptions::parse(&opts(&[
             ("primary", "a"),
             ("fallback", "b"),
-            ("dedup", "variant"),
+            ("dedup", "row"),
         ]))
         .unwrap_err();
-        assert!(e.to_string().contains("not supported yet"), "{e}");
+        assert!(e.to_string().contains("message (one row per message id) or variant"), "{e}");
         assert!(platform_of("http://h/t").is_err());
         assert_eq!(
             platform_of("kafka://h:1/t").unwrap(),

@@ -212,20 +212,31 @@ fn ipc_row(row: &RecordBatch) -> Result<Bytes, String> {
 /// The canonical key of each row, from its `chrom`, `pos`, `ref` and `alt` columns.
 fn keys_of(rows: &RecordBatch) -> Vec<Option<String>> {
     let n = rows.num_rows();
-    let chrom = rows
-        .column_by_name("chrom")
-        .and_then(|c| c.as_string_opt::<i32>().cloned());
-    let pos = rows.column_by_name("pos").and_then(|c| {
+    // whatever string or integer type the rows came in (Utf8View from VALUES, Int32, …)
+    let as_type = |name: &str, to: &DataType| {
+        rows.column_by_name(name)
+            .and_then(|c| datafusion::arrow::compute::cast(c, to).ok())
+    };
+    let chrom = as_type("chrom", &DataType::Utf8).and_then(|c| c.as_string_opt::<i32>().cloned());
+    let pos = as_type("pos", &DataType::Int64).and_then(|c| {
         c.as_primitive_opt::<datafusion::arrow::datatypes::Int64Type>()
             .cloned()
     });
-    let reference = rows
-        .column_by_name("ref")
-        .and_then(|c| c.as_string_opt::<i32>().cloned());
+    let reference =
+        as_type("ref", &DataType::Utf8).and_then(|c| c.as_string_opt::<i32>().cloned());
     let (Some(chrom), Some(pos), Some(reference)) = (chrom, pos, reference) else {
         return vec![None; n];
     };
-    let alt = rows.column_by_name("alt");
+    let alt = rows.column_by_name("alt").and_then(|a| match a.data_type() {
+        DataType::Utf8 => Some(Arc::clone(a)),
+        DataType::List(item) if item.data_type() == &DataType::Utf8 => Some(Arc::clone(a)),
+        DataType::List(_) | DataType::LargeList(_) | DataType::ListView(_) => {
+            let item = Arc::new(Field::new("item", DataType::Utf8, true));
+            datafusion::arrow::compute::cast(a, &DataType::List(item)).ok()
+        }
+        _ => datafusion::arrow::compute::cast(a, &DataType::Utf8).ok(),
+    });
+    let alt = alt.as_ref();
     (0..n)
         .map(|i| {
             if chrom.is_null(i) || pos.is_null(i) || reference.is_null(i) {
@@ -567,6 +578,33 @@ mod tests {
                 true,
             ),
         ]))
+    }
+
+    #[test]
+    fn keys_come_from_any_string_or_integer_type() {
+        use datafusion::arrow::array::{Int32Array, StringViewArray};
+        // what VALUES lists make: Utf8View strings, Int32 positions, a comma-separated ALT
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("chrom", DataType::Utf8View, true),
+            Field::new("pos", DataType::Int32, true),
+            Field::new("ref", DataType::Utf8View, true),
+            Field::new("alt", DataType::Utf8View, true),
+        ]));
+        let rows = RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(StringViewArray::from(vec![Some("chr1"), None])),
+                Arc::new(Int32Array::from(vec![10, 20])),
+                Arc::new(StringViewArray::from(vec!["A", "G"])),
+                Arc::new(StringViewArray::from(vec!["C,T", "A"])),
+            ],
+        )
+        .unwrap();
+        let keys = keys_of(&rows);
+        assert_eq!(keys[0], Some(variant_key("chr1", 10, "A", &["C", "T"])));
+        assert_eq!(keys[1], None, "no chrom, no key");
+        // the same variant in the usual types has the same key
+        assert_eq!(keys_of(&self::tests::rows())[0], Some(variant_key("chr1", 10, "CA", &["T"])));
     }
 
     fn rows() -> RecordBatch {
