@@ -269,7 +269,13 @@ impl CoordinatedWriter {
     /// other platform when it fails) and counts it as acknowledged.
     async fn await_settling(&mut self) -> Result<(), StreamError> {
         while let Some(settling) = self.settling.take() {
-            let Some(lane) = self.current else { break };
+            let Some(lane) = self.current else {
+                // a window without a platform: a bug, never a silent loss
+                return Err(StreamError::permanent(
+                    &self.name,
+                    "unacknowledged messages without a platform",
+                ));
+            };
             let target = self.health(lane).target.clone();
             let timeout = self.settings.ack_timeout;
             let checked = within(
