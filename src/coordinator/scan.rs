@@ -44,49 +44,53 @@ pub struct VariantColumns {
     pub offset_at: usize,
 }
 
+/// What a coordinated read is, besides its children.
+#[derive(Debug, Clone)]
+pub struct CoordinatedRead {
+    /// `calls` (the table).
+    pub name: String,
+    /// `iggy`, `kafka`: the `_platform` value of each child's rows.
+    pub platforms: [&'static str; 2],
+    /// Where `_id` is in the children's output.
+    pub id_at: usize,
+    /// The output columns.
+    pub columns: Vec<OutColumn>,
+    /// `'dedup' 'variant'`: where its columns are (`None`: one row per message id).
+    pub variant: Option<VariantColumns>,
+    /// Distinct ids (or keys) kept at most.
+    pub max_ids: usize,
+    /// A followed read (its id window slides).
+    pub follow: bool,
+    /// Rows wanted at most.
+    pub limit: Option<usize>,
+    /// Rows of this schema come out.
+    pub schema: SchemaRef,
+}
+
 /// Reads both platforms of a coordinated table and drops re-sent messages (and, with
 /// `'dedup' 'variant'`, every row of a variant but the last written: a first pass over both
 /// snapshots finds those).
 #[derive(Debug)]
 pub struct CoordinatedExec {
-    /// `calls` (the table).
-    name: String,
+    read: Arc<CoordinatedRead>,
     /// The primary's and the fallback's scans (same columns).
     children: [Arc<dyn ExecutionPlan>; 2],
-    /// `iggy`, `kafka`: the `_platform` value of each child's rows.
-    platforms: [&'static str; 2],
-    /// Where `_id` is in the children's output.
-    id_at: usize,
-    columns: Vec<OutColumn>,
-    variant: Option<VariantColumns>,
-    max_ids: usize,
-    follow: bool,
-    limit: Option<usize>,
-    schema: SchemaRef,
     properties: Arc<PlanProperties>,
     metrics: ExecutionPlanMetricsSet,
 }
 
 impl CoordinatedExec {
-    /// Merges `children` (primary, fallback) into rows of `schema` made as `columns` say.
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        name: String,
-        children: [Arc<dyn ExecutionPlan>; 2],
-        platforms: [&'static str; 2],
-        id_at: usize,
-        columns: Vec<OutColumn>,
-        variant: Option<VariantColumns>,
-        max_ids: usize,
-        follow: bool,
-        limit: Option<usize>,
-        schema: SchemaRef,
-    ) -> Self {
+    /// Merges `children` (primary, fallback) as `read` says.
+    pub fn new(read: CoordinatedRead, children: [Arc<dyn ExecutionPlan>; 2]) -> Self {
+        Self::shared(Arc::new(read), children)
+    }
+
+    fn shared(read: Arc<CoordinatedRead>, children: [Arc<dyn ExecutionPlan>; 2]) -> Self {
         let properties = Arc::new(PlanProperties::new(
-            EquivalenceProperties::new(Arc::clone(&schema)),
+            EquivalenceProperties::new(Arc::clone(&read.schema)),
             Partitioning::UnknownPartitioning(1),
             EmissionType::Incremental,
-            if follow {
+            if read.follow {
                 Boundedness::Unbounded {
                     requires_infinite_memory: false,
                 }
@@ -95,16 +99,8 @@ impl CoordinatedExec {
             },
         ));
         CoordinatedExec {
-            name,
+            read,
             children,
-            platforms,
-            id_at,
-            columns,
-            variant,
-            max_ids,
-            follow,
-            limit,
-            schema,
             properties,
             metrics: ExecutionPlanMetricsSet::new(),
         }
@@ -113,19 +109,20 @@ impl CoordinatedExec {
 
 impl DisplayAs for CoordinatedExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        let read = &self.read;
         write!(
             f,
             "CoordinatedExec: {}, dedup={} (max_ids={}{})",
-            self.name,
-            if self.variant.is_some() {
+            read.name,
+            if read.variant.is_some() {
                 "variant"
             } else {
                 "message"
             },
-            self.max_ids,
-            if self.follow { ", sliding" } else { "" }
+            read.max_ids,
+            if read.follow { ", sliding" } else { "" }
         )?;
-        if let Some(limit) = self.limit {
+        if let Some(limit) = read.limit {
             write!(f, ", limit={limit}")?;
         }
         Ok(())
@@ -152,17 +149,9 @@ impl ExecutionPlan for CoordinatedExec {
         let [primary, fallback]: [Arc<dyn ExecutionPlan>; 2] = children
             .try_into()
             .map_err(|_| DataFusionError::Internal("CoordinatedExec has two children".into()))?;
-        Ok(Arc::new(CoordinatedExec::new(
-            self.name.clone(),
+        Ok(Arc::new(CoordinatedExec::shared(
+            Arc::clone(&self.read),
             [primary, fallback],
-            self.platforms,
-            self.id_at,
-            self.columns.clone(),
-            self.variant,
-            self.max_ids,
-            self.follow,
-            self.limit,
-            Arc::clone(&self.schema),
         )))
     }
 
@@ -176,45 +165,32 @@ impl ExecutionPlan for CoordinatedExec {
                 "CoordinatedExec has one partition, not {partition}"
             )));
         }
-        let dedup = Pass {
-            name: self.name.clone(),
+        let pass = Pass {
+            read: Arc::clone(&self.read),
             children: self.children.clone(),
             context,
-            id_at: self.id_at,
-            variant: self.variant,
-            max_ids: self.max_ids,
-            follow: self.follow,
-        };
-        let output = Output {
-            schema: Arc::clone(&self.schema),
-            columns: self.columns.clone(),
-            platforms: self.platforms,
-            limit: self.limit,
             dropped: MetricBuilder::new(&self.metrics).counter("duplicates_dropped", 0),
             rows: MetricBuilder::new(&self.metrics).output_rows(0),
         };
-        let stream = match self.variant {
-            None => dedup.rows(output, None)?,
+        let stream = match self.read.variant {
+            None => pass.rows(None)?,
             Some(variant) => {
                 // the first pass decides which message of each variant is kept
-                let first = dedup.merged()?;
-                let (id_at, max_ids, name) = (self.id_at, self.max_ids, self.name.clone());
-                futures::stream::once(
-                    async move { latest(first, variant, id_at, max_ids, &name).await },
-                )
-                .map(move |winners| match winners {
-                    Ok(winners) => match dedup.rows(output.clone(), Some(Arc::new(winners))) {
-                        Ok(rows) => rows,
-                        Err(e) => futures::stream::once(async { Err(e) }).boxed(),
-                    },
-                    Err(e) => futures::stream::once(async { Err(e) }).boxed(),
-                })
-                .flatten()
-                .boxed()
+                let first = pass.merged()?;
+                let read = Arc::clone(&self.read);
+                futures::stream::once(async move { latest(first, variant, &read).await })
+                    .map(move |winners| {
+                        match winners.and_then(|w| pass.rows(Some(Arc::new(w)))) {
+                            Ok(rows) => rows,
+                            Err(e) => futures::stream::once(async { Err(e) }).boxed(),
+                        }
+                    })
+                    .flatten()
+                    .boxed()
             }
         };
         Ok(Box::pin(RecordBatchStreamAdapter::new(
-            Arc::clone(&self.schema),
+            Arc::clone(&self.read.schema),
             stream,
         )))
     }
@@ -227,24 +203,11 @@ impl ExecutionPlan for CoordinatedExec {
 /// Rows of both children, each with the index of the child it came from.
 type Merged = futures::stream::BoxStream<'static, (usize, Result<RecordBatch>)>;
 
-/// What one read of a coordinated table runs.
+/// One pass over both children of a coordinated read.
 struct Pass {
-    name: String,
+    read: Arc<CoordinatedRead>,
     children: [Arc<dyn ExecutionPlan>; 2],
     context: Arc<TaskContext>,
-    id_at: usize,
-    variant: Option<VariantColumns>,
-    max_ids: usize,
-    follow: bool,
-}
-
-/// How kept rows become output.
-#[derive(Clone)]
-struct Output {
-    schema: SchemaRef,
-    columns: Vec<OutColumn>,
-    platforms: [&'static str; 2],
-    limit: Option<usize>,
     dropped: datafusion::physical_plan::metrics::Count,
     rows: datafusion::physical_plan::metrics::Count,
 }
@@ -261,12 +224,10 @@ fn too_many(name: &str, what: &str, limit: usize) -> DataFusionError {
 async fn latest(
     mut merged: Merged,
     variant: VariantColumns,
-    id_at: usize,
-    max_ids: usize,
-    name: &str,
+    read: &CoordinatedRead,
 ) -> Result<std::collections::HashSet<u128>> {
     use datafusion::arrow::datatypes::{Int64Type, TimestampMillisecondType};
-    let mut latest = LatestPerKey::new(max_ids);
+    let mut latest = LatestPerKey::new(read.max_ids);
     while let Some((_, batch)) = merged.next().await {
         let batch = batch?;
         let keys = batch.column(variant.key_at).as_string::<i32>();
@@ -274,7 +235,7 @@ async fn latest(
             .column(variant.timestamp_at)
             .as_primitive::<TimestampMillisecondType>();
         let offsets = batch.column(variant.offset_at).as_primitive::<Int64Type>();
-        let ids = batch.column(id_at).as_string::<i32>();
+        let ids = batch.column(read.id_at).as_string::<i32>();
         for i in 0..batch.num_rows() {
             if keys.is_null(i) || ids.is_null(i) {
                 continue;
@@ -290,7 +251,7 @@ async fn latest(
             };
             latest
                 .offer(keys.value(i), time, offset, id)
-                .map_err(|full| too_many(name, "variant keys", full.0))?;
+                .map_err(|full| too_many(&read.name, "variant keys", full.0))?;
         }
     }
     Ok(latest.winners())
@@ -313,37 +274,28 @@ impl Pass {
     /// mode) so is every keyed message that is not its key's winner.
     fn rows(
         &self,
-        output: Output,
         winners: Option<Arc<std::collections::HashSet<u128>>>,
     ) -> Result<futures::stream::BoxStream<'static, Result<RecordBatch>>> {
         let merged = self.merged()?;
+        let read = Arc::clone(&self.read);
         let mut seen = SeenIds::new(
-            self.max_ids,
-            if self.follow {
+            read.max_ids,
+            if read.follow {
                 WhenFull::Forget
             } else {
                 WhenFull::Fail
             },
         );
-        let Output {
-            schema,
-            columns,
-            platforms,
-            limit,
-            dropped,
-            rows,
-        } = output;
-        let id_at = self.id_at;
-        let key_at = self.variant.map(|v| v.key_at);
-        let name = self.name.clone();
-        let mut left = limit;
+        let (dropped, rows) = (self.dropped.clone(), self.rows.clone());
+        let key_at = read.variant.map(|v| v.key_at);
+        let mut left = read.limit;
         let stream = merged
             .map(move |(lane, batch)| -> Result<Option<RecordBatch>> {
                 if left == Some(0) {
                     return Ok(None);
                 }
                 let batch = batch?;
-                let ids = batch.column(id_at).as_string::<i32>();
+                let ids = batch.column(read.id_at).as_string::<i32>();
                 let keys = key_at.map(|at| batch.column(at).as_string::<i32>());
                 let mut keep = BooleanBuilder::with_capacity(batch.num_rows());
                 let mut kept = 0usize;
@@ -353,7 +305,7 @@ impl Pass {
                         (true, Some(id)) => {
                             let first = seen
                                 .first_time(id)
-                                .map_err(|full| too_many(&name, "message ids", full.0))?;
+                                .map_err(|full| too_many(&read.name, "message ids", full.0))?;
                             // variant mode: a keyed message is kept only if it won its key
                             let keyed = keys.is_some_and(|k| k.is_valid(i));
                             first
@@ -372,19 +324,20 @@ impl Pass {
                     *l -= kept.min(*l);
                 }
                 let mask = keep.finish();
-                let out: Vec<ArrayRef> = columns
+                let out: Vec<ArrayRef> = read
+                    .columns
                     .iter()
                     .map(|c| match c {
                         OutColumn::Child(i) => filter(batch.column(*i), &mask),
                         OutColumn::Platform => {
-                            Ok(Arc::new(StringArray::from(vec![platforms[lane]; kept]))
+                            Ok(Arc::new(StringArray::from(vec![read.platforms[lane]; kept]))
                                 as ArrayRef)
                         }
                     })
                     .collect::<std::result::Result<_, _>>()?;
                 rows.add(kept);
                 Ok(Some(RecordBatch::try_new_with_options(
-                    Arc::clone(&schema),
+                    Arc::clone(&read.schema),
                     out,
                     &datafusion::arrow::array::RecordBatchOptions::new().with_row_count(Some(kept)),
                 )?))

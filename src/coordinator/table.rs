@@ -19,7 +19,7 @@ use super::breaker::BreakerConfig;
 use super::health::{self, PlatformHealth};
 use super::router::{Lane, Routing};
 use super::dedup::Dedup;
-use super::scan::{CoordinatedExec, OutColumn, VariantColumns};
+use super::scan::{CoordinatedExec, CoordinatedRead, OutColumn, VariantColumns};
 use super::writer::{CoordinatedSink, Lanes, WriteSettings};
 use crate::VcfError;
 use crate::stream::codec::{Encoder, GENERATED_COLUMN};
@@ -381,18 +381,18 @@ impl TableProvider for CoordinatedTable {
         let [primary, fallback]: [Arc<dyn ExecutionPlan>; 2] =
             children.try_into().expect("two lanes");
         let schema = Arc::new(self.schema.project(&wanted)?);
-        Ok(Arc::new(CoordinatedExec::new(
-            self.name.clone(),
-            [primary, fallback],
-            [self.lanes.health[0].platform, self.lanes.health[1].platform],
+        let read = CoordinatedRead {
+            name: self.name.clone(),
+            platforms: [self.lanes.health[0].platform, self.lanes.health[1].platform],
             id_at,
             columns,
             variant,
-            self.options.max_ids,
-            self.follow(),
+            max_ids: self.options.max_ids,
+            follow: self.follow(),
             limit,
             schema,
-        )))
+        };
+        Ok(Arc::new(CoordinatedExec::new(read, [primary, fallback])))
     }
 
     async fn insert_into(

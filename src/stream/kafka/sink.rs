@@ -274,10 +274,10 @@ impl TopicWriter for KafkaWriter {
     }
 
     async fn settle(&mut self) -> Result<(), StreamError> {
-        while !self.in_flight.is_empty() {
-            self.settle_one().await?;
+        match self.checkpoint() {
+            Some(checkpoint) => checkpoint.await,
+            None => Ok(()),
         }
-        Ok(())
     }
 
     fn checkpoint(&mut self) -> Option<Checkpoint> {
