@@ -179,6 +179,9 @@ pub struct BatchBuilder {
     need_samples: bool,
     /// How BCF records' dictionary indices map to this scan's fields (made on first use).
     pub(super) bcf: Option<super::bcf_decode::BcfLookup>,
+    /// Whether a BCF record's shared section is taken apart (and so checked) even when no
+    /// column needs it ([`super::late`]: a later phase's columns do).
+    pub(super) check_shared: bool,
 }
 
 impl BatchBuilder {
@@ -290,6 +293,7 @@ impl BatchBuilder {
             tabs: Vec::new(),
             need_samples,
             bcf: None,
+            check_shared: false,
         }
     }
 

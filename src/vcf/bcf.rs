@@ -380,6 +380,13 @@ impl BcfRecord {
         Ok(true)
     }
 
+    /// Appends the record as [`Self::read_from`] reads it (its two lengths, then its bytes).
+    pub fn write_to(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&(self.shared as u32).to_le_bytes());
+        out.extend_from_slice(&((self.len - self.shared) as u32).to_le_bytes());
+        out.extend_from_slice(self.bytes());
+    }
+
     /// The shared section.
     pub fn shared(&self) -> &[u8] {
         &self.buf[..self.shared]

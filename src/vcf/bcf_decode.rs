@@ -93,7 +93,7 @@ impl BcfLookup {
 }
 
 /// Whether a column needs the shared section taken apart (anything beyond CHROM/POS/QUAL).
-fn needs_shared(kind: &ColumnKind) -> bool {
+pub(super) fn needs_shared(kind: &ColumnKind) -> bool {
     matches!(
         kind,
         ColumnKind::Id | ColumnKind::Ref | ColumnKind::Alt | ColumnKind::Filter | ColumnKind::Info
@@ -136,7 +136,7 @@ impl BatchBuilder {
             .ok()
             .and_then(|c| l.dictionary.contigs.get(c))
             .ok_or_else(|| format!("CHROM index {} is not a header contig", rec.chrom()))?;
-        if plan.columns.iter().any(needs_shared) {
+        if self.check_shared || plan.columns.iter().any(needs_shared) {
             rec.parse_shared(&limits, &mut l.shared)?;
         }
         if plan.needs_samples() {

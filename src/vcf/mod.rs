@@ -14,6 +14,7 @@ pub mod functions;
 pub mod header;
 pub mod input;
 pub mod key;
+pub mod late;
 pub mod opener;
 pub mod parquet;
 pub mod partition;

@@ -24,6 +24,7 @@ use datafusion::physical_plan::metrics::Count;
 
 use super::batch::{BatchBuilder, DecodePlan};
 use super::bcf::BcfRecord;
+use super::late::{LateDecoder, LatePlan};
 use super::input::{
     BcfDictionary, Compression, Container, VcfInput, bcf_records_from, line_at, next_bgzf_block,
 };
@@ -168,10 +169,31 @@ impl UnitProgress<'_> {
 /// State of one reader's work, across its units.
 struct Progress {
     builder: BatchBuilder,
+    /// Decodes in two phases instead of `builder`, when the scan's filters allow
+    /// ([`super::late`]).
+    late: Option<LateDecoder>,
     per_batch: usize,
     produced: usize,
     batches: usize,
     warnings: Warnings,
+}
+
+impl Progress {
+    /// Records taken for the batch being built.
+    fn records(&self) -> usize {
+        match &self.late {
+            Some(late) => late.len(),
+            None => self.builder.records(),
+        }
+    }
+
+    /// Rows of the batch being built, before the scan's filters.
+    fn rows(&self) -> usize {
+        match &self.late {
+            Some(late) => late.len(),
+            None => self.builder.rows(),
+        }
+    }
 }
 
 /// Whether a reader goes on after a unit or a line.
@@ -227,8 +249,14 @@ impl VcfOpener {
     }
 
     fn run(&self, units: &[FileRange], out: &Outlet) -> Result<Ending> {
+        let late = match &self.filter {
+            Some(filter) => LatePlan::new(&self.plan, filter)?
+                .map(|plan| LateDecoder::new(Arc::new(plan))),
+            None => None,
+        };
         let mut p = Progress {
             builder: BatchBuilder::new(Arc::clone(&self.plan)),
+            late,
             per_batch: self.plan.records_per_batch(self.batch_size),
             produced: 0,
             batches: 0,
@@ -242,7 +270,7 @@ impl VcfOpener {
             }
             let step = step?;
             if step == Step::Continue
-                && p.builder.records() > 0
+                && p.records() > 0
                 && self.emit(&unit.path, &mut p, out)? == Step::Abandoned
             {
                 return Ok(Ending::Abandoned);
@@ -262,8 +290,13 @@ impl VcfOpener {
     /// Sends the batch being built: its rows that pass the scan's filters, in the columns
     /// the query asked for.
     fn emit(&self, path: &Path, p: &mut Progress, out: &Outlet) -> Result<Step> {
-        let mut batch = p.builder.finish()?;
-        if let Some(filter) = &self.filter {
+        let mut batch = match &mut p.late {
+            Some(late) => late.finish(&mut p.warnings, |at, message| {
+                self.failed(message, at, path)
+            })?,
+            None => p.builder.finish()?,
+        };
+        if let Some(filter) = self.filter.as_ref().filter(|_| p.late.is_none()) {
             let mask = filter
                 .predicate
                 .evaluate(&batch)
@@ -394,7 +427,13 @@ impl VcfOpener {
                     p.builder.append_empty();
                     Ok(())
                 } else if self.in_regions_bcf(rec, &dictionary) {
-                    p.builder.append_bcf(rec, &dictionary, &mut p.warnings)
+                    match &mut p.late {
+                        Some(late) => {
+                            late.push_bcf(rec, &dictionary, at);
+                            Ok(())
+                        }
+                        None => p.builder.append_bcf(rec, &dictionary, &mut p.warnings),
+                    }
                 } else {
                     Ok(())
                 };
@@ -513,6 +552,18 @@ impl VcfOpener {
             // count(*): a record line is a record; nothing to decode
             p.builder.append_empty();
             Ok(())
+        } else if let Some(late) = &mut p.late {
+            // kept as it is for the two phases (taken apart here only for the regions)
+            let rec = if self.regions.is_empty() {
+                Ok(None)
+            } else {
+                split_record(line).map(Some)
+            };
+            rec.map(|rec| {
+                if rec.is_none_or(|rec| self.in_regions(&rec)) {
+                    late.push_line(line, at);
+                }
+            })
         } else {
             split_record(line).and_then(|rec| {
                 if self.in_regions(&rec) {
@@ -536,24 +587,12 @@ impl VcfOpener {
         out: &Outlet,
     ) -> Result<Step> {
         if let Err(message) = outcome {
-            if !self.skip_errors {
-                return Err(VcfError::Data {
-                    path: path.to_path_buf(),
-                    line: resolve(at, path),
-                    message,
-                }
-                .into());
-            }
-            if let Some(report) = &self.report {
-                report.skipped(path, at, &message);
-            }
+            self.failed(message, at, path)?;
             return Ok(Step::Continue);
         }
         // rows the scan's filters may still drop do not count towards the limit until filtered
-        let may_reach = self
-            .limit
-            .is_some_and(|l| p.produced + p.builder.rows() >= l);
-        if p.builder.records() >= p.per_batch || may_reach {
+        let may_reach = self.limit.is_some_and(|l| p.produced + p.rows() >= l);
+        if p.records() >= p.per_batch || may_reach {
             if self.emit(path, p, out)? == Step::Abandoned {
                 return Ok(Step::Abandoned);
             }
@@ -562,6 +601,23 @@ impl VcfOpener {
             }
         }
         Ok(Step::Continue)
+    }
+
+    /// A record at `at` that does not decode: the scan's error, or (`vcf.on_error = 'skip'`)
+    /// counted in the report and skipped.
+    fn failed(&self, message: String, at: Location, path: &Path) -> Result<()> {
+        if !self.skip_errors {
+            return Err(VcfError::Data {
+                path: path.to_path_buf(),
+                line: resolve(at, path),
+                message,
+            }
+            .into());
+        }
+        if let Some(report) = &self.report {
+            report.skipped(path, at, &message);
+        }
+        Ok(())
     }
 
     fn in_regions(&self, rec: &RecordFields<'_>) -> bool {

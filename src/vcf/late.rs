@@ -1,0 +1,286 @@
+//! Late materialisation for scans that evaluate filters: the columns the filters read are
+//! decoded first, for a batch of records kept as they came (record lines or BCF records);
+//! the filters run on those; the other output columns are decoded only for the records that
+//! pass. A selective filter over an INFO field then costs little more than decoding that
+//! field, instead of building CHROM, REF and ALT strings for records that are dropped.
+//!
+//! Errors are not traded for speed: the first phase takes every record apart as far as the
+//! whole scan would (the line's columns; a BCF record's shared section when any column needs
+//! it), so a damaged record is an error (or skipped, with `vcf.on_error = 'skip'`) whether or
+//! not it passes. Only sites-level scans (one row per record) qualify, and a scan whose output
+//! reads sample columns only when its filters read them too (so that the first phase checks
+//! the samples); other scans decode every column and filter after ([`LatePlan::new`]).
+
+use std::collections::BTreeSet;
+use std::ops::Range;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, RecordBatchOptions, UInt32Array};
+use datafusion::arrow::compute::take;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
+use datafusion::error::Result;
+use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_expr::expressions::Column as ColumnExpr;
+use datafusion::physical_expr::utils::collect_columns;
+
+use super::batch::{BatchBuilder, ColumnKind, DecodePlan};
+use super::bcf::BcfRecord;
+use super::bcf_decode::needs_shared;
+use super::input::BcfDictionary;
+use super::opener::ScanFilter;
+use super::record::split_record;
+use super::schema::Layout;
+use super::warnings::{Location, Warnings};
+
+/// Where an output column comes from.
+#[derive(Debug, Clone, Copy)]
+enum Source {
+    /// A column of the first phase (read by the filters), by index.
+    Filtered(usize),
+    /// A column of the second phase, by index.
+    Rest(usize),
+}
+
+/// How a filtered scan decodes in two phases.
+#[derive(Debug)]
+pub struct LatePlan {
+    /// The columns the filters read.
+    filtered: Arc<DecodePlan>,
+    /// The filters over [`Self::filtered`]'s schema.
+    predicate: Arc<dyn PhysicalExpr>,
+    /// The output columns the filters do not read.
+    rest: Arc<DecodePlan>,
+    output: Vec<Source>,
+    schema: SchemaRef,
+    /// Whether the first phase takes a BCF record's shared section apart although its own
+    /// columns do not need it (the second phase's do).
+    check_shared: bool,
+}
+
+fn is_sample_column(kind: &ColumnKind) -> bool {
+    matches!(kind, ColumnKind::Genotypes | ColumnKind::Format(_))
+}
+
+/// `plan` narrowed to its columns `columns` (indices into its columns).
+fn narrowed(plan: &DecodePlan, columns: &[usize]) -> Result<DecodePlan> {
+    Ok(DecodePlan {
+        schema: Arc::new(plan.schema.project(columns)?),
+        columns: columns.iter().map(|&i| plan.columns[i]).collect(),
+        ..plan.clone()
+    })
+}
+
+impl LatePlan {
+    /// The two phases for `plan` filtered by `filter`, or `None` when decoding in one pass is
+    /// as good or the only exact way: a long-form scan (rows per sample), filters that read
+    /// every output column (or none), or output sample columns the filters do not read.
+    pub fn new(plan: &DecodePlan, filter: &ScanFilter) -> Result<Option<Self>> {
+        if plan.layout != Layout::Wide {
+            return Ok(None);
+        }
+        let used: BTreeSet<usize> = collect_columns(&filter.predicate)
+            .iter()
+            .map(|c| c.index())
+            .collect();
+        let filtered: Vec<usize> = used.iter().copied().collect();
+        let rest: Vec<usize> = filter
+            .output
+            .iter()
+            .copied()
+            .filter(|i| !used.contains(i))
+            .collect();
+        if filtered.is_empty() || rest.is_empty() {
+            return Ok(None);
+        }
+        let kinds = |cols: &[usize]| -> Vec<ColumnKind> {
+            cols.iter().map(|&i| plan.columns[i]).collect()
+        };
+        let (first, second) = (kinds(&filtered), kinds(&rest));
+        if second.iter().any(is_sample_column) && !first.iter().any(is_sample_column) {
+            return Ok(None);
+        }
+        let predicate = Arc::clone(&filter.predicate)
+            .transform(|e| {
+                let Some(c) = e.downcast_ref::<ColumnExpr>() else {
+                    return Ok(Transformed::no(e));
+                };
+                let at = filtered.iter().position(|&i| i == c.index()).unwrap_or(0);
+                Ok(Transformed::yes(
+                    Arc::new(ColumnExpr::new(c.name(), at)) as Arc<dyn PhysicalExpr>
+                ))
+            })
+            .data()?;
+        let output = filter
+            .output
+            .iter()
+            .map(|o| match filtered.iter().position(|i| i == o) {
+                Some(at) => Source::Filtered(at),
+                None => Source::Rest(rest.iter().position(|i| i == o).unwrap_or(0)),
+            })
+            .collect();
+        Ok(Some(LatePlan {
+            check_shared: second.iter().any(needs_shared) && !first.iter().any(needs_shared),
+            filtered: Arc::new(narrowed(plan, &filtered)?),
+            predicate,
+            rest: Arc::new(narrowed(plan, &rest)?),
+            output,
+            schema: Arc::clone(&filter.schema),
+        }))
+    }
+}
+
+/// The records of one batch, as they came, waiting for the two phases.
+#[derive(Default)]
+struct Stash {
+    bytes: Vec<u8>,
+    records: Vec<(Range<usize>, Location)>,
+    /// The BCF dictionary of the records (`None`: record lines).
+    bcf: Option<Arc<BcfDictionary>>,
+}
+
+/// One reader's two-phase decoding: the records kept, and a builder per phase.
+pub struct LateDecoder {
+    plan: Arc<LatePlan>,
+    stash: Stash,
+    filtered: BatchBuilder,
+    rest: BatchBuilder,
+    record: BcfRecord,
+    /// Stash indices of the records that decoded in the first phase.
+    alive: Vec<usize>,
+}
+
+impl LateDecoder {
+    /// A decoder for `plan`.
+    pub fn new(plan: Arc<LatePlan>) -> Self {
+        let mut filtered = BatchBuilder::new(Arc::clone(&plan.filtered));
+        filtered.check_shared = plan.check_shared;
+        LateDecoder {
+            rest: BatchBuilder::new(Arc::clone(&plan.rest)),
+            filtered,
+            plan,
+            stash: Stash::default(),
+            record: BcfRecord::default(),
+            alive: Vec::new(),
+        }
+    }
+
+    /// Records kept for the next batch.
+    pub fn len(&self) -> usize {
+        self.stash.records.len()
+    }
+
+    /// Keeps a record line.
+    pub fn push_line(&mut self, line: &[u8], at: Location) {
+        let start = self.stash.bytes.len();
+        self.stash.bytes.extend_from_slice(line);
+        self.stash.records.push((start..self.stash.bytes.len(), at));
+    }
+
+    /// Keeps a BCF record read with `dictionary`.
+    pub fn push_bcf(&mut self, rec: &BcfRecord, dictionary: &Arc<BcfDictionary>, at: Location) {
+        if self
+            .stash
+            .bcf
+            .as_ref()
+            .is_none_or(|d| !Arc::ptr_eq(d, dictionary))
+        {
+            self.stash.bcf = Some(Arc::clone(dictionary));
+        }
+        let start = self.stash.bytes.len();
+        rec.write_to(&mut self.stash.bytes);
+        self.stash.records.push((start..self.stash.bytes.len(), at));
+    }
+
+    /// Decodes the kept records into the batch of those that pass the filters, in the output
+    /// columns. `failed` is told of each record that does not decode (its location and why):
+    /// an error from it ends the batch (the scan fails), `Ok` skips the record.
+    pub fn finish(
+        &mut self,
+        warnings: &mut Warnings,
+        mut failed: impl FnMut(Location, String) -> Result<()>,
+    ) -> Result<RecordBatch> {
+        let outcome = self.phases(warnings, &mut failed);
+        self.stash.bytes.clear();
+        self.stash.records.clear();
+        self.alive.clear();
+        outcome
+    }
+
+    fn phases(
+        &mut self,
+        warnings: &mut Warnings,
+        failed: &mut impl FnMut(Location, String) -> Result<()>,
+    ) -> Result<RecordBatch> {
+        let bcf = self.stash.bcf.clone();
+        for (i, (range, at)) in self.stash.records.iter().enumerate() {
+            warnings.at = *at;
+            let bytes = &self.stash.bytes[range.clone()];
+            match decode(&mut self.filtered, &mut self.record, bytes, bcf.as_ref(), warnings) {
+                Ok(()) => self.alive.push(i),
+                Err(message) => failed(*at, message)?,
+            }
+        }
+        let first = self.filtered.finish()?;
+        let mask = self
+            .plan
+            .predicate
+            .evaluate(&first)
+            .and_then(|m| m.into_array(first.num_rows()))?;
+        let mask = mask.as_boolean();
+        // rows of the first batch whose records pass and decode in the second phase too
+        let mut kept: Vec<u32> = Vec::new();
+        for (row, &i) in self.alive.iter().enumerate() {
+            if !(mask.is_valid(row) && mask.value(row)) {
+                continue;
+            }
+            let (range, at) = &self.stash.records[i];
+            warnings.at = *at;
+            let bytes = &self.stash.bytes[range.clone()];
+            match decode(&mut self.rest, &mut self.record, bytes, bcf.as_ref(), warnings) {
+                Ok(()) => kept.push(row as u32),
+                Err(message) => failed(*at, message)?,
+            }
+        }
+        let second = self.rest.finish()?;
+        let kept = UInt32Array::from(kept);
+        let all = kept.len() == first.num_rows();
+        let columns = self
+            .plan
+            .output
+            .iter()
+            .map(|source| match *source {
+                Source::Filtered(c) if all => Ok(Arc::clone(first.column(c))),
+                Source::Filtered(c) => Ok(take(first.column(c), &kept, None)?),
+                Source::Rest(c) => Ok(Arc::clone(second.column(c))),
+            })
+            .collect::<Result<Vec<ArrayRef>>>()?;
+        let options = RecordBatchOptions::new().with_row_count(Some(kept.len()));
+        Ok(RecordBatch::try_new_with_options(
+            Arc::clone(&self.plan.schema),
+            columns,
+            &options,
+        )?)
+    }
+}
+
+/// Decodes one kept record into `builder`.
+fn decode(
+    builder: &mut BatchBuilder,
+    record: &mut BcfRecord,
+    bytes: &[u8],
+    bcf: Option<&Arc<BcfDictionary>>,
+    warnings: &mut Warnings,
+) -> std::result::Result<(), String> {
+    match bcf {
+        Some(dictionary) => {
+            let mut input = bytes;
+            match record.read_from(&mut input) {
+                Ok(true) => builder.append_bcf(record, dictionary, warnings),
+                Ok(false) => Err("empty BCF record".to_string()),
+                Err(e) => Err(e.to_string()),
+            }
+        }
+        None => split_record(bytes).and_then(|rec| builder.append(&rec, warnings)),
+    }
+}
