@@ -284,3 +284,83 @@ fn decode(
         None => split_record(bytes).and_then(|rec| builder.append(&rec, warnings)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use datafusion::logical_expr::Operator;
+    use datafusion::physical_expr::expressions::{BinaryExpr, lit};
+
+    /// A plan decoding `kinds` (each a column named after its kind), in `layout`.
+    fn plan(layout: Layout, kinds: &[ColumnKind]) -> DecodePlan {
+        let fields: Vec<Field> = kinds
+            .iter()
+            .map(|k| Field::new(format!("{k:?}"), DataType::Int64, true))
+            .collect();
+        DecodePlan {
+            layout,
+            schema: Arc::new(Schema::new(fields)),
+            columns: kinds.to_vec(),
+            infos: Vec::new(),
+            skipped_infos: Vec::new(),
+            formats: Vec::new(),
+            skipped_formats: Vec::new(),
+            sample_names: Vec::new(),
+            selected: Vec::new(),
+        }
+    }
+
+    /// `column > 5` over decoded column `at`, outputting `output`.
+    fn filter(plan: &DecodePlan, at: usize, output: &[usize]) -> ScanFilter {
+        let name = plan.schema.field(at).name().clone();
+        ScanFilter {
+            predicate: Arc::new(BinaryExpr::new(
+                Arc::new(ColumnExpr::new(&name, at)),
+                Operator::Gt,
+                lit(5i64),
+            )),
+            output: output.to_vec(),
+            schema: Arc::new(plan.schema.project(output).unwrap()),
+        }
+    }
+
+    use ColumnKind::*;
+
+    #[test]
+    fn the_filters_columns_come_first_and_the_rest_only_for_passing_rows() {
+        // decoded: chrom, ref, pos (pos read by the filter only)
+        let p = plan(Layout::Wide, &[Chrom, Ref, Pos]);
+        let late = LatePlan::new(&p, &filter(&p, 2, &[0, 1])).unwrap().unwrap();
+        assert_eq!(late.filtered.columns, vec![Pos]);
+        assert_eq!(late.rest.columns, vec![Chrom, Ref]);
+        // the predicate now reads the first phase's only column
+        let columns = collect_columns(&late.predicate);
+        assert_eq!(columns.iter().map(|c| c.index()).collect::<Vec<_>>(), vec![0]);
+        assert!(matches!(late.output[..], [Source::Rest(0), Source::Rest(1)]));
+        // REF needs a BCF record's shared section, POS does not: the first phase checks it
+        assert!(late.check_shared);
+
+        // an output column the filter reads comes from the first phase
+        let late = LatePlan::new(&p, &filter(&p, 2, &[2, 1])).unwrap().unwrap();
+        assert!(matches!(late.output[..], [Source::Filtered(0), Source::Rest(0)]));
+    }
+
+    #[test]
+    fn one_pass_where_two_would_not_help_or_not_be_exact() {
+        // the filter reads every output column
+        let p = plan(Layout::Wide, &[Pos, Ref]);
+        assert!(LatePlan::new(&p, &filter(&p, 0, &[0])).unwrap().is_none());
+        // rows per sample
+        let p = plan(Layout::Long, &[Chrom, Pos]);
+        assert!(LatePlan::new(&p, &filter(&p, 1, &[0])).unwrap().is_none());
+        // genotypes out, a filter that does not read them: the first phase would not check
+        // the samples of records that fail it
+        let p = plan(Layout::Wide, &[Genotypes, Pos]);
+        assert!(LatePlan::new(&p, &filter(&p, 1, &[0])).unwrap().is_none());
+        // a filter on INFO takes the shared section apart itself
+        let p = plan(Layout::Wide, &[Ref, Info]);
+        let late = LatePlan::new(&p, &filter(&p, 1, &[0])).unwrap().unwrap();
+        assert!(!late.check_shared);
+    }
+}
