@@ -147,7 +147,10 @@ pub async fn serve(config: ServerConfig) -> Result<()> {
         Err(_) => {
             eprintln!("vcfq serve: grace period over; cancelling running queries");
             store.cancel_all();
-            let _ = tokio::time::timeout(Duration::from_secs(2), &mut running).await;
+            // the cancelled queries' streams end with their Cancelled status; the process
+            // waits for that to reach the clients (a busy machine may take a few seconds)
+            // rather than exiting under them, which they would see as a broken pipe
+            let _ = tokio::time::timeout(Duration::from_secs(10), &mut running).await;
             Ok(())
         }
     }

@@ -271,7 +271,7 @@ impl PartitionSource for IggySource {
 impl Drop for IggySource {
     fn drop(&mut self) {
         self.abort();
-        if let Some(client) = self.client.take().and_then(|c| Arc::into_inner(c)) {
+        if let Some(client) = self.client.take().and_then(Arc::into_inner) {
             let timeout = self.platform.endpoint.timeout.min(Duration::from_secs(1));
             self.runtime.block_on(close(client, timeout));
         }
