@@ -169,7 +169,9 @@ async fn a_primary_killed_mid_insert_fails_over_loses_nothing_reads_once_and_rec
     );
     let h = health(&ctx, "calls").await;
     assert_eq!(h[0].0, "primary");
-    assert_eq!(h[0].1, "open", "{h:?}");
+    // not taking writes: open, or half-open when the INSERT outlived the open time since the
+    // last failure (the state is read off the breaker's clock)
+    assert!(h[0].1 == "open" || h[0].1 == "half-open", "{h:?}");
     // opened by failures in a row (and, if the INSERT outlived the open time, by a failed probe)
     assert!(
         h[0].3 > 0 && (h[0].4.contains("failure(s) in a row") || h[0].4.contains("probe failed")),
