@@ -179,12 +179,12 @@ impl ExecutionPlan for CoordinatedExec {
                 let first = pass.merged()?;
                 let read = Arc::clone(&self.read);
                 futures::stream::once(async move { latest(first, variant, &read).await })
-                    .map(move |winners| {
-                        match winners.and_then(|w| pass.rows(Some(Arc::new(w)))) {
+                    .map(
+                        move |winners| match winners.and_then(|w| pass.rows(Some(Arc::new(w)))) {
                             Ok(rows) => rows,
                             Err(e) => futures::stream::once(async { Err(e) }).boxed(),
-                        }
-                    })
+                        },
+                    )
                     .flatten()
                     .boxed()
             }
@@ -243,7 +243,11 @@ async fn latest(
             let Some(id) = parse_id(ids.value(i)) else {
                 continue;
             };
-            let time = if times.is_null(i) { i64::MIN } else { times.value(i) };
+            let time = if times.is_null(i) {
+                i64::MIN
+            } else {
+                times.value(i)
+            };
             let offset = if offsets.is_null(i) {
                 i64::MIN
             } else {
@@ -308,8 +312,7 @@ impl Pass {
                                 .map_err(|full| too_many(&read.name, "message ids", full.0))?;
                             // variant mode: a keyed message is kept only if it won its key
                             let keyed = keys.is_some_and(|k| k.is_valid(i));
-                            first
-                                && (!keyed || winners.as_ref().is_none_or(|w| w.contains(&id)))
+                            first && (!keyed || winners.as_ref().is_none_or(|w| w.contains(&id)))
                         }
                         // a message without id (a tombstone) cannot be a re-send
                         _ => true,
@@ -324,17 +327,16 @@ impl Pass {
                     *l -= kept.min(*l);
                 }
                 let mask = keep.finish();
-                let out: Vec<ArrayRef> = read
-                    .columns
-                    .iter()
-                    .map(|c| match c {
-                        OutColumn::Child(i) => filter(batch.column(*i), &mask),
-                        OutColumn::Platform => {
-                            Ok(Arc::new(StringArray::from(vec![read.platforms[lane]; kept]))
-                                as ArrayRef)
-                        }
-                    })
-                    .collect::<std::result::Result<_, _>>()?;
+                let out: Vec<ArrayRef> =
+                    read.columns
+                        .iter()
+                        .map(|c| match c {
+                            OutColumn::Child(i) => filter(batch.column(*i), &mask),
+                            OutColumn::Platform => Ok(Arc::new(StringArray::from(
+                                vec![read.platforms[lane]; kept],
+                            )) as ArrayRef),
+                        })
+                        .collect::<std::result::Result<_, _>>()?;
                 rows.add(kept);
                 Ok(Some(RecordBatch::try_new_with_options(
                     Arc::clone(&read.schema),

@@ -16,9 +16,9 @@ use datafusion::logical_expr::{CreateExternalTable, Expr, TableProviderFilterPus
 use datafusion::physical_plan::ExecutionPlan;
 
 use super::breaker::BreakerConfig;
+use super::dedup::Dedup;
 use super::health::{self, PlatformHealth};
 use super::router::{Lane, Routing};
-use super::dedup::Dedup;
 use super::scan::{CoordinatedExec, CoordinatedRead, OutColumn, VariantColumns};
 use super::writer::{CoordinatedSink, Lanes, WriteSettings};
 use crate::VcfError;
@@ -328,7 +328,11 @@ impl TableProvider for CoordinatedTable {
             )));
         }
         let variant_columns = if variant {
-            Some([index_of("_key")?, index_of("_timestamp")?, index_of("_offset")?])
+            Some([
+                index_of("_key")?,
+                index_of("_timestamp")?,
+                index_of("_offset")?,
+            ])
         } else {
             None
         };
@@ -535,7 +539,11 @@ mod tests {
             ("dedup", "row"),
         ]))
         .unwrap_err();
-        assert!(e.to_string().contains("message (one row per message id) or variant"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("message (one row per message id) or variant"),
+            "{e}"
+        );
         assert!(platform_of("http://h/t").is_err());
         assert_eq!(
             platform_of("kafka://h:1/t").unwrap(),

@@ -222,20 +222,21 @@ fn keys_of(rows: &RecordBatch) -> Vec<Option<String>> {
         c.as_primitive_opt::<datafusion::arrow::datatypes::Int64Type>()
             .cloned()
     });
-    let reference =
-        as_type("ref", &DataType::Utf8).and_then(|c| c.as_string_opt::<i32>().cloned());
+    let reference = as_type("ref", &DataType::Utf8).and_then(|c| c.as_string_opt::<i32>().cloned());
     let (Some(chrom), Some(pos), Some(reference)) = (chrom, pos, reference) else {
         return vec![None; n];
     };
-    let alt = rows.column_by_name("alt").and_then(|a| match a.data_type() {
-        DataType::Utf8 => Some(Arc::clone(a)),
-        DataType::List(item) if item.data_type() == &DataType::Utf8 => Some(Arc::clone(a)),
-        DataType::List(_) | DataType::LargeList(_) | DataType::ListView(_) => {
-            let item = Arc::new(Field::new("item", DataType::Utf8, true));
-            datafusion::arrow::compute::cast(a, &DataType::List(item)).ok()
-        }
-        _ => datafusion::arrow::compute::cast(a, &DataType::Utf8).ok(),
-    });
+    let alt = rows
+        .column_by_name("alt")
+        .and_then(|a| match a.data_type() {
+            DataType::Utf8 => Some(Arc::clone(a)),
+            DataType::List(item) if item.data_type() == &DataType::Utf8 => Some(Arc::clone(a)),
+            DataType::List(_) | DataType::LargeList(_) | DataType::ListView(_) => {
+                let item = Arc::new(Field::new("item", DataType::Utf8, true));
+                datafusion::arrow::compute::cast(a, &DataType::List(item)).ok()
+            }
+            _ => datafusion::arrow::compute::cast(a, &DataType::Utf8).ok(),
+        });
     let alt = alt.as_ref();
     (0..n)
         .map(|i| {
@@ -604,7 +605,10 @@ mod tests {
         assert_eq!(keys[0], Some(variant_key("chr1", 10, "A", &["C", "T"])));
         assert_eq!(keys[1], None, "no chrom, no key");
         // the same variant in the usual types has the same key
-        assert_eq!(keys_of(&self::tests::rows())[0], Some(variant_key("chr1", 10, "CA", &["T"])));
+        assert_eq!(
+            keys_of(&self::tests::rows())[0],
+            Some(variant_key("chr1", 10, "CA", &["T"]))
+        );
     }
 
     fn rows() -> RecordBatch {

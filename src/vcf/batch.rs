@@ -51,6 +51,11 @@ pub enum ColumnKind {
 }
 
 impl ColumnKind {
+    /// Whether the column is made from the sample columns.
+    pub fn reads_samples(&self) -> bool {
+        matches!(self, ColumnKind::Genotypes | ColumnKind::Format(_))
+    }
+
     /// The kind of the table column at `index` in a layout.
     pub fn of(layout: Layout, index: usize) -> Self {
         use ColumnKind::*;
@@ -128,9 +133,7 @@ pub struct DecodePlan {
 impl DecodePlan {
     /// Whether the sample columns must be split.
     pub fn needs_samples(&self) -> bool {
-        self.columns
-            .iter()
-            .any(|c| matches!(c, ColumnKind::Genotypes | ColumnKind::Format(_)))
+        self.columns.iter().any(ColumnKind::reads_samples)
     }
 
     /// Output rows produced per record.

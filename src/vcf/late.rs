@@ -15,7 +15,9 @@ use std::collections::BTreeSet;
 use std::ops::Range;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, RecordBatchOptions, UInt32Array};
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, RecordBatch, RecordBatchOptions, UInt32Array,
+};
 use datafusion::arrow::compute::take;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
@@ -58,10 +60,6 @@ pub struct LatePlan {
     check_shared: bool,
 }
 
-fn is_sample_column(kind: &ColumnKind) -> bool {
-    matches!(kind, ColumnKind::Genotypes | ColumnKind::Format(_))
-}
-
 /// `plan` narrowed to its columns `columns` (indices into its columns).
 fn narrowed(plan: &DecodePlan, columns: &[usize]) -> Result<DecodePlan> {
     Ok(DecodePlan {
@@ -93,11 +91,12 @@ impl LatePlan {
         if filtered.is_empty() || rest.is_empty() {
             return Ok(None);
         }
-        let kinds = |cols: &[usize]| -> Vec<ColumnKind> {
-            cols.iter().map(|&i| plan.columns[i]).collect()
-        };
+        let kinds =
+            |cols: &[usize]| -> Vec<ColumnKind> { cols.iter().map(|&i| plan.columns[i]).collect() };
         let (first, second) = (kinds(&filtered), kinds(&rest));
-        if second.iter().any(is_sample_column) && !first.iter().any(is_sample_column) {
+        if second.iter().any(ColumnKind::reads_samples)
+            && !first.iter().any(ColumnKind::reads_samples)
+        {
             return Ok(None);
         }
         let predicate = Arc::clone(&filter.predicate)
@@ -216,7 +215,13 @@ impl LateDecoder {
         for (i, (range, at)) in self.stash.records.iter().enumerate() {
             warnings.at = *at;
             let bytes = &self.stash.bytes[range.clone()];
-            match decode(&mut self.filtered, &mut self.record, bytes, bcf.as_ref(), warnings) {
+            match decode(
+                &mut self.filtered,
+                &mut self.record,
+                bytes,
+                bcf.as_ref(),
+                warnings,
+            ) {
                 Ok(()) => self.alive.push(i),
                 Err(message) => failed(*at, message)?,
             }
@@ -237,7 +242,13 @@ impl LateDecoder {
             let (range, at) = &self.stash.records[i];
             warnings.at = *at;
             let bytes = &self.stash.bytes[range.clone()];
-            match decode(&mut self.rest, &mut self.record, bytes, bcf.as_ref(), warnings) {
+            match decode(
+                &mut self.rest,
+                &mut self.record,
+                bytes,
+                bcf.as_ref(),
+                warnings,
+            ) {
                 Ok(()) => kept.push(row as u32),
                 Err(message) => failed(*at, message)?,
             }
@@ -336,14 +347,23 @@ mod tests {
         assert_eq!(late.rest.columns, vec![Chrom, Ref]);
         // the predicate now reads the first phase's only column
         let columns = collect_columns(&late.predicate);
-        assert_eq!(columns.iter().map(|c| c.index()).collect::<Vec<_>>(), vec![0]);
-        assert!(matches!(late.output[..], [Source::Rest(0), Source::Rest(1)]));
+        assert_eq!(
+            columns.iter().map(|c| c.index()).collect::<Vec<_>>(),
+            vec![0]
+        );
+        assert!(matches!(
+            late.output[..],
+            [Source::Rest(0), Source::Rest(1)]
+        ));
         // REF needs a BCF record's shared section, POS does not: the first phase checks it
         assert!(late.check_shared);
 
         // an output column the filter reads comes from the first phase
         let late = LatePlan::new(&p, &filter(&p, 2, &[2, 1])).unwrap().unwrap();
-        assert!(matches!(late.output[..], [Source::Filtered(0), Source::Rest(0)]));
+        assert!(matches!(
+            late.output[..],
+            [Source::Filtered(0), Source::Rest(0)]
+        ));
     }
 
     #[test]

@@ -24,10 +24,10 @@ use datafusion::physical_plan::metrics::Count;
 
 use super::batch::{BatchBuilder, DecodePlan};
 use super::bcf::BcfRecord;
-use super::late::{LateDecoder, LatePlan};
 use super::input::{
     BcfDictionary, Compression, Container, VcfInput, bcf_records_from, line_at, next_bgzf_block,
 };
+use super::late::{LateDecoder, LatePlan};
 use super::record::{RecordFields, record_end, split_record};
 use super::region::Region;
 use super::warnings::{Location, ScanReport, Warnings};
@@ -250,8 +250,9 @@ impl VcfOpener {
 
     fn run(&self, units: &[FileRange], out: &Outlet) -> Result<Ending> {
         let late = match &self.filter {
-            Some(filter) => LatePlan::new(&self.plan, filter)?
-                .map(|plan| LateDecoder::new(Arc::new(plan))),
+            Some(filter) => {
+                LatePlan::new(&self.plan, filter)?.map(|plan| LateDecoder::new(Arc::new(plan)))
+            }
             None => None,
         };
         let mut p = Progress {

@@ -184,7 +184,10 @@ async fn flush(
         }
     });
     let results = futures::future::join_all(flushes).await;
-    results.into_iter().find_map(Result::err).map_or(Ok(()), Err)
+    results
+        .into_iter()
+        .find_map(Result::err)
+        .map_or(Ok(()), Err)
 }
 
 impl IggyWriter {
