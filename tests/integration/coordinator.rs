@@ -330,7 +330,9 @@ async fn a_dead_fallback_does_not_matter_until_the_primary_dies_too() {
     .expect_err("no platform takes writes")
     .to_string();
     assert!(
-        e.contains("no platform takes writes") && e.contains("primary iggy") && e.contains("fallback"),
+        e.contains("no platform takes writes")
+            && e.contains("primary iggy")
+            && e.contains("fallback"),
         "{e}"
     );
     assert_eq!(
@@ -406,7 +408,10 @@ async fn a_coordinated_table_served_over_flight_sql_fails_over_and_shows_its_hea
         .expect("insert through Flight SQL");
     assert_eq!(written, even);
     let lonely = c
-        .execute_update("INSERT INTO lonely SELECT * FROM calls LIMIT 100".into(), None)
+        .execute_update(
+            "INSERT INTO lonely SELECT * FROM calls LIMIT 100".into(),
+            None,
+        )
         .await
         .expect("a dead fallback does not matter while the primary is up");
     assert_eq!(lonely, 100);
@@ -440,7 +445,10 @@ async fn a_coordinated_table_served_over_flight_sql_fails_over_and_shows_its_hea
 
     // both down: the error reaches the client as Unavailable, naming both platforms
     let e = c
-        .execute_update("INSERT INTO lonely SELECT * FROM calls LIMIT 100".into(), None)
+        .execute_update(
+            "INSERT INTO lonely SELECT * FROM calls LIMIT 100".into(),
+            None,
+        )
         .await
         .expect_err("no platform takes writes")
         .to_string();
@@ -497,9 +505,12 @@ async fn dedup_variant_reads_the_last_written_row_of_each_variant_across_both_pl
         )
     };
     // the same two topics, each platform primary of one table: writes go where we say
-    run(&ctx, &table("on_iggy", &iggy, &kafka, ", 'dedup' 'variant'"))
-        .await
-        .expect("create on_iggy");
+    run(
+        &ctx,
+        &table("on_iggy", &iggy, &kafka, ", 'dedup' 'variant'"),
+    )
+    .await
+    .expect("create on_iggy");
     run(&ctx, &table("on_kafka", &kafka, &iggy, ""))
         .await
         .expect("create on_kafka");
@@ -541,7 +552,10 @@ async fn dedup_variant_reads_the_last_written_row_of_each_variant_across_both_pl
     assert_eq!(got.len(), 4, "{rows}");
     assert_eq!(got[0], "| chr1 | 10 | 2.0 | kafka |", "{rows}");
     assert!(got[1].starts_with("| chr1 | 20 | 3.0 |"), "{rows}");
-    assert_eq!(got[2], "| - | 40 | 7.0 | iggy |", "rows without a key are kept: {rows}");
+    assert_eq!(
+        got[2], "| - | 40 | 7.0 | iggy |",
+        "rows without a key are kept: {rows}"
+    );
     assert_eq!(got[3], "| - | 40 | 8.0 | iggy |", "{rows}");
     // message mode reads every distinct message
     assert_eq!(count(&ctx, "SELECT count(*) FROM on_kafka").await, 6);
@@ -551,7 +565,12 @@ async fn dedup_variant_reads_the_last_written_row_of_each_variant_across_both_pl
     // a followed table cannot know the last row of a variant
     run(
         &ctx,
-        &table("followed", &iggy, &kafka, ", 'dedup' 'variant', 'mode' 'follow'"),
+        &table(
+            "followed",
+            &iggy,
+            &kafka,
+            ", 'dedup' 'variant', 'mode' 'follow'",
+        ),
     )
     .await
     .expect("create followed");
