@@ -181,7 +181,7 @@ pub struct BatchBuilder {
     sample_slots: Vec<Option<Range<usize>>>,
     need_samples: bool,
     /// How BCF records' dictionary indices map to this scan's fields (made on first use).
-    pub(super) bcf: Option<super::bcf_decode::BcfLookup>,
+    pub(super) bcf: Option<Box<super::bcf_decode::BcfLookup>>,
     /// Whether a BCF record's shared section is taken apart (and so checked) even when no
     /// column needs it ([`super::late`]: a later phase's columns do).
     pub(super) check_shared: bool,

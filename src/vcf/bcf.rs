@@ -204,8 +204,9 @@ impl<'a> Typed<'a> {
     }
 }
 
-/// Reads a typed vector at `*at` in `buf`, moving `*at` past it.
-#[inline]
+/// Reads a typed vector at `*at` in `buf`, moving `*at` past it. Always inlined: a record's
+/// parts are read with it, and a call returning its result through memory stalled them.
+#[inline(always)]
 pub fn read_typed(buf: &[u8], at: &mut usize) -> Result<TypedAt, String> {
     let Some(&descriptor) = buf.get(*at) else {
         return Err(too_short());
@@ -235,6 +236,8 @@ fn too_short() -> String {
 }
 
 /// [`read_typed`] for a vector whose count follows its descriptor.
+#[cold]
+#[inline(never)]
 fn read_long_typed(buf: &[u8], at: &mut usize) -> Result<TypedAt, String> {
     let short = too_short;
     let descriptor = *buf.get(*at).ok_or_else(short)?;
@@ -264,7 +267,7 @@ fn read_long_typed(buf: &[u8], at: &mut usize) -> Result<TypedAt, String> {
 }
 
 /// Reads a dictionary key (a typed integer) at `*at`, moving past it.
-#[inline]
+#[inline(always)]
 fn read_key(buf: &[u8], at: &mut usize) -> Option<i32> {
     // keys are almost always one int8
     if buf.get(*at) == Some(&0x11) {

@@ -114,21 +114,53 @@ impl BatchBuilder {
             .as_ref()
             .is_none_or(|l| !Arc::ptr_eq(&l.dictionary, dictionary))
         {
-            self.bcf = Some(BcfLookup::new(self, dictionary));
+            self.bcf = Some(Box::new(BcfLookup::new(self, dictionary)));
         }
         let Some(mut lookup) = self.bcf.take() else {
             return Ok(());
         };
-        let outcome = self.append_with(rec, &mut lookup, warnings);
+        let outcome = self.append_with(rec, &mut lookup, warnings, &mut false);
         self.bcf = Some(lookup);
         outcome
     }
 
+    /// [`Self::append_bcf`] for a record appended more than once (by the two phases of
+    /// [`super::late`]): when `*parsed`, `parts` holds its shared section as an earlier append
+    /// took it apart; otherwise it is taken apart into `parts` (when a column needs it) and
+    /// `*parsed` set.
+    pub fn append_bcf_parsed(
+        &mut self,
+        rec: &BcfRecord,
+        dictionary: &Arc<BcfDictionary>,
+        warnings: &mut Warnings,
+        parts: &mut SharedParts,
+        parsed: &mut bool,
+    ) -> Result<(), String> {
+        if self
+            .bcf
+            .as_ref()
+            .is_none_or(|l| !Arc::ptr_eq(&l.dictionary, dictionary))
+        {
+            self.bcf = Some(Box::new(BcfLookup::new(self, dictionary)));
+        }
+        let Some(mut lookup) = self.bcf.take() else {
+            return Ok(());
+        };
+        std::mem::swap(&mut lookup.shared, parts);
+        let outcome = self.append_with(rec, &mut lookup, warnings, parsed);
+        std::mem::swap(&mut lookup.shared, parts);
+        self.bcf = Some(lookup);
+        outcome
+    }
+
+    /// Appends `rec`; `parsed`: whether `l.shared` already holds its shared section (set when
+    /// it is taken apart here).
     fn append_with(
         &mut self,
         rec: &BcfRecord,
         l: &mut BcfLookup,
         warnings: &mut Warnings,
+        parsed: &mut bool,
     ) -> Result<(), String> {
         let plan = Arc::clone(&self.plan);
         let limits = l.dictionary.limits;
@@ -136,8 +168,9 @@ impl BatchBuilder {
             .ok()
             .and_then(|c| l.dictionary.contigs.get(c))
             .ok_or_else(|| format!("CHROM index {} is not a header contig", rec.chrom()))?;
-        if self.check_shared || plan.columns.iter().any(needs_shared) {
+        if !*parsed && (self.check_shared || plan.columns.iter().any(needs_shared)) {
             rec.parse_shared(&limits, &mut l.shared)?;
+            *parsed = true;
         }
         if plan.needs_samples() {
             rec.parse_formats(&limits, &mut l.blocks)?;

@@ -27,7 +27,7 @@ use datafusion::physical_expr::expressions::Column as ColumnExpr;
 use datafusion::physical_expr::utils::collect_columns;
 
 use super::batch::{BatchBuilder, ColumnKind, DecodePlan};
-use super::bcf::BcfRecord;
+use super::bcf::{BcfRecord, SharedParts, TypedAt};
 use super::bcf_decode::needs_shared;
 use super::input::BcfDictionary;
 use super::opener::ScanFilter;
@@ -138,6 +138,68 @@ struct Stash {
     bcf: Option<Arc<BcfDictionary>>,
 }
 
+/// The shared sections of a batch's BCF records as the first phase took them apart, kept
+/// in a few flat vectors (one per kind of part, not two per record: the second phase reads
+/// them back in order, from memory that is still close), so that the second phase does not
+/// take them apart again.
+#[derive(Default)]
+struct PartsStore {
+    /// Per stash index: the record's parts, if the first phase took them apart.
+    heads: Vec<Option<PartsHead>>,
+    alleles: Vec<Range<usize>>,
+    info: Vec<(i32, TypedAt)>,
+}
+
+/// Where one record's parts are in a [`PartsStore`].
+#[derive(Clone)]
+struct PartsHead {
+    id: Option<TypedAt>,
+    filter: Option<TypedAt>,
+    alleles: Range<usize>,
+    info: Range<usize>,
+}
+
+impl PartsStore {
+    fn clear(&mut self) {
+        self.heads.clear();
+        self.alleles.clear();
+        self.info.clear();
+    }
+
+    /// Keeps `parts` (when `parsed`) as the next record's.
+    fn keep(&mut self, parts: &SharedParts, parsed: bool) {
+        if !parsed {
+            self.heads.push(None);
+            return;
+        }
+        let (a, i) = (self.alleles.len(), self.info.len());
+        self.alleles.extend_from_slice(&parts.alleles);
+        self.info.extend_from_slice(&parts.info);
+        self.heads.push(Some(PartsHead {
+            id: parts.id,
+            filter: parts.filter,
+            alleles: a..self.alleles.len(),
+            info: i..self.info.len(),
+        }));
+    }
+
+    /// Puts record `i`'s kept parts into `parts`; false when there are none.
+    fn restore(&self, i: usize, parts: &mut SharedParts) -> bool {
+        let Some(Some(head)) = self.heads.get(i) else {
+            return false;
+        };
+        parts.id = head.id;
+        parts.filter = head.filter;
+        parts.alleles.clear();
+        parts
+            .alleles
+            .extend_from_slice(&self.alleles[head.alleles.clone()]);
+        parts.info.clear();
+        parts.info.extend_from_slice(&self.info[head.info.clone()]);
+        true
+    }
+}
+
 /// One reader's two-phase decoding: the records kept, and a builder per phase.
 pub struct LateDecoder {
     plan: Arc<LatePlan>,
@@ -145,6 +207,10 @@ pub struct LateDecoder {
     filtered: BatchBuilder,
     rest: BatchBuilder,
     record: BcfRecord,
+    /// BCF shared sections taken apart by the first phase.
+    first_parts: PartsStore,
+    /// The shared section of the record being appended.
+    parts: SharedParts,
     /// Stash indices of the records that decoded in the first phase.
     alive: Vec<usize>,
 }
@@ -160,6 +226,8 @@ impl LateDecoder {
             plan,
             stash: Stash::default(),
             record: BcfRecord::default(),
+            first_parts: PartsStore::default(),
+            parts: SharedParts::default(),
             alive: Vec::new(),
         }
     }
@@ -202,6 +270,7 @@ impl LateDecoder {
         let outcome = self.phases(warnings, &mut failed);
         self.stash.bytes.clear();
         self.stash.records.clear();
+        self.first_parts.clear();
         self.alive.clear();
         outcome
     }
@@ -215,13 +284,25 @@ impl LateDecoder {
         for (i, (range, at)) in self.stash.records.iter().enumerate() {
             warnings.at = *at;
             let bytes = &self.stash.bytes[range.clone()];
-            match decode(
-                &mut self.filtered,
-                &mut self.record,
-                bytes,
-                bcf.as_ref(),
-                warnings,
-            ) {
+            let outcome = match &bcf {
+                Some(dictionary) => {
+                    let mut parsed = false;
+                    let outcome = read_bcf(&mut self.record, bytes).and_then(|()| {
+                        self.filtered.append_bcf_parsed(
+                            &self.record,
+                            dictionary,
+                            warnings,
+                            &mut self.parts,
+                            &mut parsed,
+                        )
+                    });
+                    self.first_parts
+                        .keep(&self.parts, parsed && outcome.is_ok());
+                    outcome
+                }
+                None => split_record(bytes).and_then(|rec| self.filtered.append(&rec, warnings)),
+            };
+            match outcome {
                 Ok(()) => self.alive.push(i),
                 Err(message) => failed(*at, message)?,
             }
@@ -242,13 +323,22 @@ impl LateDecoder {
             let (range, at) = &self.stash.records[i];
             warnings.at = *at;
             let bytes = &self.stash.bytes[range.clone()];
-            match decode(
-                &mut self.rest,
-                &mut self.record,
-                bytes,
-                bcf.as_ref(),
-                warnings,
-            ) {
+            let outcome = match &bcf {
+                Some(dictionary) => {
+                    let mut parsed = self.first_parts.restore(i, &mut self.parts);
+                    read_bcf(&mut self.record, bytes).and_then(|()| {
+                        self.rest.append_bcf_parsed(
+                            &self.record,
+                            dictionary,
+                            warnings,
+                            &mut self.parts,
+                            &mut parsed,
+                        )
+                    })
+                }
+                None => split_record(bytes).and_then(|rec| self.rest.append(&rec, warnings)),
+            };
+            match outcome {
                 Ok(()) => kept.push(row as u32),
                 Err(message) => failed(*at, message)?,
             }
@@ -275,24 +365,12 @@ impl LateDecoder {
     }
 }
 
-/// Decodes one kept record into `builder`.
-fn decode(
-    builder: &mut BatchBuilder,
-    record: &mut BcfRecord,
-    bytes: &[u8],
-    bcf: Option<&Arc<BcfDictionary>>,
-    warnings: &mut Warnings,
-) -> std::result::Result<(), String> {
-    match bcf {
-        Some(dictionary) => {
-            let mut input = bytes;
-            match record.read_from(&mut input) {
-                Ok(true) => builder.append_bcf(record, dictionary, warnings),
-                Ok(false) => Err("empty BCF record".to_string()),
-                Err(e) => Err(e.to_string()),
-            }
-        }
-        None => split_record(bytes).and_then(|rec| builder.append(&rec, warnings)),
+/// Reads a kept BCF record (its two lengths, then its bytes) into `record`.
+fn read_bcf(record: &mut BcfRecord, mut bytes: &[u8]) -> std::result::Result<(), String> {
+    match record.read_from(&mut bytes) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err("empty BCF record".to_string()),
+        Err(e) => Err(e.to_string()),
     }
 }
 
@@ -337,6 +415,48 @@ mod tests {
     }
 
     use ColumnKind::*;
+
+    #[test]
+    fn parts_taken_apart_once_come_back_for_the_second_phase() {
+        use super::super::bcf::Kind;
+        let typed = |at| TypedAt {
+            kind: Kind::Int8,
+            count: 1,
+            at,
+        };
+        let mut store = PartsStore::default();
+        let first = SharedParts {
+            id: Some(typed(24)),
+            alleles: vec![26..27, 28..30],
+            filter: None,
+            info: vec![(3, typed(40)), (5, typed(44))],
+        };
+        let second = SharedParts {
+            id: None,
+            alleles: vec![30..31],
+            filter: Some(typed(33)),
+            info: Vec::new(),
+        };
+        store.keep(&first, true);
+        store.keep(&second, false);
+        store.keep(&second, true);
+        let mut parts = SharedParts::default();
+        assert!(store.restore(0, &mut parts));
+        assert_eq!(
+            (parts.id, &parts.alleles, parts.filter, &parts.info),
+            (first.id, &first.alleles, first.filter, &first.info)
+        );
+        // a record the first phase did not take apart: the second phase does
+        assert!(!store.restore(1, &mut parts));
+        assert!(store.restore(2, &mut parts));
+        assert_eq!(
+            (parts.id, &parts.alleles, parts.filter, &parts.info),
+            (second.id, &second.alleles, second.filter, &second.info)
+        );
+        assert!(!store.restore(3, &mut parts));
+        store.clear();
+        assert!(!store.restore(0, &mut parts));
+    }
 
     #[test]
     fn the_filters_columns_come_first_and_the_rest_only_for_passing_rows() {
