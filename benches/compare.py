@@ -30,6 +30,12 @@ def ensure_tools():
     if missing:
         sudo = "" if os.geteuid() == 0 else "sudo "
         sh(f"{sudo}apt-get update -qq && {sudo}apt-get install -y -qq {' '.join(missing)} >/dev/null")
+    # the shared generator of the GT-only cohort needs numpy
+    if os.path.exists(GEN_VCF):
+        try:
+            import numpy  # noqa: F401
+        except ImportError:
+            sh(f"{sys.executable} -m pip install -q numpy")
 
 
 def measure(cmd, out_path):

@@ -301,43 +301,69 @@ struct KafkaSource {
 }
 
 impl KafkaSource {
-    /// Turns one poll result into an event; `None` when nothing came.
+    /// Turns one poll result into an event; `None` when nothing came. A message's value is
+    /// copied to the end of `values` and its place noted in `places` (with the event's
+    /// index), to become a slice of one buffer per poll ([`Self::poll`]) instead of an
+    /// allocation per message.
     fn event(
         &self,
         polled: Option<Result<rdkafka::message::BorrowedMessage<'_>, KafkaError>>,
+        values: &mut Vec<u8>,
+        places: &mut Vec<(usize, std::ops::Range<usize>)>,
+        index: usize,
     ) -> Result<Option<Event>, StreamError> {
         match polled {
             None => Ok(None),
             Some(Err(KafkaError::PartitionEOF(partition))) => Ok(Some(Event::CaughtUp(partition))),
             Some(Err(e)) => Err(self.platform.error("reading failed", e)),
-            Some(Ok(m)) => Ok(Some(Event::Message(InMessage {
-                partition: m.partition(),
-                offset: m.offset(),
-                timestamp: m.timestamp().to_millis(),
-                key: m
-                    .key()
-                    .filter(|_| self.keys)
-                    .map(|k| String::from_utf8_lossy(k).into_owned()),
-                id: None,
-                value: m.payload().map(bytes::Bytes::copy_from_slice),
-            }))),
+            Some(Ok(m)) => {
+                if let Some(payload) = m.payload() {
+                    let start = values.len();
+                    values.extend_from_slice(payload);
+                    places.push((index, start..values.len()));
+                }
+                Ok(Some(Event::Message(InMessage {
+                    partition: m.partition(),
+                    offset: m.offset(),
+                    timestamp: m.timestamp().to_millis(),
+                    key: m
+                        .key()
+                        .filter(|_| self.keys)
+                        .map(|k| String::from_utf8_lossy(k).into_owned()),
+                    id: None,
+                    value: None,
+                })))
+            }
         }
     }
 }
 
 impl PartitionSource for KafkaSource {
     fn poll(&mut self, events: &mut Vec<Event>) -> Result<(), StreamError> {
+        let mut values = Vec::with_capacity(256 * 1024);
+        let mut places = Vec::new();
         let first = self.consumer.poll(Duration::from_millis(100));
-        let Some(event) = self.event(first)? else {
+        let Some(event) = self.event(first, &mut values, &mut places, events.len())? else {
             return Ok(());
         };
         events.push(event);
         // then whatever is already fetched, without waiting
-        while events.len() < POLL_MESSAGES {
+        let mut taken = 1;
+        while taken < POLL_MESSAGES {
             let next = self.consumer.poll(Duration::ZERO);
-            match self.event(next)? {
-                Some(event) => events.push(event),
+            match self.event(next, &mut values, &mut places, events.len())? {
+                Some(event) => {
+                    events.push(event);
+                    taken += 1;
+                }
                 None => break,
+            }
+        }
+        // the values, as slices of one buffer
+        let values = bytes::Bytes::from(values);
+        for (index, range) in places {
+            if let Some(Event::Message(m)) = events.get_mut(index) {
+                m.value = Some(values.slice(range));
             }
         }
         Ok(())
