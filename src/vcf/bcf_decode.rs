@@ -109,16 +109,7 @@ impl BatchBuilder {
         dictionary: &Arc<BcfDictionary>,
         warnings: &mut Warnings,
     ) -> Result<(), String> {
-        if self
-            .bcf
-            .as_ref()
-            .is_none_or(|l| !Arc::ptr_eq(&l.dictionary, dictionary))
-        {
-            self.bcf = Some(Box::new(BcfLookup::new(self, dictionary)));
-        }
-        let Some(mut lookup) = self.bcf.take() else {
-            return Ok(());
-        };
+        let mut lookup = self.take_lookup(dictionary);
         let outcome = self.append_with(rec, &mut lookup, warnings, &mut false);
         self.bcf = Some(lookup);
         outcome
@@ -136,21 +127,21 @@ impl BatchBuilder {
         parts: &mut SharedParts,
         parsed: &mut bool,
     ) -> Result<(), String> {
-        if self
-            .bcf
-            .as_ref()
-            .is_none_or(|l| !Arc::ptr_eq(&l.dictionary, dictionary))
-        {
-            self.bcf = Some(Box::new(BcfLookup::new(self, dictionary)));
-        }
-        let Some(mut lookup) = self.bcf.take() else {
-            return Ok(());
-        };
+        let mut lookup = self.take_lookup(dictionary);
         std::mem::swap(&mut lookup.shared, parts);
         let outcome = self.append_with(rec, &mut lookup, warnings, parsed);
         std::mem::swap(&mut lookup.shared, parts);
         self.bcf = Some(lookup);
         outcome
+    }
+
+    /// The builder's lookup for `dictionary` (made when it has none, or one for another
+    /// dictionary), taken out of it to be put back after the append.
+    fn take_lookup(&mut self, dictionary: &Arc<BcfDictionary>) -> Box<BcfLookup> {
+        match self.bcf.take() {
+            Some(lookup) if Arc::ptr_eq(&lookup.dictionary, dictionary) => lookup,
+            _ => Box::new(BcfLookup::new(self, dictionary)),
+        }
     }
 
     /// Appends `rec`; `parsed`: whether `l.shared` already holds its shared section (set when
