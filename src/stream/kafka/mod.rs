@@ -340,9 +340,12 @@ impl KafkaSource {
 
 impl PartitionSource for KafkaSource {
     fn poll(&mut self, events: &mut Vec<Event>) -> Result<(), StreamError> {
+        let first = self.consumer.poll(Duration::from_millis(100));
+        if first.is_none() {
+            return Ok(());
+        }
         let mut values = Vec::with_capacity(256 * 1024);
         let mut places = Vec::new();
-        let first = self.consumer.poll(Duration::from_millis(100));
         let Some(event) = self.event(first, &mut values, &mut places, events.len())? else {
             return Ok(());
         };
