@@ -151,7 +151,6 @@ struct PartsStore {
 }
 
 /// Where one record's parts are in a [`PartsStore`].
-#[derive(Clone)]
 struct PartsHead {
     id: Option<TypedAt>,
     filter: Option<TypedAt>,
@@ -284,24 +283,18 @@ impl LateDecoder {
         for (i, (range, at)) in self.stash.records.iter().enumerate() {
             warnings.at = *at;
             let bytes = &self.stash.bytes[range.clone()];
-            let outcome = match &bcf {
-                Some(dictionary) => {
-                    let mut parsed = false;
-                    let outcome = read_bcf(&mut self.record, bytes).and_then(|()| {
-                        self.filtered.append_bcf_parsed(
-                            &self.record,
-                            dictionary,
-                            warnings,
-                            &mut self.parts,
-                            &mut parsed,
-                        )
-                    });
-                    self.first_parts
-                        .keep(&self.parts, parsed && outcome.is_ok());
-                    outcome
-                }
-                None => split_record(bytes).and_then(|rec| self.filtered.append(&rec, warnings)),
-            };
+            let mut parsed = false;
+            let outcome = decode(
+                &mut self.filtered,
+                &mut self.record,
+                &mut self.parts,
+                &mut parsed,
+                bytes,
+                bcf.as_ref(),
+                warnings,
+            );
+            self.first_parts
+                .keep(&self.parts, parsed && outcome.is_ok());
             match outcome {
                 Ok(()) => self.alive.push(i),
                 Err(message) => failed(*at, message)?,
@@ -323,21 +316,16 @@ impl LateDecoder {
             let (range, at) = &self.stash.records[i];
             warnings.at = *at;
             let bytes = &self.stash.bytes[range.clone()];
-            let outcome = match &bcf {
-                Some(dictionary) => {
-                    let mut parsed = self.first_parts.restore(i, &mut self.parts);
-                    read_bcf(&mut self.record, bytes).and_then(|()| {
-                        self.rest.append_bcf_parsed(
-                            &self.record,
-                            dictionary,
-                            warnings,
-                            &mut self.parts,
-                            &mut parsed,
-                        )
-                    })
-                }
-                None => split_record(bytes).and_then(|rec| self.rest.append(&rec, warnings)),
-            };
+            let mut parsed = self.first_parts.restore(i, &mut self.parts);
+            let outcome = decode(
+                &mut self.rest,
+                &mut self.record,
+                &mut self.parts,
+                &mut parsed,
+                bytes,
+                bcf.as_ref(),
+                warnings,
+            );
             match outcome {
                 Ok(()) => kept.push(row as u32),
                 Err(message) => failed(*at, message)?,
@@ -365,10 +353,23 @@ impl LateDecoder {
     }
 }
 
-/// Reads a kept BCF record (its two lengths, then its bytes) into `record`.
-fn read_bcf(record: &mut BcfRecord, mut bytes: &[u8]) -> std::result::Result<(), String> {
+/// Decodes one kept record into `builder`: a record line, or a BCF record (read into
+/// `record`) whose shared section `parts` holds when `*parsed` (and keeps, with `*parsed` set,
+/// when it is taken apart now).
+fn decode(
+    builder: &mut BatchBuilder,
+    record: &mut BcfRecord,
+    parts: &mut SharedParts,
+    parsed: &mut bool,
+    mut bytes: &[u8],
+    bcf: Option<&Arc<BcfDictionary>>,
+    warnings: &mut Warnings,
+) -> std::result::Result<(), String> {
+    let Some(dictionary) = bcf else {
+        return split_record(bytes).and_then(|rec| builder.append(&rec, warnings));
+    };
     match record.read_from(&mut bytes) {
-        Ok(true) => Ok(()),
+        Ok(true) => builder.append_bcf_parsed(record, dictionary, warnings, parts, parsed),
         Ok(false) => Err("empty BCF record".to_string()),
         Err(e) => Err(e.to_string()),
     }

@@ -351,14 +351,10 @@ impl PartitionSource for KafkaSource {
         };
         events.push(event);
         // then whatever is already fetched, without waiting
-        let mut taken = 1;
-        while taken < POLL_MESSAGES {
+        while events.len() < POLL_MESSAGES {
             let next = self.consumer.poll(Duration::ZERO);
             match self.event(next, &mut values, &mut places, events.len())? {
-                Some(event) => {
-                    events.push(event);
-                    taken += 1;
-                }
+                Some(event) => events.push(event),
                 None => break,
             }
         }
