@@ -22,6 +22,7 @@ use bytes::Bytes;
 use twox_hash::XxHash3_128;
 
 use super::StreamError;
+use super::json::JsonDecoder;
 use super::options::{Format, OnError};
 use crate::vcf::key::variant_key;
 
@@ -174,6 +175,14 @@ impl Encoder {
                 value,
             })
             .collect())
+    }
+}
+
+/// The one-pass decoder for JSON messages of `variant` columns, where it reads their types.
+fn json_decoder(format: Format, variant: &SchemaRef) -> Option<JsonDecoder> {
+    match format {
+        Format::Json => JsonDecoder::new(Arc::clone(variant)),
+        Format::ArrowIpc => None,
     }
 }
 
@@ -360,6 +369,9 @@ pub struct Decoder {
     metadata: Vec<usize>,
     target: String,
     pending: Vec<InMessage>,
+    /// The one-pass JSON decoder for [`Decoder::variant`] (`None`: a column type it leaves to
+    /// `arrow_json`, or Arrow messages).
+    json: Option<JsonDecoder>,
     /// Messages skipped because they did not decode (`on_error = 'skip'`).
     pub skipped: u64,
 }
@@ -381,6 +393,7 @@ impl Decoder {
             .collect();
         fields.extend(metadata_fields(with_id));
         Decoder {
+            json: json_decoder(format, &variant),
             format,
             on_error,
             full: Arc::new(Schema::new_with_metadata(
@@ -422,6 +435,7 @@ impl Decoder {
             fields,
             self.variant.metadata().clone(),
         ));
+        self.json = json_decoder(self.format, &variant);
         self.message = Some(std::mem::replace(&mut self.variant, variant));
         self.columns = Some(columns);
         self.metadata = metadata;
@@ -454,7 +468,19 @@ impl Decoder {
             return Ok(None);
         }
         let messages = std::mem::take(&mut self.pending);
-        let (variant, kept) = match self.decode_all(&messages) {
+        let fast = match &mut self.json {
+            Some(json) if messages.iter().all(|m| m.value.is_some()) => json.decode(
+                messages
+                    .iter()
+                    .map(|m| m.value.as_deref().unwrap_or_default()),
+            ),
+            _ => None,
+        };
+        let decoded = match fast {
+            Some(batch) => Ok(batch),
+            None => self.decode_all(&messages),
+        };
+        let (variant, kept) = match decoded {
             Ok(batch) => (batch, messages),
             Err(_) => {
                 // find the bad messages one by one
