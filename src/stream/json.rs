@@ -67,16 +67,10 @@ impl JsonDecoder {
             }
             Ok(())
         })();
-        let columns = std::mem::take(&mut self.root.columns);
-        // the builders are taken either way, so a declined batch leaves nothing behind
-        self.root = Object::new(self.schema.fields()).expect("made from this schema before");
+        // the columns are emptied either way, so a declined batch leaves nothing behind
+        let arrays = self.root.finish(self.schema.fields());
         decoded.ok()?;
-        let arrays = columns
-            .into_iter()
-            .zip(self.schema.fields())
-            .map(|(c, f)| c.finish(f))
-            .collect::<Step<Vec<ArrayRef>>>()
-            .ok()?;
+        let arrays = arrays.ok()?;
         RecordBatch::try_new_with_options(
             Arc::clone(&self.schema),
             arrays,
@@ -115,6 +109,17 @@ impl Object {
             return Some(hint);
         }
         self.names.iter().position(|n| **n == *key)
+    }
+
+    /// The members' arrays, each column emptied (all of them, also when one fails).
+    fn finish(&mut self, fields: &Fields) -> Step<Vec<ArrayRef>> {
+        let arrays: Vec<Step<ArrayRef>> = self
+            .columns
+            .iter_mut()
+            .zip(fields)
+            .map(|(c, f)| c.finish(f))
+            .collect();
+        arrays.into_iter().collect()
     }
 
     /// A null for every member (the object itself is null).
@@ -201,35 +206,29 @@ impl Column {
         }
     }
 
-    fn finish(self, field: &FieldRef) -> Step<ArrayRef> {
-        let Column {
-            mut nulls, values, ..
-        } = self;
-        let nulls = nulls.finish();
-        let array: ArrayRef = match (values, field.data_type()) {
+    /// The column's array; the column is left empty, ready for the next batch.
+    fn finish(&mut self, field: &FieldRef) -> Step<ArrayRef> {
+        let nulls = self.nulls.finish();
+        let array: ArrayRef = match (&mut self.values, field.data_type()) {
             (Values::Utf8 { offsets, bytes }, _) => Arc::new(
-                StringArray::try_new(offsets_of(offsets)?, bytes.into(), nulls)
+                StringArray::try_new(offsets_of(offsets), std::mem::take(bytes).into(), nulls)
                     .map_err(|_| Decline)?,
             ),
-            (Values::Int32(v), _) => Arc::new(Int32Array::new(v.into(), nulls)),
-            (Values::Int64(v), _) => Arc::new(Int64Array::new(v.into(), nulls)),
-            (Values::Float32(v), _) => Arc::new(Float32Array::new(v.into(), nulls)),
-            (Values::Float64(v), _) => Arc::new(Float64Array::new(v.into(), nulls)),
-            (Values::Boolean(mut v), _) => Arc::new(BooleanArray::new(v.finish(), nulls)),
+            (Values::Int32(v), _) => Arc::new(Int32Array::new(std::mem::take(v).into(), nulls)),
+            (Values::Int64(v), _) => Arc::new(Int64Array::new(std::mem::take(v).into(), nulls)),
+            (Values::Float32(v), _) => Arc::new(Float32Array::new(std::mem::take(v).into(), nulls)),
+            (Values::Float64(v), _) => Arc::new(Float64Array::new(std::mem::take(v).into(), nulls)),
+            (Values::Boolean(v), _) => Arc::new(BooleanArray::new(v.finish(), nulls)),
             (Values::List { offsets, item }, DataType::List(item_field)) => {
+                let offsets = offsets_of(offsets);
                 let values = item.finish(item_field)?;
                 Arc::new(
-                    ListArray::try_new(Arc::clone(item_field), offsets_of(offsets)?, values, nulls)
+                    ListArray::try_new(Arc::clone(item_field), offsets, values, nulls)
                         .map_err(|_| Decline)?,
                 )
             }
             (Values::Struct(object), DataType::Struct(fields)) => {
-                let children = object
-                    .columns
-                    .into_iter()
-                    .zip(fields)
-                    .map(|(c, f)| c.finish(f))
-                    .collect::<Step<Vec<_>>>()?;
+                let children = object.finish(fields)?;
                 Arc::new(
                     StructArray::try_new(fields.clone(), children, nulls).map_err(|_| Decline)?,
                 )
@@ -240,9 +239,10 @@ impl Column {
     }
 }
 
-fn offsets_of(offsets: Vec<i32>) -> Step<OffsetBuffer<i32>> {
-    // offsets only grow; i32 overflow (over 2 GiB of text in a batch) is declined when pushed
-    Ok(OffsetBuffer::new(offsets.into()))
+/// The offsets pushed, as a buffer (they only grow: an i32 overflow is declined when pushed),
+/// `offsets` left holding the first offset of the next batch.
+fn offsets_of(offsets: &mut Vec<i32>) -> OffsetBuffer<i32> {
+    OffsetBuffer::new(std::mem::replace(offsets, vec![0]).into())
 }
 
 /// Which bytes end the plain run of a string: `"`, `\` and the control characters JSON does
@@ -288,6 +288,37 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// After an opening bracket: whether `close` follows at once (an empty object or array,
+    /// stepped over).
+    #[inline]
+    fn empty(&mut self, close: u8) -> bool {
+        self.ws();
+        let empty = self.peek() == Some(close);
+        if empty {
+            self.at += 1;
+        }
+        empty
+    }
+
+    /// After a member or item: whether another follows (`,`, stepped over) or the container
+    /// ends (`close`, stepped over); anything else is declined.
+    #[inline]
+    fn more(&mut self, close: u8) -> Step<bool> {
+        self.ws();
+        match self.peek() {
+            Some(b',') => {
+                self.at += 1;
+                self.ws();
+                Ok(true)
+            }
+            Some(c) if c == close => {
+                self.at += 1;
+                Ok(false)
+            }
+            _ => Err(Decline),
+        }
+    }
+
     fn literal(&mut self, word: &[u8]) -> Step {
         if self.bytes[self.at..].starts_with(word) {
             self.at += word.len();
@@ -311,10 +342,7 @@ impl<'a> Parser<'a> {
         }
         let round = object.round;
         let mut next = 0;
-        self.ws();
-        if self.peek() == Some(b'}') {
-            self.at += 1;
-        } else {
+        if !self.empty(b'}') {
             loop {
                 let key = self.plain_key()?;
                 self.ws();
@@ -334,17 +362,8 @@ impl<'a> Parser<'a> {
                         self.skip(depth + 1)?;
                     }
                 }
-                self.ws();
-                match self.peek() {
-                    Some(b',') => {
-                        self.at += 1;
-                        self.ws();
-                    }
-                    Some(b'}') => {
-                        self.at += 1;
-                        break;
-                    }
-                    _ => return Err(Decline),
+                if !self.more(b'}')? {
+                    break;
                 }
             }
         }
@@ -417,24 +436,12 @@ impl<'a> Parser<'a> {
                     return Err(Decline);
                 }
                 let mut count: i32 = 0;
-                self.ws();
-                if self.peek() == Some(b']') {
-                    self.at += 1;
-                } else {
+                if !self.empty(b']') {
                     loop {
                         self.value(item, depth + 1)?;
                         count += 1;
-                        self.ws();
-                        match self.peek() {
-                            Some(b',') => {
-                                self.at += 1;
-                                self.ws();
-                            }
-                            Some(b']') => {
-                                self.at += 1;
-                                break;
-                            }
-                            _ => return Err(Decline),
+                        if !self.more(b']')? {
+                            break;
                         }
                     }
                 }
@@ -610,51 +617,32 @@ impl<'a> Parser<'a> {
             }
             b'{' => {
                 self.at += 1;
-                self.ws();
-                if self.peek() == Some(b'}') {
-                    self.at += 1;
+                if self.empty(b'}') {
                     return Ok(());
                 }
                 loop {
-                    self.skip_string_key()?;
+                    if self.peek() != Some(b'"') {
+                        return Err(Decline);
+                    }
+                    self.skip(depth + 1)?;
                     self.ws();
                     self.eat(b':')?;
                     self.ws();
                     self.skip(depth + 1)?;
-                    self.ws();
-                    match self.peek() {
-                        Some(b',') => {
-                            self.at += 1;
-                            self.ws();
-                        }
-                        Some(b'}') => {
-                            self.at += 1;
-                            return Ok(());
-                        }
-                        _ => return Err(Decline),
+                    if !self.more(b'}')? {
+                        return Ok(());
                     }
                 }
             }
             b'[' => {
                 self.at += 1;
-                self.ws();
-                if self.peek() == Some(b']') {
-                    self.at += 1;
+                if self.empty(b']') {
                     return Ok(());
                 }
                 loop {
                     self.skip(depth + 1)?;
-                    self.ws();
-                    match self.peek() {
-                        Some(b',') => {
-                            self.at += 1;
-                            self.ws();
-                        }
-                        Some(b']') => {
-                            self.at += 1;
-                            return Ok(());
-                        }
-                        _ => return Err(Decline),
+                    if !self.more(b']')? {
+                        return Ok(());
                     }
                 }
             }
@@ -663,13 +651,6 @@ impl<'a> Parser<'a> {
             b'n' => self.literal(b"null"),
             _ => self.number().map(|_| ()),
         }
-    }
-
-    fn skip_string_key(&mut self) -> Step {
-        if self.peek() != Some(b'"') {
-            return Err(Decline);
-        }
-        self.skip(0)
     }
 }
 
@@ -772,6 +753,13 @@ mod tests {
         for _ in 0..2 {
             let b = d.decode(messages.iter().map(|m| m.as_bytes())).unwrap();
             assert_eq!(b.num_rows(), 4);
+        }
+        // and after a declined one: what that batch had appended is gone
+        let declined = [messages[0], messages[1], r#"{"chrom":"1","pos":"x"}"#];
+        assert!(d.decode(declined.iter().map(|m| m.as_bytes())).is_none());
+        let b = d.decode(messages.iter().map(|m| m.as_bytes())).unwrap();
+        for c in 0..schema.fields().len() {
+            assert_eq!(b.column(c).as_ref(), want.column(c).as_ref());
         }
     }
 
