@@ -31,7 +31,7 @@ def iggy_bench(kind, address, records, size, batch, actors):
     over its own "total time" (the time its actors ran, first start to last end), and its
     "Total throughput" figure. The latter is a sum of each actor's mean over sampling windows;
     with actors that do not run quite together (two consumers and the server on two cores) it
-    came out anywhere between 1.6 and 3.4 M messages/s for the same 2 M messages, so the
+    came out anywhere between 1.6 and 4.7 M messages/s for the same 2 M messages, so the
     comparison uses the former, the same wall-clock measure as vcfq's."""
     flag = "--producers" if kind == "pinned-producer" else "--consumers"
     per_actor = max(1, records // actors // batch)

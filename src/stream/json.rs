@@ -434,7 +434,7 @@ impl<'a> Parser<'a> {
         }
         match &mut column.values {
             Values::Utf8 { offsets, bytes } => {
-                self.string(bytes)?;
+                self.string::<true>(bytes)?;
                 offsets.push(i32::try_from(bytes.len()).map_err(|_| Decline)?);
             }
             Values::Int32(v) => {
@@ -479,12 +479,15 @@ impl<'a> Parser<'a> {
         Ok(())
     }
 
-    /// A JSON string, its text appended to `out`.
-    fn string(&mut self, out: &mut Vec<u8>) -> Step {
+    /// A JSON string, its text appended to `out` when `KEEP` (otherwise only checked and
+    /// stepped over; `out` then receives at most the escapes).
+    fn string<const KEEP: bool>(&mut self, out: &mut Vec<u8>) -> Step {
         self.eat(b'"')?;
         loop {
             let end = self.plain_run(self.at);
-            out.extend_from_slice(&self.bytes[self.at..end]);
+            if KEEP {
+                out.extend_from_slice(&self.bytes[self.at..end]);
+            }
             self.at = end;
             match self.peek() {
                 Some(b'"') => {
@@ -620,33 +623,14 @@ impl<'a> Parser<'a> {
             return Err(Decline);
         }
         match self.peek().ok_or(Decline)? {
-            b'"' => {
-                self.at += 1;
-                loop {
-                    self.at = self.plain_run(self.at);
-                    match self.peek() {
-                        Some(b'"') => {
-                            self.at += 1;
-                            return Ok(());
-                        }
-                        Some(b'\\') => {
-                            self.at += 1;
-                            self.escape(&mut Vec::new())?;
-                        }
-                        _ => return Err(Decline),
-                    }
-                }
-            }
+            b'"' => self.string::<false>(&mut Vec::new()),
             b'{' => {
                 self.at += 1;
                 if self.empty(b'}') {
                     return Ok(());
                 }
                 loop {
-                    if self.peek() != Some(b'"') {
-                        return Err(Decline);
-                    }
-                    self.skip(depth + 1)?;
+                    self.string::<false>(&mut Vec::new())?;
                     self.ws();
                     self.eat(b':')?;
                     self.ws();
