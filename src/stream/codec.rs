@@ -23,8 +23,9 @@ use twox_hash::XxHash3_128;
 
 use super::StreamError;
 use super::json::JsonDecoder;
+use super::json_rows;
 use super::options::{Format, OnError};
-use crate::vcf::key::variant_key;
+use crate::vcf::key::write_variant_key;
 
 /// Field metadata key marking a column that a table fills itself (`_partition`, `_offset`, …
 /// of a topic table): an `INSERT` without a column list leaves such columns out.
@@ -187,26 +188,29 @@ fn json_decoder(format: Format, variant: &SchemaRef) -> Option<JsonDecoder> {
 }
 
 fn json_rows(rows: &RecordBatch) -> Result<Vec<Bytes>, String> {
-    let mut buf = Vec::with_capacity(rows.num_rows() * 128);
-    {
+    let mut buf = Vec::new();
+    let mut ends = Vec::new();
+    // bytes between one row and the next
+    let mut gap = 0;
+    if !json_rows::write_rows(rows, &mut buf, &mut ends) {
+        // a type the fast writer does not cover: arrow_json, whose lines are rows (JSON
+        // escapes newlines inside strings)
         let mut writer = arrow_json::LineDelimitedWriter::new(&mut buf);
         writer.write(rows).map_err(|e| e.to_string())?;
         writer.finish().map_err(|e| e.to_string())?;
+        drop(writer);
+        ends = memchr::memchr_iter(b'\n', &buf).collect();
+        gap = 1;
     }
-    // JSON escapes newlines inside strings, so lines are rows (slices of one buffer)
+    // messages are slices of one buffer
     let buf = Bytes::from(buf);
-    let mut rows = Vec::with_capacity(rows.num_rows());
     let mut start = 0;
-    for end in memchr::memchr_iter(b'\n', &buf) {
-        if end > start {
-            rows.push(buf.slice(start..end));
-        }
-        start = end + 1;
+    let mut messages = Vec::with_capacity(ends.len());
+    for end in ends {
+        messages.push(buf.slice(start..end));
+        start = end + gap;
     }
-    if start < buf.len() {
-        rows.push(buf.slice(start..));
-    }
-    Ok(rows)
+    Ok(messages)
 }
 
 fn ipc_row(row: &RecordBatch) -> Result<Bytes, String> {
@@ -247,51 +251,42 @@ fn keys_of(rows: &RecordBatch) -> Vec<Option<String>> {
             _ => datafusion::arrow::compute::cast(a, &DataType::Utf8).ok(),
         });
     let alt = alt.as_ref();
+    // one buffer of alleles for every row (they borrow from the arrays)
+    let mut alleles: Vec<&str> = Vec::new();
     (0..n)
         .map(|i| {
             if chrom.is_null(i) || pos.is_null(i) || reference.is_null(i) {
                 return None;
             }
-            let alts = alt.map(|a| alleles_at(a, i)).unwrap_or_default();
-            let alts: Vec<&str> = alts.iter().map(String::as_str).collect();
-            Some(variant_key(
-                chrom.value(i),
-                pos.value(i),
-                reference.value(i),
-                &alts,
-            ))
+            alleles.clear();
+            if let Some(alt) = alt {
+                alleles_at(alt, i, &mut alleles);
+            }
+            let (chrom, reference) = (chrom.value(i), reference.value(i));
+            let mut key = String::with_capacity(chrom.len() + reference.len() + 16);
+            write_variant_key(&mut key, chrom, pos.value(i), reference, &alleles);
+            Some(key)
         })
         .collect()
 }
 
-/// The ALT alleles of row `i` of an `alt` column (List<Utf8>, or Utf8 with `,` between).
-fn alleles_at(alt: &ArrayRef, i: usize) -> Vec<String> {
+/// The ALT alleles of row `i` of an `alt` column (List<Utf8>, or Utf8 with `,` between),
+/// pushed to `out` (a null allele is `.`).
+fn alleles_at<'a>(alt: &'a ArrayRef, i: usize, out: &mut Vec<&'a str>) {
     if alt.is_null(i) {
-        return Vec::new();
+        return;
     }
     match alt.data_type() {
         DataType::List(_) => {
-            let values = alt.as_list::<i32>().value(i);
-            match values.as_string_opt::<i32>() {
-                Some(s) => (0..s.len())
-                    .map(|j| {
-                        if s.is_null(j) {
-                            ".".into()
-                        } else {
-                            s.value(j).to_string()
-                        }
-                    })
-                    .collect(),
-                None => Vec::new(),
+            let list = alt.as_list::<i32>();
+            if let Some(s) = list.values().as_string_opt::<i32>() {
+                let offsets = list.value_offsets();
+                let (start, end) = (offsets[i] as usize, offsets[i + 1] as usize);
+                out.extend((start..end).map(|j| if s.is_null(j) { "." } else { s.value(j) }));
             }
         }
-        DataType::Utf8 => alt
-            .as_string::<i32>()
-            .value(i)
-            .split(',')
-            .map(str::to_string)
-            .collect(),
-        _ => Vec::new(),
+        DataType::Utf8 => out.extend(alt.as_string::<i32>().value(i).split(',')),
+        _ => {}
     }
 }
 
@@ -591,6 +586,7 @@ impl Decoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::vcf::key::variant_key;
     use datafusion::arrow::array::ListBuilder;
     use datafusion::arrow::datatypes::Int64Type;
 

@@ -6,7 +6,8 @@
 //! Platform-neutral parts (session → stream → platform, never back):
 //! - [`options`]: the `OPTIONS (…)` of a topic table.
 //! - [`codec`]: rows ↔ messages (JSON, Arrow IPC), message ids, metadata columns;
-//!   [`json`]: JSON messages decoded in one pass into a schema's columns.
+//!   [`json`]: JSON messages decoded in one pass into a schema's columns; [`json_rows`]: rows
+//!   written as JSON messages.
 //! - [`seek`]: `_partition`/`_offset`/`_timestamp` filters → read positions.
 //! - [`table`]: the table; [`scan`]: its parallel, ordered scan; [`sink`]: `INSERT INTO`.
 //! - [`platform`]: what a platform provides ([`platform::Platform`],
@@ -19,6 +20,7 @@ pub mod codec;
 pub mod factory;
 pub mod iggy;
 pub mod json;
+pub mod json_rows;
 pub mod kafka;
 pub mod options;
 pub mod platform;

@@ -17,24 +17,36 @@
 /// assert_eq!(variant_key("2", 5, "GAC", &["GC", "GAAC"]), "2:5:GA:G,GAA");
 /// ```
 pub fn variant_key(chrom: &str, pos: i64, reference: &str, alts: &[&str]) -> String {
-    let (pos, reference, alts) = normalize(pos, reference, alts);
     let mut key = String::with_capacity(chrom.len() + reference.len() + 24);
-    key.push_str(chrom);
-    key.push(':');
-    key.push_str(&pos.to_string());
-    key.push(':');
-    key.push_str(reference);
-    key.push(':');
+    write_variant_key(&mut key, chrom, pos, reference, alts);
+    key
+}
+
+/// [`variant_key`] appended to `out` (which a caller can reuse: nothing else is allocated).
+pub fn write_variant_key<'a>(
+    out: &mut String,
+    chrom: &str,
+    pos: i64,
+    reference: &'a str,
+    alts: &[&'a str],
+) {
+    let (prefix, suffix) = trim(reference, alts);
+    let cut = |s: &'a str| -> &'a str { &s[prefix..s.len() - suffix] };
+    out.push_str(chrom);
+    out.push(':');
+    out.push_str(itoa::Buffer::new().format(pos + prefix as i64));
+    out.push(':');
+    out.push_str(cut(reference));
+    out.push(':');
     if alts.is_empty() {
-        key.push('.');
+        out.push('.');
     }
     for (i, alt) in alts.iter().enumerate() {
         if i > 0 {
-            key.push(',');
+            out.push(',');
         }
-        key.push_str(alt);
+        out.push_str(cut(alt));
     }
-    key
 }
 
 fn is_plain(allele: &str) -> bool {
@@ -44,10 +56,12 @@ fn is_plain(allele: &str) -> bool {
             .all(|b| matches!(b.to_ascii_uppercase(), b'A' | b'C' | b'G' | b'T' | b'N'))
 }
 
-/// Trims shared suffix, then shared prefix, of plain alleles (keeping a base in each).
-fn normalize<'a>(pos: i64, reference: &'a str, alts: &[&'a str]) -> (i64, &'a str, Vec<&'a str>) {
+/// How many bases to trim from the start and from the end of every allele: the shared
+/// suffix first, then the shared prefix, of plain alleles (keeping a base in each); `(0, 0)`
+/// when any allele is not plain or there is no ALT.
+fn trim(reference: &str, alts: &[&str]) -> (usize, usize) {
     if alts.is_empty() || !is_plain(reference) || !alts.iter().all(|a| is_plain(a)) {
-        return (pos, reference, alts.to_vec());
+        return (0, 0);
     }
     // plain alleles are ASCII: byte positions are char positions
     let base = |s: &str, i: usize| s.as_bytes()[i].to_ascii_uppercase();
@@ -65,17 +79,20 @@ fn normalize<'a>(pos: i64, reference: &'a str, alts: &[&'a str]) -> (i64, &'a st
     let prefix = (0..shortest - 1 - suffix)
         .take_while(|&k| shared(&|s: &str| base(s, k)))
         .count();
-    let cut = |s: &'a str| &s[prefix..s.len() - suffix];
-    (
-        pos + prefix as i64,
-        cut(reference),
-        alts.iter().map(|a| cut(a)).collect(),
-    )
+    (prefix, suffix)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_key_is_appended_to_what_the_buffer_holds() {
+        let mut out = String::from("x");
+        write_variant_key(&mut out, "1", 100, "CAG", &["CTG"]);
+        write_variant_key(&mut out, "2", -3, "A", &[]);
+        assert_eq!(out, "x1:101:A:T2:-3:A:.");
+    }
 
     #[test]
     fn snvs_and_simple_indels_are_unchanged() {

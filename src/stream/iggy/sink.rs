@@ -16,7 +16,11 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use iggy::prelude::{HeaderKey, HeaderValue, IggyMessage, MessageClient, Partitioning, TcpClient};
+use bytes::{BufMut, BytesMut};
+use iggy::prelude::{
+    HeaderKey, HeaderKind, IggyMessage, IggyMessageHeader, IggyTimestamp, MAX_PAYLOAD_SIZE,
+    MessageClient, Partitioning, TcpClient,
+};
 
 use super::IggyPlatform;
 use super::KEY_HEADER;
@@ -97,7 +101,7 @@ impl TopicSink for IggySink {
             settlers: Arc::new(tokio::sync::Mutex::new(Vec::new())),
             failed: false,
             partitions: details.partitions_count,
-            key,
+            key_header: key_header(&key),
             written: BTreeSet::new(),
             delivered: 0,
         }))
@@ -116,10 +120,23 @@ struct IggyWriter {
     /// Whether a call failed (the SDK may still hold the connections; they are not used again).
     failed: bool,
     partitions: u32,
-    key: HeaderKey,
+    /// The user headers of a message up to its key's length and bytes ([`key_header`]).
+    key_header: Vec<u8>,
     /// Partitions written to since the last flush to disk.
     written: BTreeSet<u32>,
     delivered: u64,
+}
+
+/// The user headers of a message holding one string header `key`, up to the value's length:
+/// the SDK's layout (kind, length, bytes of the key; kind, length, bytes of the value), which
+/// `IggyMessage`'s builder would otherwise make through a map for every message.
+fn key_header(key: &HeaderKey) -> Vec<u8> {
+    let mut out = Vec::with_capacity(key.as_bytes().len() + 6);
+    out.push(key.kind().as_code());
+    out.put_u32_le(key.as_bytes().len() as u32);
+    out.extend_from_slice(key.as_bytes());
+    out.push(HeaderKind::String.as_code());
+    out
 }
 
 /// Sends `chunks` (each to its partition) one after the other over `client`, each
@@ -214,21 +231,47 @@ impl IggyWriter {
         Ok(())
     }
 
-    fn message(&self, m: &OutMessage) -> Result<IggyMessage, StreamError> {
-        let headers = match &m.key {
+    /// The message for `m`, its key header written to `headers` (a buffer the messages of
+    /// one send share) and sent at `now`.
+    fn message(
+        &self,
+        m: &OutMessage,
+        headers: &mut BytesMut,
+        now: u64,
+    ) -> Result<IggyMessage, StreamError> {
+        if m.value.is_empty() || m.value.len() > MAX_PAYLOAD_SIZE as usize {
+            return Err(StreamError::permanent(
+                &self.target,
+                format!(
+                    "cannot make a message of {} bytes (Iggy takes 1 to {MAX_PAYLOAD_SIZE})",
+                    m.value.len()
+                ),
+            ));
+        }
+        // a header value holds 1 to 255 bytes: a longer key travels in the payload only
+        let user_headers = match &m.key {
             Some(key) if !key.is_empty() && key.len() <= 255 => {
-                let value = HeaderValue::from_str(key)
-                    .map_err(|e| client::error(&self.target, "bad key", &e))?;
-                Some(BTreeMap::from([(self.key.clone(), value)]))
+                headers.extend_from_slice(&self.key_header);
+                headers.put_u32_le(key.len() as u32);
+                headers.extend_from_slice(key.as_bytes());
+                Some(headers.split().freeze())
             }
             _ => None,
         };
-        IggyMessage::builder()
-            .id(m.id)
-            .payload(m.value.clone())
-            .maybe_user_headers(headers)
-            .build()
-            .map_err(|e| client::error(&self.target, "cannot make a message", &e))
+        Ok(IggyMessage {
+            header: IggyMessageHeader {
+                checksum: 0,
+                id: m.id,
+                offset: 0,
+                timestamp: 0,
+                origin_timestamp: now,
+                user_headers_length: user_headers.as_ref().map_or(0, |h| h.len() as u32),
+                payload_length: m.value.len() as u32,
+                reserved: 0,
+            },
+            payload: m.value.clone(),
+            user_headers,
+        })
     }
 
     /// Sends each lane's chunks over its connection, the lanes at the same time.
@@ -268,10 +311,12 @@ impl TopicWriter for IggyWriter {
         let mut open: BTreeMap<u32, (Vec<IggyMessage>, usize)> = BTreeMap::new();
         let count = lanes.len().max(1);
         let lane_of = |partition: u32| partition as usize % count;
+        let now = IggyTimestamp::now().as_micros();
+        let mut headers = BytesMut::with_capacity(messages.len() * (self.key_header.len() + 48));
         for m in messages.iter() {
             let partition = partition_of(m.key.as_deref(), self.partitions);
             let size = m.value.len();
-            let message = self.message(m)?;
+            let message = self.message(m, &mut headers, now)?;
             let (chunk, bytes) = open.entry(partition).or_default();
             chunk.push(message);
             *bytes += size;
@@ -335,5 +380,32 @@ impl TopicWriter for IggyWriter {
 
     async fn abort(mut self: Box<Self>) {
         self.close_all().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use iggy::prelude::HeaderValue;
+
+    #[test]
+    fn key_headers_are_laid_out_as_the_sdk_lays_them_out() {
+        let key = HeaderKey::from_str(KEY_HEADER).unwrap();
+        let prefix = key_header(&key);
+        for value in ["chr1:850:G:T", "x", &"A".repeat(255), "ünï:1:A:<DEL>"] {
+            let built = IggyMessage::builder()
+                .payload(bytes::Bytes::from_static(b"{}"))
+                .user_headers(BTreeMap::from([(
+                    key.clone(),
+                    HeaderValue::from_str(value).unwrap(),
+                )]))
+                .build()
+                .unwrap();
+            let mut ours = prefix.clone();
+            ours.put_u32_le(value.len() as u32);
+            ours.extend_from_slice(value.as_bytes());
+            assert_eq!(built.user_headers.as_deref(), Some(&ours[..]), "{value}");
+            assert_eq!(built.header.user_headers_length as usize, ours.len());
+        }
     }
 }
