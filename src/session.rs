@@ -201,3 +201,24 @@ pub async fn logical_plan(ctx: &SessionContext, sql: &str) -> Result<LogicalPlan
     }
     state.statement_to_plan(statement).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::execution::FunctionRegistry;
+
+    /// Regression: `build` rebuilds the state from its functions, in a map's order; DataFusion's
+    /// `inner_product`, still in the map under its alias `dot_product`, came back under its
+    /// name in about half the sessions (Float64 results, no NULL-element check).
+    #[test]
+    fn vcfq_distance_functions_replace_the_built_ins_in_every_session() {
+        for _ in 0..32 {
+            let ctx = SessionBuilder::new().build().unwrap();
+            for name in ["inner_product", "dot_product", "cosine_distance", "l2_distance"] {
+                let udf = ctx.udf(name).unwrap();
+                let inner: &dyn std::any::Any = udf.inner().as_ref();
+                assert!(inner.is::<vcfq_udfs::distance::Distance>(), "{name}: {udf:?}");
+            }
+        }
+    }
+}

@@ -8,10 +8,15 @@
 //! - `gt_is_het(GT)` → Boolean: at least two different called alleles.
 //!
 //! Each takes GT as text or dictionary-encoded text (as `vcf_genotypes` gives it); a
-//! dictionary is evaluated once per distinct value. Embedding and vector functions will join
-//! them here; [`register_all`] adds every function to a session.
+//! dictionary is evaluated once per distinct value.
+//!
+//! Vector distances ([`distance`]): `cosine_distance`, `l2_distance`, `inner_product` on
+//! `FixedSizeList<Float32>` and constant query vectors, computed in `Float32`.
+//!
+//! [`register_all`] adds every function to a session.
 
 pub mod dictionary;
+pub mod distance;
 
 use std::sync::Arc;
 
@@ -288,7 +293,9 @@ pub fn phased(gt: &[u8]) -> Option<bool> {
 
 /// Every scalar function of this crate.
 pub fn all() -> Vec<ScalarUDF> {
-    vec![gt_alleles(), gt_phased(), gt_dosage(), gt_is_het()]
+    let mut all = vec![gt_alleles(), gt_phased(), gt_dosage(), gt_is_het()];
+    all.extend(distance::all());
+    all
 }
 
 /// Registers every function of this crate in `ctx`, and makes the text predicates of
