@@ -214,10 +214,18 @@ mod tests {
     fn vcfq_distance_functions_replace_the_built_ins_in_every_session() {
         for _ in 0..32 {
             let ctx = SessionBuilder::new().build().unwrap();
-            for name in ["inner_product", "dot_product", "cosine_distance", "l2_distance"] {
+            for name in [
+                "inner_product",
+                "dot_product",
+                "cosine_distance",
+                "l2_distance",
+            ] {
                 let udf = ctx.udf(name).unwrap();
                 let inner: &dyn std::any::Any = udf.inner().as_ref();
-                assert!(inner.is::<vcfq_udfs::distance::Distance>(), "{name}: {udf:?}");
+                assert!(
+                    inner.is::<vcfq_udfs::distance::Distance>(),
+                    "{name}: {udf:?}"
+                );
             }
         }
     }

@@ -13,10 +13,15 @@
 //! Vector distances ([`distance`]): `cosine_distance`, `l2_distance`, `inner_product` on
 //! `FixedSizeList<Float32>` and constant query vectors, computed in `Float32`.
 //!
+//! Embeddings ([`embedding`]): `dosage_vector(genotypes)` (centred, unit-length dosages:
+//! cosine similarity² is LD r²) and `variant_embedding(chrom, pos, ref, alt [, x…])`
+//! (model-free features of kind and place).
+//!
 //! [`register_all`] adds every function to a session.
 
 pub mod dictionary;
 pub mod distance;
+pub mod embedding;
 
 use std::sync::Arc;
 
@@ -295,6 +300,7 @@ pub fn phased(gt: &[u8]) -> Option<bool> {
 pub fn all() -> Vec<ScalarUDF> {
     let mut all = vec![gt_alleles(), gt_phased(), gt_dosage(), gt_is_het()];
     all.extend(distance::all());
+    all.extend(embedding::all());
     all
 }
 
