@@ -27,3 +27,5 @@ mod shell;
 mod slt;
 #[path = "integration/topics.rs"]
 mod topics;
+#[path = "integration/vectors.rs"]
+mod vectors;

@@ -14,9 +14,9 @@
 //! - `inner_product` (also `dot_product`) = a·b (larger is more similar).
 //!
 //! A NULL vector gives NULL. Vectors of different lengths, or a NULL element inside a vector,
-//! fail the query naming the function and the row. Sums run over eight lanes at once (which the
-//! compiler turns into SIMD), always in the same order, so a distance is the same wherever it
-//! is computed.
+//! fail the query naming the function and the row. Sums run over eight lanes at once (SIMD:
+//! SSE2, or AVX2 where the CPU has it), always in the same order and without fused
+//! multiply-adds, so a distance is the same wherever it is computed.
 
 use std::sync::Arc;
 
@@ -145,6 +145,13 @@ impl ScalarUDFImpl for Distance {
                 let item = Arc::new(Field::new_list_field(element.clone(), true));
                 match t {
                     DataType::Null => Ok(DataType::Null),
+                    // already right, whatever its item field is named or marked (a cast would
+                    // copy every vector of every batch)
+                    DataType::FixedSizeList(..) | DataType::List(_)
+                        if item_type(t) == Some(&element) =>
+                    {
+                        Ok(t.clone())
+                    }
                     DataType::FixedSizeList(_, n) if item_type(t).is_some() => {
                         Ok(DataType::FixedSizeList(item, *n))
                     }
@@ -254,7 +261,7 @@ fn total<T: Element>(lanes: [T; LANES]) -> T {
 }
 
 /// a·b.
-#[inline]
+#[inline(always)]
 pub fn dot<T: Element>(a: &[T], b: &[T]) -> T {
     let (ca, ra) = a.as_chunks::<LANES>();
     let (cb, rb) = b.as_chunks::<LANES>();
@@ -272,7 +279,7 @@ pub fn dot<T: Element>(a: &[T], b: &[T]) -> T {
 }
 
 /// ‖a − b‖².
-#[inline]
+#[inline(always)]
 pub fn squared_l2<T: Element>(a: &[T], b: &[T]) -> T {
     let (ca, ra) = a.as_chunks::<LANES>();
     let (cb, rb) = b.as_chunks::<LANES>();
@@ -292,7 +299,7 @@ pub fn squared_l2<T: Element>(a: &[T], b: &[T]) -> T {
 }
 
 /// 1 − a·b / (‖a‖ ‖b‖), given ‖b‖² (`b_norm2`); `None` when either vector is all zeros.
-#[inline]
+#[inline(always)]
 pub fn cosine<T: Element>(a: &[T], b: &[T], b_norm2: T) -> Option<T> {
     let (ca, ra) = a.as_chunks::<LANES>();
     let (cb, rb) = b.as_chunks::<LANES>();
@@ -381,7 +388,7 @@ impl<'a, T: ArrowPrimitiveType> Vectors<'a, T> {
 
     /// Row `i`'s vector (`None` when NULL), or where its items sit when one of them is NULL
     /// (`Err(row)`).
-    #[inline]
+    #[inline(always)]
     fn get(&self, i: usize) -> std::result::Result<Option<&'a [T::Native]>, ()> {
         let i = if self.constant { 0 } else { i };
         if self.nulls.is_some_and(|n| n.is_null(i)) {
@@ -422,8 +429,51 @@ where
         Ok(Some(v)) if vb.constant => Some(dot(v, v)),
         _ => None,
     };
-    let name = metric.name();
     let mut out: Vec<Option<T::Native>> = Vec::with_capacity(rows);
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: this CPU has AVX2, the only feature `fill_avx2` is compiled for
+        unsafe { fill_avx2(metric, &va, &vb, constant_norm, rows, &mut out)? };
+        return Ok(Arc::new(PrimitiveArray::<T>::from_iter(out)));
+    }
+    fill(metric, &va, &vb, constant_norm, rows, &mut out)?;
+    Ok(Arc::new(PrimitiveArray::<T>::from_iter(out)))
+}
+
+/// [`fill`] compiled for AVX2: eight lanes in one register instead of two. The same
+/// operations in the same order per lane (no fused multiply-add), so the same results.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn fill_avx2<T>(
+    metric: Metric,
+    va: &Vectors<T>,
+    vb: &Vectors<T>,
+    constant_norm: Option<T::Native>,
+    rows: usize,
+    out: &mut Vec<Option<T::Native>>,
+) -> Result<()>
+where
+    T: ArrowPrimitiveType,
+    T::Native: Element,
+{
+    fill(metric, va, vb, constant_norm, rows, out)
+}
+
+/// The distance of every row pair pushed to `out` (`constant_norm`: ‖b‖² of a constant b).
+#[inline(always)]
+fn fill<T>(
+    metric: Metric,
+    va: &Vectors<T>,
+    vb: &Vectors<T>,
+    constant_norm: Option<T::Native>,
+    rows: usize,
+    out: &mut Vec<Option<T::Native>>,
+) -> Result<()>
+where
+    T: ArrowPrimitiveType,
+    T::Native: Element,
+{
+    let name = metric.name();
     for i in 0..rows {
         let (x, y) = match (va.get(i), vb.get(i)) {
             (Ok(Some(x)), Ok(Some(y))) => (x, y),
@@ -447,7 +497,7 @@ where
             Metric::Cosine => cosine(x, y, constant_norm.unwrap_or_else(|| dot(y, y))),
         });
     }
-    Ok(Arc::new(PrimitiveArray::<T>::from_iter(out)))
+    Ok(())
 }
 
 #[cfg(test)]
@@ -506,6 +556,40 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn avx2_gives_the_same_bits_as_the_baseline() {
+        if !std::arch::is_x86_feature_detected!("avx2") {
+            return;
+        }
+        let rows: Vec<Option<Vec<Option<f32>>>> = (0..50)
+            .map(|i| Some(vector(i, 389).into_iter().map(Some).collect()))
+            .collect();
+        let column: ArrayRef =
+            Arc::new(FixedSizeListArray::from_iter_primitive::<Float32Type, _, _>(rows, 389));
+        let query: ArrayRef = Arc::new(
+            FixedSizeListArray::from_iter_primitive::<Float32Type, _, _>(
+                vec![Some(
+                    vector(99, 389).into_iter().map(Some).collect::<Vec<_>>(),
+                )],
+                389,
+            ),
+        );
+        let (va, vb) = (
+            Vectors::<Float32Type>::new(&column, false).unwrap(),
+            Vectors::<Float32Type>::new(&query, true).unwrap(),
+        );
+        for metric in [Metric::Cosine, Metric::L2, Metric::InnerProduct] {
+            let (mut base, mut wide) = (Vec::new(), Vec::new());
+            fill(metric, &va, &vb, None, 50, &mut base).unwrap();
+            // SAFETY: checked above
+            unsafe { fill_avx2(metric, &va, &vb, None, 50, &mut wide).unwrap() };
+            let bits =
+                |v: &[Option<f32>]| v.iter().map(|x| x.map(f32::to_bits)).collect::<Vec<_>>();
+            assert_eq!(bits(&base), bits(&wide), "{metric:?}");
         }
     }
 
