@@ -23,8 +23,10 @@ if scripts/iggy available; then
 else
   echo "test: no Iggy server (neither \$IGGY_SERVER nor ../shared/vendor/iggy-server-0.8.0.tar.gz): Iggy tests skipped; set IGGY_SERVER=/path/to/iggy-server to run them"
 fi
-# bcftools: the peer that tests/integration/vectors.rs checks LD r² against
+# bcftools: the peer that tests/integration/vectors.rs checks LD r² against; the text model
+# of embed_text (checked there against a NumPy forward pass)
 command -v bcftools >/dev/null 2>&1 || apt_install test bcftools
+scripts/models >/dev/null
 cargo test --locked --workspace
 conformance=../shared/tools/vcf-conformance
 if [ -x "$conformance" ] || [ -f "$conformance" ]; then

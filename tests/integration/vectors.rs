@@ -104,3 +104,147 @@ async fn squared_cosine_of_dosage_vectors_is_bcftools_ld_r2() {
     assert!(compared >= 100, "only {compared} pairs compared");
     eprintln!("vectors: {compared} pairs' r² equal to bcftools'");
 }
+
+/// Texts of all kinds: short, genomic, non-ASCII, empty, and one past 256 tokens (cut).
+fn texts() -> Vec<String> {
+    let mut texts: Vec<String> = [
+        "a test",
+        "BRCA1 loss-of-function variant associated with hereditary breast cancer",
+        "missense variant in the kinase domain of EGFR",
+        "synonymous SNV, benign",
+        "Ünïcödé text: Genom, 遺伝子, ✓",
+        "",
+    ]
+    .map(str::to_string)
+    .to_vec();
+    texts.push("a long annotation that goes on ".repeat(60));
+    texts
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embed_text_matches_a_numpy_forward_pass_of_the_same_model() {
+    let dir = vcfq_udfs::text::model_dir();
+    let python = std::env::var("VCFQ_PYTHON").ok();
+    let (true, Some(python)) = (dir.join("model.safetensors").is_file(), python) else {
+        eprintln!(
+            "vectors: no model in {} or no $VCFQ_PYTHON (scripts/test.sh sets up both): test skipped",
+            dir.display()
+        );
+        return;
+    };
+    let texts = texts();
+    let reference =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/embeddings/reference.py");
+    let mut child = Command::new(python)
+        .arg(reference)
+        .arg(&dir)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let input = serde_json::to_vec(&texts).unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), &input).unwrap();
+    drop(child.stdin.take());
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let want: Vec<Vec<f64>> = serde_json::from_slice(&out.stdout).unwrap();
+
+    let ctx = vcfq::SessionBuilder::new().build().unwrap();
+    let values = texts
+        .iter()
+        .enumerate()
+        .map(|(i, t)| format!("({i}, '{}')", t.replace('\'', "''")))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = format!(
+        "SELECT i, embed_text(t) FROM (VALUES {values}, ({}, NULL)) AS v(i, t) ORDER BY i",
+        texts.len()
+    );
+    let batches = vcfq::session::sql(&ctx, &sql)
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    let (mut rows, mut lowest) = (0, f64::MAX);
+    for batch in &batches {
+        let vectors = batch.column(1).as_fixed_size_list();
+        assert_eq!(vectors.value_length(), 384);
+        for r in 0..batch.num_rows() {
+            let i = batch.column(0).as_primitive::<Int64Type>().value(r) as usize;
+            if i == texts.len() {
+                assert!(vectors.is_null(r), "a NULL text gives a NULL vector");
+                continue;
+            }
+            let got = vectors.value(r);
+            let got = got.as_primitive::<datafusion::arrow::datatypes::Float32Type>();
+            let dot: f64 = got
+                .values()
+                .iter()
+                .zip(&want[i])
+                .map(|(a, b)| *a as f64 * b)
+                .sum();
+            let norm: f64 = got
+                .values()
+                .iter()
+                .map(|a| (*a as f64).powi(2))
+                .sum::<f64>()
+                .sqrt();
+            let cosine = dot / norm;
+            assert!(
+                cosine >= 0.9999,
+                "text {i} ({:?}…): cosine {cosine}",
+                &texts[i][..texts[i].len().min(30)]
+            );
+            assert!((norm - 1.0).abs() < 1e-4, "text {i}: length {norm}");
+            lowest = lowest.min(cosine);
+            rows += 1;
+        }
+    }
+    assert_eq!(rows, texts.len());
+    eprintln!("vectors: {rows} texts, lowest cosine to the NumPy reference {lowest:.7}");
+
+    // and the vectors mean something: a paraphrase is nearer than an unrelated sentence
+    let sql = "SELECT 1 - cosine_distance(embed_text('BRCA1 pathogenic variant'), embed_text('a harmful mutation in BRCA1')),
+                      1 - cosine_distance(embed_text('BRCA1 pathogenic variant'), embed_text('the weather is nice today'))";
+    let batches = vcfq::session::sql(&ctx, sql)
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    let similar = batches[0]
+        .column(0)
+        .as_primitive::<datafusion::arrow::datatypes::Float32Type>()
+        .value(0);
+    let unrelated = batches[0]
+        .column(1)
+        .as_primitive::<datafusion::arrow::datatypes::Float32Type>()
+        .value(0);
+    assert!(
+        similar > unrelated + 0.3,
+        "paraphrase {similar}, unrelated {unrelated}"
+    );
+}
+
+#[test]
+fn embed_text_without_the_model_is_a_one_line_error_naming_the_install_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_vcfq"))
+        .env("VCFQ_MODELS", dir.path())
+        .args(["-q", "-c", "SELECT embed_text('BRCA1')"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("all-MiniLM-L6-v2 is not installed") && err.contains("run scripts/models"),
+        "{err}"
+    );
+}

@@ -17,11 +17,14 @@
 //! cosine similarity² is LD r²) and `variant_embedding(chrom, pos, ref, alt [, x…])`
 //! (model-free features of kind and place).
 //!
+//! Text embeddings ([`text`]): `embed_text(text)`, all-MiniLM-L6-v2 run in Rust.
+//!
 //! [`register_all`] adds every function to a session.
 
 pub mod dictionary;
 pub mod distance;
 pub mod embedding;
+pub mod text;
 
 use std::sync::Arc;
 
@@ -301,6 +304,7 @@ pub fn all() -> Vec<ScalarUDF> {
     let mut all = vec![gt_alleles(), gt_phased(), gt_dosage(), gt_is_het()];
     all.extend(distance::all());
     all.extend(embedding::all());
+    all.push(text::embed_text());
     all
 }
 
