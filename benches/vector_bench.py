@@ -27,6 +27,7 @@ def main():
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--dim", type=int, default=384)
     ap.add_argument("--repeat", type=int, default=5, help="queries per metric")
+    ap.add_argument("--texts", type=int, default=2000, help="sentences for the embed_text step (0: none)")
     ap.add_argument("--binary", default=vcfq_binary())
     args = ap.parse_args()
     import numpy as np
@@ -106,6 +107,25 @@ def main():
         print(f"| {metric} | {per_query:.3f} | {gb / per_query:.1f} | {peer:.3f} | {per_query / peer:.2f} | {same} |")
     print("NumPy: inner product as x @ q (BLAS), cosine with the norms of x in one einsum pass, "
           "L2 as |x|^2 - 2 x.q; vcfq computes every distance from the vectors themselves in one pass")
+    if args.texts:
+        text_throughput(args, vcfq)
+
+
+def text_throughput(args, vcfq):
+    """Sentences per second of embed_text over annotation-like sentences of 6 to 30 words."""
+    words = ("missense variant in exon of gene with reduced protein function and pathogenic "
+             "evidence from segregation in families of affected carriers benign likely "
+             "uncertain significance splice region frameshift stop gained").split()
+    lines = [" ".join(words[(i * 7 + k * 3) % len(words)] for k in range(6 + i % 25))
+             for i in range(args.texts)]
+    path = os.path.join(TARGET, "bench-data", f"sentences-{args.texts}.csv")
+    with open(path, "w") as f:
+        f.write("t\n" + "\n".join(lines) + "\n")
+    table = f"CREATE EXTERNAL TABLE s STORED AS CSV LOCATION '{path}' OPTIONS ('format.has_header' 'true');"
+    base = min(vcfq(table + " SELECT count(t) FROM s")[0] for _ in range(2))
+    secs = min(vcfq(table + " SELECT count(embed_text(t)) FROM s")[0] for _ in range(2))
+    print(f"embed_text: {args.texts} sentences of 6-30 words in {secs - base:.2f} s: "
+          f"{args.texts / (secs - base):.0f} sentences/s on {os.cpu_count()} cores (best of 2)")
 
 
 if __name__ == "__main__":
