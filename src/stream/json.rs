@@ -250,8 +250,8 @@ fn offsets_of(offsets: &mut Vec<i32>) -> OffsetBuffer<i32> {
 }
 
 /// Which bytes end the plain run of a string: `"`, `\` and the control characters JSON does
-/// not allow unescaped.
-const STRING_STOP: [bool; 256] = {
+/// not allow unescaped (so also the bytes a writer must escape).
+pub(crate) const STRING_STOP: [bool; 256] = {
     let mut t = [false; 256];
     let mut i = 0;
     while i < 0x20 {
@@ -267,7 +267,7 @@ const STRING_STOP: [bool; 256] = {
 /// [`STRING_STOP`]; exact up to the lowest set bit (a borrow may mark bytes above a stop),
 /// which is all [`Parser::plain_run`] reads.
 #[inline]
-fn string_stops(word: u64) -> u64 {
+pub(crate) fn string_stops(word: u64) -> u64 {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     // bytes below `n` (n ≤ 128): the classic "has less" test

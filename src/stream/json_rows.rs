@@ -5,7 +5,8 @@
 //! `arrow_json` escapes every member name again for every row and dispatches each value through
 //! a boxed encoder; writing a topic spent a third of its time there. [`write_rows`] prepares
 //! each column once per batch (its `"name":` bytes, its typed array) and then writes the rows
-//! into one buffer. It covers the types topic tables have (strings, integers, floats, booleans,
+//! into one buffer (strings scanned eight bytes at a time for bytes to escape, with the
+//! reader's test from [`super::json`]). It covers the types topic tables have (strings, integers, floats, booleans,
 //! lists and structs of those); any other type declines the batch (`false`), which the caller
 //! then writes with `arrow_json`.
 //!
@@ -22,6 +23,8 @@ use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{
     DataType, Fields, Float32Type, Float64Type, Int32Type, Int64Type,
 };
+
+use super::json::{STRING_STOP, string_stops};
 
 /// Writes each row of `batch` as a JSON object to `out`, pushing where each one ends to `ends`;
 /// `false` (and `out`, `ends` as they were) when a column has a type this writer does not
@@ -248,32 +251,6 @@ impl Finite for f64 {
     }
 }
 
-/// Bytes a JSON string cannot hold as they are: `"`, `\` and the controls below 0x20.
-const ESCAPED: [bool; 256] = {
-    let mut t = [false; 256];
-    let mut b = 0;
-    while b < 0x20 {
-        t[b] = true;
-        b += 1;
-    }
-    t[b'"' as usize] = true;
-    t[b'\\' as usize] = true;
-    t
-};
-
-/// Whether any of eight bytes is `"`, `\` or below 0x20 (SWAR: high bit of each such byte).
-#[inline]
-fn has_escaped(word: u64) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    let below_space = word.wrapping_sub(ONES * 0x20) & !word;
-    let quote = word ^ (ONES * u64::from(b'"'));
-    let quote = quote.wrapping_sub(ONES) & !quote;
-    let backslash = word ^ (ONES * u64::from(b'\\'));
-    let backslash = backslash.wrapping_sub(ONES) & !backslash;
-    (below_space | quote | backslash) & HIGHS != 0
-}
-
 /// `s` as a JSON string, escaped as `serde_json` escapes (short forms for `\b \f \n \r \t`,
 /// `\u00xx` with lowercase hex for the other controls; `/` and non-ASCII as they are).
 fn write_str(s: &str, out: &mut Vec<u8>) {
@@ -282,14 +259,14 @@ fn write_str(s: &str, out: &mut Vec<u8>) {
     let mut plain = 0;
     // eight bytes at a time while none needs escaping
     while let Some(chunk) = bytes[plain..].first_chunk::<8>() {
-        if has_escaped(u64::from_le_bytes(*chunk)) {
+        if string_stops(u64::from_le_bytes(*chunk)) != 0 {
             break;
         }
         plain += 8;
     }
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate().skip(plain) {
-        if !ESCAPED[b as usize] {
+        if !STRING_STOP[b as usize] {
             continue;
         }
         out.extend_from_slice(&bytes[start..i]);
@@ -388,21 +365,6 @@ mod tests {
             Arc::new(LargeStringArray::from(texts)) as ArrayRef,
         )]);
         assert_eq!(ours(&large).unwrap(), arrow_json_rows(&large));
-    }
-
-    #[test]
-    fn eight_byte_scan_finds_every_byte_that_needs_escaping_wherever_it_sits() {
-        for b in 0u8..=0xff {
-            for at in 0..8 {
-                let mut word = [b'a'; 8];
-                word[at] = b;
-                assert_eq!(
-                    has_escaped(u64::from_le_bytes(word)),
-                    ESCAPED[b as usize],
-                    "byte {b:#x} at {at}"
-                );
-            }
-        }
     }
 
     #[test]

@@ -12,6 +12,21 @@ use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type};
 use vcfq::generator::{GenOptions, generate_file};
 
+/// What `bcftools ARGS FILE` writes; panics with its error when it fails.
+fn bcftools(args: &[&str], file: &std::path::Path) -> Vec<u8> {
+    let out = Command::new("bcftools")
+        .args(args)
+        .arg(file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "bcftools {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn squared_cosine_of_dosage_vectors_is_bcftools_ld_r2() {
     if Command::new("bcftools").arg("--version").output().is_err() {
@@ -27,29 +42,14 @@ async fn squared_cosine_of_dosage_vectors_is_bcftools_ld_r2() {
     };
     generate_file(&vcf, &options).unwrap();
     // bcftools: each site's r² with the site before it (a window of one site)
-    let pruned = Command::new("bcftools")
-        .args(["+prune", "-w", "1", "-a", "r2", "-f", ".", "-Ou"])
-        .arg(&vcf)
-        .output()
-        .unwrap();
-    assert!(
-        pruned.status.success(),
-        "{}",
-        String::from_utf8_lossy(&pruned.stderr)
-    );
     let pruned_path = dir.path().join("pruned.bcf");
-    std::fs::write(&pruned_path, &pruned.stdout).unwrap();
-    let query = Command::new("bcftools")
-        .args(["query", "-f", "%CHROM\t%POS\t%INFO/POS_R2\t%INFO/R2\n"])
-        .arg(&pruned_path)
-        .output()
-        .unwrap();
-    assert!(
-        query.status.success(),
-        "{}",
-        String::from_utf8_lossy(&query.stderr)
+    let pruned = bcftools(&["+prune", "-w", "1", "-a", "r2", "-f", ".", "-Ou"], &vcf);
+    std::fs::write(&pruned_path, &pruned).unwrap();
+    let query = bcftools(
+        &["query", "-f", "%CHROM\t%POS\t%INFO/POS_R2\t%INFO/R2\n"],
+        &pruned_path,
     );
-    let theirs: HashMap<(String, i64, i64), f64> = String::from_utf8(query.stdout)
+    let theirs: HashMap<(String, i64, i64), f64> = String::from_utf8(query)
         .unwrap()
         .lines()
         .filter_map(|line| {

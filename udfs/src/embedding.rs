@@ -146,16 +146,7 @@ impl ScalarUDFImpl for DosageVector {
         let [arg] = args.args.as_slice() else {
             return plan_err!("dosage_vector takes 1 argument");
         };
-        let (array, scalar) = match arg {
-            ColumnarValue::Array(a) => (Arc::clone(a), false),
-            ColumnarValue::Scalar(s) => (s.to_array()?, true),
-        };
-        let out = dosage_vectors(&array)?;
-        Ok(if scalar {
-            ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?)
-        } else {
-            ColumnarValue::Array(out)
-        })
+        crate::unary(arg, dosage_vectors)
     }
 }
 

@@ -195,15 +195,7 @@ impl ScalarUDFImpl for GtFunction {
         let [arg] = args.args.as_slice() else {
             return plan_err!("{}(GT) takes 1 argument", self.name);
         };
-        match arg {
-            ColumnarValue::Array(array) => Ok(ColumnarValue::Array(self.evaluate(array)?)),
-            ColumnarValue::Scalar(scalar) => {
-                let array = self.evaluate(&scalar.to_array()?)?;
-                Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(
-                    &array, 0,
-                )?))
-            }
-        }
+        unary(arg, |array| self.evaluate(array))
     }
 }
 
@@ -297,6 +289,23 @@ pub fn phased(gt: &[u8]) -> Option<bool> {
     let mut called = false;
     let p = scan_gt(gt, |a| called |= a.is_some())?;
     called.then_some(p)
+}
+
+/// `f` over a function's one argument: an array as it is, a constant as an array of one row
+/// and back to a constant.
+pub(crate) fn unary(
+    arg: &ColumnarValue,
+    f: impl FnOnce(&ArrayRef) -> Result<ArrayRef>,
+) -> Result<ColumnarValue> {
+    match arg {
+        ColumnarValue::Array(array) => Ok(ColumnarValue::Array(f(array)?)),
+        ColumnarValue::Scalar(scalar) => {
+            let array = f(&scalar.to_array()?)?;
+            Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(
+                &array, 0,
+            )?))
+        }
+    }
 }
 
 /// Every scalar function of this crate.

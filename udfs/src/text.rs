@@ -17,7 +17,7 @@ use candle_transformers::models::bert::{BertModel, Config};
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, FixedSizeListArray, Float32Array};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field};
-use datafusion::common::{ScalarValue, exec_err, plan_err};
+use datafusion::common::{exec_err, plan_err};
 use datafusion::error::Result;
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
@@ -214,16 +214,7 @@ impl ScalarUDFImpl for EmbedText {
         let [arg] = args.args.as_slice() else {
             return plan_err!("embed_text takes 1 argument");
         };
-        let (array, scalar) = match arg {
-            ColumnarValue::Array(a) => (Arc::clone(a), false),
-            ColumnarValue::Scalar(s) => (s.to_array()?, true),
-        };
-        let out = embed_column(&cast(&array, &DataType::Utf8)?)?;
-        Ok(if scalar {
-            ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?)
-        } else {
-            ColumnarValue::Array(out)
-        })
+        crate::unary(arg, |array| embed_column(&cast(array, &DataType::Utf8)?))
     }
 }
 
