@@ -9,7 +9,7 @@
 //! (less padding), so memory stays bounded whatever the batch.
 
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
@@ -115,12 +115,19 @@ impl TextModel {
         Ok(model)
     }
 
-    /// The process's model, read on first use ([`model_dir`]).
+    /// The process's model, read on first use ([`model_dir`]); a failure is not kept, so a
+    /// model installed while a server runs is found by the next call.
     pub fn shared() -> std::result::Result<Arc<TextModel>, String> {
-        static MODEL: OnceLock<std::result::Result<Arc<TextModel>, String>> = OnceLock::new();
-        MODEL
-            .get_or_init(|| TextModel::load(&model_dir()).map(Arc::new))
-            .clone()
+        static MODEL: Mutex<Option<Arc<TextModel>>> = Mutex::new(None);
+        let mut model = MODEL
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(m) = model.as_ref() {
+            return Ok(Arc::clone(m));
+        }
+        let loaded = Arc::new(TextModel::load(&model_dir())?);
+        *model = Some(Arc::clone(&loaded));
+        Ok(loaded)
     }
 
     /// Embeddings of `texts` (all at once: callers keep it to [`CHUNK`]).
