@@ -7,10 +7,20 @@
 use std::collections::HashMap;
 use std::process::Command;
 
-use datafusion::arrow::array::{Array, AsArray};
+use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type};
 use vcfq::generator::{GenOptions, generate_file};
+
+/// The batches of `sql` in `ctx`; panics with the error when it fails.
+async fn collect(ctx: &datafusion::prelude::SessionContext, sql: &str) -> Vec<RecordBatch> {
+    vcfq::session::sql(ctx, sql)
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap()
+}
 
 /// What `bcftools ARGS FILE` writes; panics with its error when it fails.
 fn bcftools(args: &[&str], file: &std::path::Path) -> Vec<u8> {
@@ -75,12 +85,7 @@ async fn squared_cosine_of_dosage_vectors_is_bcftools_ld_r2() {
          FROM d a JOIN d b ON a.chrom = b.chrom AND a.pos <> b.pos
          WHERE a.v IS NOT NULL AND b.v IS NOT NULL"
     );
-    let batches = vcfq::session::sql(&ctx, &sql)
-        .await
-        .unwrap()
-        .collect()
-        .await
-        .unwrap();
+    let batches = collect(&ctx, &sql).await;
     let mut compared = 0;
     for batch in &batches {
         let chrom = cast(batch.column(0), &DataType::Utf8).unwrap();
@@ -165,12 +170,7 @@ async fn embed_text_matches_a_numpy_forward_pass_of_the_same_model() {
         "SELECT i, embed_text(t) FROM (VALUES {values}, ({}, NULL)) AS v(i, t) ORDER BY i",
         texts.len()
     );
-    let batches = vcfq::session::sql(&ctx, &sql)
-        .await
-        .unwrap()
-        .collect()
-        .await
-        .unwrap();
+    let batches = collect(&ctx, &sql).await;
     let (mut rows, mut lowest) = (0, f64::MAX);
     for batch in &batches {
         let vectors = batch.column(1).as_fixed_size_list();
@@ -212,12 +212,7 @@ async fn embed_text_matches_a_numpy_forward_pass_of_the_same_model() {
     // and the vectors mean something: a paraphrase is nearer than an unrelated sentence
     let sql = "SELECT 1 - cosine_distance(embed_text('BRCA1 pathogenic variant'), embed_text('a harmful mutation in BRCA1')),
                       1 - cosine_distance(embed_text('BRCA1 pathogenic variant'), embed_text('the weather is nice today'))";
-    let batches = vcfq::session::sql(&ctx, sql)
-        .await
-        .unwrap()
-        .collect()
-        .await
-        .unwrap();
+    let batches = collect(&ctx, sql).await;
     let similar = batches[0]
         .column(0)
         .as_primitive::<datafusion::arrow::datatypes::Float32Type>()
