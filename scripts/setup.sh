@@ -3,8 +3,9 @@
 # CARGO_TARGET_DIR (a cache outside the clone). Sourced by quickstart.sh and test.sh.
 set -euo pipefail
 
-# libssl-dev and zlib1g-dev: the bundled librdkafka (Kafka client) links against them
-packages=(build-essential pkg-config ca-certificates python3 libssl-dev zlib1g-dev)
+# libssl-dev and zlib1g-dev: the bundled librdkafka (Kafka client) links against them;
+# protobuf-compiler: Lance's build compiles its protobuf definitions with protoc
+packages=(build-essential pkg-config ca-certificates python3 libssl-dev zlib1g-dev protobuf-compiler)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -23,7 +24,7 @@ apt_install setup ${missing[@]+"${missing[@]}"}
 if ! command -v cargo >/dev/null 2>&1; then
   [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
 fi
-command -v cargo >/dev/null 2>&1 || { echo "setup: cargo (Rust 1.88 or newer) is needed: https://rustup.rs" >&2; exit 1; }
+command -v cargo >/dev/null 2>&1 || { echo "setup: cargo (Rust 1.94 or newer) is needed: https://rustup.rs" >&2; exit 1; }
 # Build outside the clone, so that repeated runs (and CI on this machine) are incremental.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/vcfq/target}"
 mkdir -p "$CARGO_TARGET_DIR"

@@ -40,6 +40,24 @@ impl VcfConfig {
     }
 }
 
+extensions_options! {
+    /// Settings for vector search over Lance tables (`vector.*`).
+    pub struct VectorConfig {
+        /// Answer `vector_search(…)` and `ORDER BY <distance>(col, <vector>) LIMIT k` through
+        /// a vector index where the column has one (approximate); with 'false', every such
+        /// query is an exact scan, for comparing a query with its exact answer.
+        pub use_index: bool, default = true
+        /// IVF partitions probed per search (0: Lance's default, 20 or more).
+        pub nprobes: usize, default = 0
+        /// Candidates re-ranked by their exact distance, as a multiple of k (0: none).
+        pub refine_factor: u32, default = 0
+    }
+}
+
+impl ConfigExtension for VectorConfig {
+    const PREFIX: &'static str = "vector";
+}
+
 /// `vcf.on_error`: what an unreadable record line does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum OnError {

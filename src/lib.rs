@@ -15,6 +15,7 @@ pub mod coordinator;
 pub mod error;
 pub mod flight;
 pub mod generator;
+pub mod lance;
 pub mod output;
 pub mod readers;
 pub mod run;

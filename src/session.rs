@@ -17,8 +17,12 @@ use datafusion::sql::planner::object_name_to_table_reference;
 use datafusion::sql::sqlparser::ast;
 use datafusion_session::SessionStore;
 
-use crate::config::VcfConfig;
+use crate::config::{VcfConfig, VectorConfig};
 use crate::coordinator::{CoordinatedTableFactory, StreamHealthTable};
+use crate::lance::LanceTableFactory;
+use crate::lance::index::VectorIndexesFunction;
+use crate::lance::rewrite::VectorSearchRewrite;
+use crate::lance::search::VectorSearchFunction;
 use crate::stream::factory::TopicTableFactory;
 use crate::stream::options::PlatformKind;
 use crate::vcf::catalog::{VcfTableFactory, VcfUrlTableFactory};
@@ -54,7 +58,8 @@ impl SessionBuilder {
     pub fn new() -> Self {
         let mut config = SessionConfig::new()
             .with_information_schema(true)
-            .with_option_extension(VcfConfig::default());
+            .with_option_extension(VcfConfig::default())
+            .with_option_extension(VectorConfig::default());
         config.options_mut().sql_parser.enable_ident_normalization = false;
         // VCF scans read in parallel but return records in file order; round-robin
         // repartitioning after them would shuffle the rows of plain SELECTs
@@ -68,13 +73,16 @@ impl SessionBuilder {
         }
     }
 
-    /// Replaces the DataFusion configuration (the `vcf` extension is added when missing).
-    pub fn with_config(mut self, config: SessionConfig) -> Self {
-        self.config = if config.options().extensions.get::<VcfConfig>().is_some() {
-            config
-        } else {
-            config.with_option_extension(VcfConfig::default())
-        };
+    /// Replaces the DataFusion configuration (the `vcf` and `vector` extensions are added
+    /// when missing).
+    pub fn with_config(mut self, mut config: SessionConfig) -> Self {
+        if config.options().extensions.get::<VcfConfig>().is_none() {
+            config = config.with_option_extension(VcfConfig::default());
+        }
+        if config.options().extensions.get::<VectorConfig>().is_none() {
+            config = config.with_option_extension(VectorConfig::default());
+        }
+        self.config = config;
         self
     }
 
@@ -109,6 +117,7 @@ impl SessionBuilder {
             .with_optimizer_rule(Arc::new(PruneGenotypeFields))
             .with_physical_optimizer_rule(Arc::new(BoundParquetRowGroups))
             .with_physical_optimizer_rule(Arc::new(ParallelAggregateScans))
+            .with_physical_optimizer_rule(Arc::new(VectorSearchRewrite))
             .build();
         state
             .table_factories_mut()
@@ -127,6 +136,9 @@ impl SessionBuilder {
         state
             .table_factories_mut()
             .insert("STREAM".to_string(), Arc::new(CoordinatedTableFactory));
+        state
+            .table_factories_mut()
+            .insert("LANCE".to_string(), Arc::new(LanceTableFactory));
         let ctx = SessionContext::new_with_state(state);
         // vcfq.stream_health: the coordinated tables' platforms, process-wide
         let vcfq_schema = Arc::new(MemorySchemaProvider::new());
@@ -138,6 +150,8 @@ impl SessionBuilder {
         ctx.register_udtf("read_vcf", Arc::new(ReadVcf::wide()));
         ctx.register_udtf("vcf_genotypes", Arc::new(ReadVcf::long()));
         ctx.register_udtf("vcf_header", Arc::new(VcfHeaderFunction));
+        ctx.register_udtf("vector_search", Arc::new(VectorSearchFunction));
+        ctx.register_udtf("vector_indexes", Arc::new(VectorIndexesFunction));
         vcfq_udfs::register_all(&ctx);
 
         // file paths as table names: VCF/BCF first, DataFusion's formats otherwise
@@ -166,7 +180,9 @@ pub use crate::stream::codec::GENERATED_COLUMN;
 
 /// Plans one SQL statement as [`SessionContext::sql`] does (DDL runs at once), except that
 /// `INSERT INTO t SELECT …` without a column list targets only the columns `t` does not
-/// generate itself, so `INSERT INTO topic SELECT * FROM 'calls.vcf.gz'` works.
+/// generate itself, so `INSERT INTO topic SELECT * FROM 'calls.vcf.gz'` works; and with
+/// vcfq's own statements: `CREATE INDEX` / `DROP INDEX` on Lance tables (run at once, as DDL),
+/// `COPY … STORED AS LANCE`, and named arguments of `vector_search(…)`.
 pub async fn sql(ctx: &SessionContext, sql: &str) -> Result<DataFrame> {
     let plan = logical_plan(ctx, sql).await?;
     ctx.execute_logical_plan(plan).await
@@ -177,6 +193,31 @@ pub async fn logical_plan(ctx: &SessionContext, sql: &str) -> Result<LogicalPlan
     let state = ctx.state();
     let dialect = state.config().options().sql_parser.dialect;
     let mut statement = state.sql_to_statement(sql, &dialect)?;
+    match statement {
+        DFStatement::CopyTo(copy) if crate::lance::copy::is_lance_copy(&copy) => {
+            return crate::lance::copy::plan_copy(&state, copy).await;
+        }
+        DFStatement::Statement(ref mut inner) => {
+            match inner.as_ref() {
+                ast::Statement::CreateIndex(create) => {
+                    return crate::lance::index::create_index(ctx, create).await;
+                }
+                ast::Statement::Drop {
+                    object_type: ast::ObjectType::Index,
+                    names,
+                    table,
+                    if_exists,
+                    ..
+                } => {
+                    return crate::lance::index::drop_index(ctx, names, table.as_ref(), *if_exists)
+                        .await;
+                }
+                _ => {}
+            }
+            crate::lance::search::positional_arguments(inner)?;
+        }
+        _ => {}
+    }
     if let DFStatement::Statement(inner) = &mut statement
         && let ast::Statement::Insert(insert) = inner.as_mut()
         && insert.columns.is_empty()

@@ -17,6 +17,8 @@ mod hardening;
 mod iggy;
 #[path = "integration/kafka.rs"]
 mod kafka;
+#[path = "integration/lance.rs"]
+mod lance;
 #[path = "integration/parquet_out.rs"]
 mod parquet_out;
 #[path = "integration/queries.rs"]

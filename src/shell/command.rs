@@ -37,6 +37,7 @@ SQL statements end with ';' and may span lines. Ctrl-C cancels a running query; 
   \\?                 this help
   \\d                 list tables
   \\d NAME            columns of a table or VCF file, with types and header descriptions
+                     (and a Lance table's vector indexes)
   \\df [PATTERN]      functions (and their signatures)
   \\timing [on|off]   show the time each statement takes
   \\format FORMAT     table, csv, tsv, json, ndjson or markdown

@@ -291,7 +291,7 @@ impl Shell {
             MetaCommand::Quit => return false,
             MetaCommand::Help => print!("{HELP}"),
             MetaCommand::ListTables => self.statement("SELECT table_catalog, table_schema, table_name, table_type FROM information_schema.tables WHERE table_schema <> 'information_schema' ORDER BY table_name").await,
-            MetaCommand::Describe(name) => self.describe(&name),
+            MetaCommand::Describe(name) => self.describe(&name).await,
             MetaCommand::Functions(pattern) => self.functions(pattern.as_deref()),
             MetaCommand::Timing(v) => {
                 self.timing = v.unwrap_or(!self.timing);
@@ -331,7 +331,7 @@ impl Shell {
         }
     }
 
-    fn describe(&mut self, name: &str) {
+    async fn describe(&mut self, name: &str) {
         let helper = ShellHelper::new(self.ctx.clone(), false);
         let Some(schema) = helper.schema_of(name) else {
             self.error(
@@ -369,6 +369,25 @@ impl Shell {
                         type_name(c.data_type())
                     ));
                 }
+            }
+        }
+        // a Lance table's vector indexes
+        if let Ok(provider) = self.ctx.table_provider(name).await
+            && let Some(table) = provider.downcast_ref::<crate::lance::LanceTable>()
+        {
+            let indexes = match table.dataset().await {
+                Ok(d) => crate::lance::index::indexes_of(name, &d).await,
+                Err(e) => Err(e),
+            };
+            match indexes {
+                Ok(list) if list.is_empty() => out.push_str("vector indexes: none\n"),
+                Ok(list) => {
+                    out.push_str("vector indexes:\n");
+                    for i in list {
+                        out.push_str(&format!("  {i}\n"));
+                    }
+                }
+                Err(e) => out.push_str(&format!("vector indexes: {e}\n")),
             }
         }
         print!("{out}");

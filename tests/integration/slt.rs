@@ -1,5 +1,5 @@
 //! Runs every `tests/slt/*.slt` file against a fresh vcfq session; `__DATA__` in a file is the
-//! fixture directory.
+//! fixture directory, `__TMP__` an empty directory of its own.
 
 use std::path::Path;
 
@@ -61,7 +61,10 @@ impl AsyncDB for Vcfq {
 
 async fn run_file(path: &Path) -> Result<(), String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let script = text.replace("__DATA__", &data_dir().display().to_string());
+    let tmp = tempfile::tempdir().map_err(|e| format!("{}: {e}", path.display()))?;
+    let script = text
+        .replace("__DATA__", &data_dir().display().to_string())
+        .replace("__TMP__", &tmp.path().display().to_string());
     let mut runner = sqllogictest::Runner::new(|| async {
         Ok::<_, DataFusionError>(Vcfq {
             ctx: vcfq::SessionBuilder::new().build()?,

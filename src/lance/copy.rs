@@ -1,0 +1,154 @@
+//! `COPY (SELECT …) TO 'dir' STORED AS LANCE [OPTIONS ('mode' 'overwrite'|'append'|'create')]`
+//! (also `COPY t TO 'dir.lance'`): planned as an insert into the dataset at `dir`, so the rows
+//! stream into it and the statement returns the number written, as COPY does.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::{TableReference, plan_err};
+use datafusion::datasource::provider_as_source;
+use datafusion::datasource::sink::DataSinkExec;
+use datafusion::error::Result;
+use datafusion::execution::SessionState;
+use datafusion::logical_expr::dml::InsertOp;
+use datafusion::logical_expr::{DmlStatement, Expr, LogicalPlan, TableType, WriteOp};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::sql::parser::{CopyToSource, CopyToStatement, Statement as DFStatement};
+use datafusion::sql::sqlparser::ast;
+
+use super::dataset_uri;
+use super::sink::{LanceSink, WriteKind};
+
+/// Whether a COPY writes a Lance dataset: `STORED AS LANCE`, or a target ending in `.lance`
+/// without `STORED AS`.
+pub fn is_lance_copy(copy: &CopyToStatement) -> bool {
+    match &copy.stored_as {
+        Some(format) => format.eq_ignore_ascii_case("lance"),
+        None => copy.target.trim_end_matches('/').ends_with(".lance"),
+    }
+}
+
+/// How `COPY … STORED AS LANCE` meets a dataset already at the target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CopyMode {
+    /// A new version with only the copied rows (the default, as COPY replaces a file).
+    Overwrite,
+    /// The rows added to the dataset there.
+    Append,
+    /// Fails if there is a dataset there.
+    Create,
+}
+
+/// Plans a Lance COPY as an insert of its query into the target dataset.
+pub async fn plan_copy(state: &SessionState, copy: CopyToStatement) -> Result<LogicalPlan> {
+    if !copy.partitioned_by.is_empty() {
+        return plan_err!("COPY … STORED AS LANCE takes no PARTITIONED BY");
+    }
+    let mut mode = CopyMode::Overwrite;
+    for (key, value) in &copy.options {
+        let value = match value {
+            ast::Value::SingleQuotedString(s) | ast::Value::DoubleQuotedString(s) => s.clone(),
+            other => other.to_string(),
+        };
+        match (
+            key.to_ascii_lowercase().as_str(),
+            value.to_ascii_lowercase().as_str(),
+        ) {
+            ("mode", "overwrite") => mode = CopyMode::Overwrite,
+            ("mode", "append") => mode = CopyMode::Append,
+            ("mode", "create") => mode = CopyMode::Create,
+            ("mode", other) => {
+                return plan_err!(
+                    "COPY … STORED AS LANCE: mode must be 'overwrite', 'append' or 'create', not '{other}'"
+                );
+            }
+            (other, _) => {
+                return plan_err!("COPY … STORED AS LANCE: unknown option '{other}' (known: mode)");
+            }
+        }
+    }
+    let query = match copy.source {
+        CopyToSource::Query(query) => query,
+        CopyToSource::Relation(name) => {
+            let sql = format!("SELECT * FROM {name}");
+            let dialect = state.config().options().sql_parser.dialect;
+            match state.sql_to_statement(&sql, &dialect)? {
+                DFStatement::Statement(s) => match *s {
+                    ast::Statement::Query(q) => q,
+                    _ => return plan_err!("COPY {name}: not a table"),
+                },
+                _ => return plan_err!("COPY {name}: not a table"),
+            }
+        }
+    };
+    let input = state
+        .statement_to_plan(DFStatement::Statement(Box::new(ast::Statement::Query(
+            query,
+        ))))
+        .await?;
+    let location = dataset_uri(&copy.target);
+    let exists = lance::Dataset::open(&location).await.is_ok();
+    let kind = match (mode, exists) {
+        (CopyMode::Create, true) => {
+            return plan_err!(
+                "COPY … STORED AS LANCE: there is a dataset at '{}' already (mode 'create')",
+                copy.target
+            );
+        }
+        (CopyMode::Append, true) => WriteKind::Append,
+        _ => WriteKind::Overwrite,
+    };
+    let schema = Arc::new(input.schema().as_arrow().clone());
+    let target = Arc::new(CopyTarget {
+        location,
+        kind,
+        schema,
+    });
+    Ok(LogicalPlan::Dml(DmlStatement::new(
+        TableReference::bare(copy.target.clone()),
+        provider_as_source(target),
+        WriteOp::Insert(InsertOp::Append),
+        Arc::new(input),
+    )))
+}
+
+/// The target of a Lance COPY: a table that can only be written.
+#[derive(Debug)]
+struct CopyTarget {
+    location: String,
+    kind: WriteKind,
+    schema: SchemaRef,
+}
+
+#[async_trait]
+impl TableProvider for CopyTarget {
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.schema)
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    async fn scan(
+        &self,
+        _state: &dyn Session,
+        _projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        plan_err!("the target of a COPY cannot be read")
+    }
+
+    async fn insert_into(
+        &self,
+        _state: &dyn Session,
+        input: Arc<dyn ExecutionPlan>,
+        _insert_op: InsertOp,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let sink = LanceSink::new(self.location.clone(), self.kind, Arc::clone(&self.schema));
+        Ok(Arc::new(DataSinkExec::new(input, Arc::new(sink), None)))
+    }
+}

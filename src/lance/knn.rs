@@ -1,0 +1,262 @@
+//! [`KnnExec`]: the k rows of a Lance table nearest to a query vector, found by Lance's
+//! search (through the column's vector index, or exactly when there is none or index use is
+//! off), with the table's filters applied before the search, so k rows come back whenever
+//! k rows match.
+
+use std::fmt;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, Float32Array, RecordBatchOptions};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Schema, SchemaRef};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::common::{ScalarValue, exec_err};
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::TaskContext;
+use datafusion::logical_expr::Expr;
+use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties, SendableRecordBatchStream,
+};
+use futures::{StreamExt, TryStreamExt};
+use lance::Dataset;
+use lance_linalg::distance::DistanceType;
+
+use super::index::metric_name;
+use super::lance_error;
+use super::table::single_partition;
+
+/// How a search is run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchSettings {
+    /// The vector column searched.
+    pub column: String,
+    /// The distance.
+    pub metric: DistanceType,
+    /// Rows wanted.
+    pub k: usize,
+    /// The index searched (`None`: an exact search over every row).
+    pub index: Option<String>,
+    /// The segments of that index.
+    pub segments: Vec<uuid::Uuid>,
+    /// IVF partitions probed (`None`: Lance's default).
+    pub nprobes: Option<usize>,
+    /// Candidates re-ranked exactly, as a multiple of k.
+    pub refine_factor: Option<u32>,
+}
+
+/// The k nearest rows of a Lance dataset to a query vector, by Lance's search.
+#[derive(Debug)]
+pub struct KnnExec {
+    location: String,
+    dataset: Arc<Dataset>,
+    columns: Vec<String>,
+    filters: Vec<Expr>,
+    query: Float32Array,
+    settings: SearchSettings,
+    schema: SchemaRef,
+    properties: Arc<PlanProperties>,
+}
+
+impl KnnExec {
+    /// A search returning `columns` (in this order, with `schema`) of the k rows nearest to
+    /// `query` among those matching every filter.
+    pub fn new(
+        location: String,
+        dataset: Arc<Dataset>,
+        columns: Vec<String>,
+        filters: Vec<Expr>,
+        query: Float32Array,
+        settings: SearchSettings,
+        schema: SchemaRef,
+    ) -> Self {
+        KnnExec {
+            location,
+            dataset,
+            columns,
+            filters,
+            query,
+            settings,
+            properties: single_partition(Arc::clone(&schema)),
+            schema,
+        }
+    }
+
+    async fn search(
+        dataset: Arc<Dataset>,
+        location: String,
+        columns: Vec<String>,
+        filters: Vec<Expr>,
+        query: Float32Array,
+        settings: SearchSettings,
+        schema: SchemaRef,
+    ) -> Result<SendableRecordBatchStream> {
+        let err = |e| lance_error(&location, e);
+        let mut scan = dataset.scan();
+        // filters first: the search runs over the rows that match them
+        scan.prefilter(true);
+        if let Some(filter) = filters.into_iter().reduce(Expr::and) {
+            scan.filter_expr(filter);
+        }
+        scan.project(&columns).map_err(err)?;
+        scan.nearest(&settings.column, &query, settings.k)
+            .map_err(err)?;
+        scan.distance_metric(settings.metric);
+        scan.use_index(settings.index.is_some());
+        if settings.index.is_some() && !settings.segments.is_empty() {
+            // this index, not the column's first; and every fragment, so rows added since
+            // the index was built are searched exactly rather than left out
+            scan.with_index_segments(settings.segments.clone())
+                .map_err(err)?;
+            scan.with_fragments(dataset.fragments().as_ref().clone());
+        }
+        if let Some(n) = settings.nprobes {
+            scan.nprobes(n);
+        }
+        if let Some(f) = settings.refine_factor {
+            scan.refine(f);
+        }
+        let stream = scan.try_into_stream().await.map_err(err)?;
+        let out = Arc::clone(&schema);
+        let batches = stream.map(move |batch| {
+            let batch = batch.map_err(|e| lance_error(&location, e))?;
+            // Lance adds `_distance` (and whatever it needed for the filter); the columns
+            // asked for are taken by name
+            let arrays = out
+                .fields()
+                .iter()
+                .map(|f| match batch.column_by_name(f.name()) {
+                    Some(a) if a.data_type() == f.data_type() => Ok(Arc::clone(a)),
+                    Some(a) => Ok(cast(a, f.data_type())?),
+                    None => exec_err!(
+                        "lance search of '{location}' returned no column '{}'",
+                        f.name()
+                    ),
+                })
+                .collect::<Result<Vec<ArrayRef>>>()?;
+            Ok(RecordBatch::try_new_with_options(
+                Arc::clone(&out),
+                arrays,
+                &RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
+            )?)
+        });
+        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, batches)))
+    }
+}
+
+impl DisplayAs for KnnExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        let s = &self.settings;
+        write!(
+            f,
+            "KnnExec: location={}, column={}, metric={}, k={}, {}",
+            self.location,
+            s.column,
+            metric_name(s.metric),
+            s.k,
+            match &s.index {
+                Some(name) => format!("index={name}"),
+                None => "exact".to_string(),
+            }
+        )?;
+        if let Some(n) = s.nprobes {
+            write!(f, ", nprobes={n}")?;
+        }
+        if let Some(r) = s.refine_factor {
+            write!(f, ", refine_factor={r}")?;
+        }
+        write!(f, ", projection=[{}]", self.columns.join(", "))?;
+        if !self.filters.is_empty() {
+            let filters: Vec<String> = self.filters.iter().map(|e| e.to_string()).collect();
+            write!(f, ", prefilter=[{}]", filters.join(", "))?;
+        }
+        Ok(())
+    }
+}
+
+impl ExecutionPlan for KnnExec {
+    fn name(&self) -> &str {
+        "KnnExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        Vec::new()
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        _children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        Ok(self)
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        _context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
+        if partition != 0 {
+            return exec_err!("KnnExec has one partition, not {partition}");
+        }
+        let search = KnnExec::search(
+            Arc::clone(&self.dataset),
+            self.location.clone(),
+            self.columns.clone(),
+            self.filters.clone(),
+            self.query.clone(),
+            self.settings.clone(),
+            Arc::clone(&self.schema),
+        );
+        let stream = futures::stream::once(search).try_flatten();
+        Ok(Box::pin(RecordBatchStreamAdapter::new(
+            Arc::clone(&self.schema),
+            stream,
+        )))
+    }
+}
+
+/// The query vector a constant expression (no columns) gives, as `Float32` values; `None`
+/// when it is NULL.
+pub fn constant_vector(expr: &Arc<dyn PhysicalExpr>) -> Result<Option<Float32Array>> {
+    let one_row = RecordBatch::try_new_with_options(
+        Arc::new(Schema::empty()),
+        vec![],
+        &RecordBatchOptions::new().with_row_count(Some(1)),
+    )?;
+    let value = expr.evaluate(&one_row)?.into_array(1)?;
+    vector_of(&value)
+}
+
+/// The first row of a list array as `Float32` values (`None` when it is NULL).
+pub fn vector_of(value: &ArrayRef) -> Result<Option<Float32Array>> {
+    if value.is_empty() || value.is_null(0) {
+        return Ok(None);
+    }
+    let items = match value.data_type() {
+        DataType::FixedSizeList(..) => value.as_fixed_size_list().value(0),
+        DataType::List(_) => value.as_list::<i32>().value(0),
+        DataType::LargeList(_) => value.as_list::<i64>().value(0),
+        other => {
+            return Err(DataFusionError::Plan(format!(
+                "a query vector must be a list of numbers, not {other}"
+            )));
+        }
+    };
+    if items.null_count() > 0 {
+        return Err(DataFusionError::Plan(
+            "a query vector has a NULL element".to_string(),
+        ));
+    }
+    let items = cast(&items, &DataType::Float32)?;
+    Ok(Some(items.as_primitive().clone()))
+}
+
+/// A scalar as a one-row array, for [`vector_of`].
+pub fn scalar_vector(value: &ScalarValue) -> Result<Option<Float32Array>> {
+    vector_of(&value.to_array_of_size(1)?)
+}

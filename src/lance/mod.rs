@@ -1,0 +1,47 @@
+//! Lance datasets as tables: scans with projection, filter and limit pushdown
+//! ([`table::LanceTable`]), `INSERT INTO` and `COPY … TO 'dir' STORED AS LANCE`
+//! ([`sink::LanceSink`], [`copy`]), vector index DDL ([`index`]), and
+//! k-nearest-neighbour search through an index: the `vector_search(…)` table function
+//! ([`search`]) and the rewrite of `ORDER BY <distance>(col, <vector>) LIMIT k` ([`rewrite`]),
+//! both running [`knn::KnnExec`].
+
+pub mod copy;
+pub mod index;
+pub mod knn;
+pub mod rewrite;
+pub mod search;
+pub mod sink;
+pub mod table;
+
+use datafusion::error::DataFusionError;
+
+pub use table::{LanceTable, LanceTableFactory};
+
+/// A Lance error as a DataFusion error naming the dataset (one line: Lance's messages end
+/// with the source location of the error, which is dropped).
+pub(crate) fn lance_error(location: &str, error: lance::Error) -> DataFusionError {
+    let message = error.to_string();
+    let message = message
+        .rsplit_once(", /")
+        .or_else(|| message.rsplit_once(", $"))
+        .map_or(message.as_str(), |(m, _)| m);
+    DataFusionError::Execution(format!("lance dataset '{location}': {message}"))
+}
+
+/// A location as Lance takes it: a local path made absolute (Lance resolves relative paths
+/// against its own idea of the working directory), other URIs as they are.
+pub(crate) fn dataset_uri(location: &str) -> String {
+    let location = location.strip_prefix("file://").unwrap_or(location);
+    if location.contains("://") {
+        return location.to_string();
+    }
+    let path = std::path::Path::new(location);
+    let absolute = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .map(|d| d.join(path))
+            .unwrap_or_else(|_| path.to_path_buf())
+    };
+    absolute.to_string_lossy().trim_end_matches('/').to_string()
+}

@@ -1,0 +1,335 @@
+//! A Lance dataset as a table (`CREATE EXTERNAL TABLE t STORED AS LANCE LOCATION 'dir'`):
+//! every scan reads the dataset's latest version, with projection, filters and limit pushed
+//! into Lance's scanner; `INSERT INTO t` appends (`INSERT OVERWRITE` replaces) a version.
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::{DataType, Schema, SchemaRef};
+use datafusion::catalog::{Session, TableProvider, TableProviderFactory};
+use datafusion::common::{DataFusionError, plan_err};
+use datafusion::datasource::sink::DataSinkExec;
+use datafusion::error::Result;
+use datafusion::execution::TaskContext;
+use datafusion::logical_expr::dml::InsertOp;
+use datafusion::logical_expr::{CreateExternalTable, Expr, TableProviderFilterPushDown, TableType};
+use datafusion::physical_expr::EquivalenceProperties;
+use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties, SendableRecordBatchStream,
+};
+use lance::Dataset;
+use lance::datafusion::LanceTableProvider;
+
+use super::index::{IndexInfo, indexes_of};
+use super::sink::{LanceSink, WriteKind};
+use super::{dataset_uri, lance_error};
+
+/// A Lance dataset as a table.
+#[derive(Debug, Clone)]
+pub struct LanceTable {
+    location: String,
+    schema: SchemaRef,
+}
+
+impl LanceTable {
+    /// Opens the dataset at `location`. When there is none and `declared` has columns, an
+    /// empty dataset with those columns is created; otherwise a missing dataset is an error.
+    pub async fn open(location: &str, declared: Option<SchemaRef>) -> Result<Self> {
+        let uri = dataset_uri(location);
+        let schema = match Dataset::open(&uri).await {
+            Ok(dataset) => {
+                let schema: Schema = dataset.schema().into();
+                if let Some(declared) = &declared
+                    && !same_columns(declared, &schema)
+                {
+                    return plan_err!(
+                        "lance dataset '{location}' has the columns ({}), not the declared ({})",
+                        column_list(&schema),
+                        column_list(declared)
+                    );
+                }
+                Arc::new(schema)
+            }
+            Err(lance::Error::DatasetNotFound { .. }) if declared.is_some() => {
+                let declared = declared.expect("checked");
+                LanceSink::create_empty(&uri, Arc::clone(&declared))
+                    .await
+                    .map_err(|e| lance_error(location, e))?;
+                // the columns as Lance stores them (text as Utf8, whatever SQL declared)
+                let created = Dataset::open(&uri)
+                    .await
+                    .map_err(|e| lance_error(location, e))?;
+                Arc::new(created.schema().into())
+            }
+            Err(lance::Error::DatasetNotFound { .. }) => {
+                return plan_err!(
+                    "no lance dataset at '{location}' (declare its columns to create an empty one)"
+                );
+            }
+            Err(e) => return Err(lance_error(location, e)),
+        };
+        Ok(LanceTable {
+            location: uri,
+            schema,
+        })
+    }
+
+    /// Where the dataset is (an absolute path or a URI).
+    pub fn location(&self) -> &str {
+        &self.location
+    }
+
+    /// The dataset's latest version, whose columns must still be the table's.
+    pub async fn dataset(&self) -> Result<Arc<Dataset>> {
+        let dataset = Dataset::open(&self.location)
+            .await
+            .map_err(|e| lance_error(&self.location, e))?;
+        let now: Schema = dataset.schema().into();
+        if !same_columns(&self.schema, &now) {
+            return plan_err!(
+                "lance dataset '{}' now has the columns ({}), not ({}) as when the table was created; create the table again",
+                self.location,
+                column_list(&now),
+                column_list(&self.schema)
+            );
+        }
+        Ok(Arc::new(dataset))
+    }
+}
+
+/// Whether two schemas have the same column names and types (nullability aside: Lance and
+/// SQL declarations differ in what they mark; and text is text, as SQL's VARCHAR is Utf8View
+/// and Lance stores Utf8).
+fn same_columns(a: &Schema, b: &Schema) -> bool {
+    a.fields().len() == b.fields().len()
+        && a.fields()
+            .iter()
+            .zip(b.fields())
+            .all(|(x, y)| x.name() == y.name() && same_type(x.data_type(), y.data_type()))
+}
+
+fn same_type(a: &DataType, b: &DataType) -> bool {
+    use DataType::*;
+    match (a, b) {
+        (Utf8 | LargeUtf8 | Utf8View, Utf8 | LargeUtf8 | Utf8View) => true,
+        (Binary | LargeBinary | BinaryView, Binary | LargeBinary | BinaryView) => true,
+        (List(x) | LargeList(x), List(y) | LargeList(y)) => same_type(x.data_type(), y.data_type()),
+        (FixedSizeList(x, n), FixedSizeList(y, m)) => {
+            n == m && same_type(x.data_type(), y.data_type())
+        }
+        (Struct(xs), Struct(ys)) => {
+            xs.len() == ys.len()
+                && xs
+                    .iter()
+                    .zip(ys.iter())
+                    .all(|(x, y)| x.name() == y.name() && same_type(x.data_type(), y.data_type()))
+        }
+        _ => a.equals_datatype(b),
+    }
+}
+
+fn column_list(schema: &Schema) -> String {
+    schema
+        .fields()
+        .iter()
+        .map(|f| format!("{} {}", f.name(), f.data_type()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[async_trait]
+impl TableProvider for LanceTable {
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.schema)
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let dataset = self.dataset().await?;
+        let inner = LanceTableProvider::new(Arc::clone(&dataset), false, false)
+            .scan(state, projection, filters, limit)
+            .await
+            .map_err(|e| match e {
+                DataFusionError::External(_) => {
+                    DataFusionError::Execution(format!("lance dataset '{}': {e}", self.location))
+                }
+                e => e,
+            })?;
+        let columns = match projection {
+            Some(p) => p
+                .iter()
+                .map(|i| self.schema.field(*i).name().clone())
+                .collect(),
+            None => self
+                .schema
+                .fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .collect(),
+        };
+        // the vector indexes, for the kNN rewrite (found now: optimizer rules cannot wait)
+        let has_vectors = self
+            .schema
+            .fields()
+            .iter()
+            .any(|f| matches!(f.data_type(), DataType::FixedSizeList(..)));
+        let indexes = if has_vectors {
+            indexes_of(&self.location, &dataset).await?
+        } else {
+            Vec::new()
+        };
+        Ok(Arc::new(LanceScanExec {
+            location: self.location.clone(),
+            indexes,
+            dataset,
+            columns,
+            filters: filters.to_vec(),
+            limit,
+            inner,
+        }))
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> Result<Vec<TableProviderFilterPushDown>> {
+        // Lance evaluates any filter with DataFusion's own expressions
+        Ok(vec![TableProviderFilterPushDown::Exact; filters.len()])
+    }
+
+    async fn insert_into(
+        &self,
+        _state: &dyn Session,
+        input: Arc<dyn ExecutionPlan>,
+        insert_op: InsertOp,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let kind = match insert_op {
+            InsertOp::Append => WriteKind::Append,
+            InsertOp::Overwrite => WriteKind::Overwrite,
+            InsertOp::Replace => {
+                return plan_err!(
+                    "lance dataset '{}': REPLACE INTO is not supported (INSERT INTO appends, INSERT OVERWRITE replaces)",
+                    self.location
+                );
+            }
+        };
+        let sink = LanceSink::new(self.location.clone(), kind, Arc::clone(&self.schema));
+        Ok(Arc::new(DataSinkExec::new(input, Arc::new(sink), None)))
+    }
+}
+
+/// Makes [`LanceTable`]s for `CREATE EXTERNAL TABLE … STORED AS LANCE`.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct LanceTableFactory;
+
+#[async_trait]
+impl TableProviderFactory for LanceTableFactory {
+    async fn create(
+        &self,
+        _state: &dyn Session,
+        cmd: &CreateExternalTable,
+    ) -> Result<Arc<dyn TableProvider>> {
+        if let Some((key, _)) = cmd.options.iter().next() {
+            let key = key.strip_prefix("format.").unwrap_or(key);
+            return plan_err!(
+                "lance tables take no OPTIONS, got '{key}' (index settings go in CREATE INDEX … WITH (…))"
+            );
+        }
+        if !cmd.table_partition_cols.is_empty() {
+            return plan_err!("lance tables have no PARTITIONED BY columns");
+        }
+        let declared: Schema = cmd.schema.as_arrow().clone();
+        let declared = (!declared.fields().is_empty()).then(|| Arc::new(declared));
+        Ok(Arc::new(LanceTable::open(&cmd.location, declared).await?))
+    }
+}
+
+/// The scan of a Lance table: Lance's own plan for the pushed projection, filters and limit,
+/// with what was pushed shown in EXPLAIN and kept for the kNN rewrite
+/// ([`super::rewrite::VectorSearchRewrite`]), which replaces this node by a search.
+#[derive(Debug)]
+pub struct LanceScanExec {
+    /// Where the dataset is.
+    pub location: String,
+    /// The version scanned.
+    pub dataset: Arc<Dataset>,
+    /// The columns read, in output order.
+    pub columns: Vec<String>,
+    /// The filters Lance applies (all of them exactly).
+    pub filters: Vec<Expr>,
+    /// At most this many rows.
+    pub limit: Option<usize>,
+    /// The dataset's vector indexes.
+    pub indexes: Vec<IndexInfo>,
+    inner: Arc<dyn ExecutionPlan>,
+}
+
+impl DisplayAs for LanceScanExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(
+            f,
+            "LanceScanExec: location={}, version={}, projection=[{}]",
+            self.location,
+            self.dataset.version().version,
+            self.columns.join(", ")
+        )?;
+        if !self.filters.is_empty() {
+            let filters: Vec<String> = self.filters.iter().map(|e| e.to_string()).collect();
+            write!(f, ", filter=[{}]", filters.join(", "))?;
+        }
+        if let Some(limit) = self.limit {
+            write!(f, ", limit={limit}")?;
+        }
+        Ok(())
+    }
+}
+
+impl ExecutionPlan for LanceScanExec {
+    fn name(&self) -> &str {
+        "LanceScanExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        self.inner.properties()
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        Vec::new()
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        _children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        Ok(self)
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
+        self.inner.execute(partition, context)
+    }
+}
+
+/// Plan properties of a single-partition, bounded node with `schema` and no known order.
+pub(crate) fn single_partition(schema: SchemaRef) -> Arc<PlanProperties> {
+    Arc::new(PlanProperties::new(
+        EquivalenceProperties::new(schema),
+        datafusion::physical_plan::Partitioning::UnknownPartitioning(1),
+        EmissionType::Incremental,
+        Boundedness::Bounded,
+    ))
+}
