@@ -89,7 +89,7 @@ pub async fn plan_copy(state: &SessionState, copy: CopyToStatement) -> Result<Lo
         ))))
         .await?;
     let location = dataset_uri(&copy.target);
-    let exists = lance::Dataset::open(&location).await.is_ok();
+    let exists = super::open_dataset(&location).await.is_ok();
     let kind = match (mode, exists) {
         (CopyMode::Create, true) => {
             return plan_err!(

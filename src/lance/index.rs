@@ -37,7 +37,7 @@ use lance_index::vector::pq::PQBuildParams;
 use lance_index::vector::sq::builder::SQBuildParams;
 use lance_linalg::distance::DistanceType;
 
-use super::lance_error;
+use super::{lance_error, open_dataset};
 use super::table::LanceTable;
 
 /// The kinds of vector index `CREATE INDEX … USING` builds.
@@ -327,7 +327,7 @@ pub async fn create_index(ctx: &SessionContext, create: &ast::CreateIndex) -> Re
         }
     };
     let params = spec.params(dim)?;
-    let mut dataset = Dataset::open(table.location())
+    let mut dataset = open_dataset(table.location())
         .await
         .map_err(|e| lance_error(table.location(), e))?;
     let name = create.name.as_ref().map(|n| n.to_string());
@@ -395,7 +395,7 @@ pub async fn drop_index(
                 );
             }
         };
-        let mut dataset = Dataset::open(&location)
+        let mut dataset = open_dataset(&location)
             .await
             .map_err(|e| lance_error(&location, e))?;
         match dataset.drop_index(&name).await {

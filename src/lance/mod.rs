@@ -13,9 +13,26 @@ pub mod search;
 pub mod sink;
 pub mod table;
 
+use std::sync::{Arc, OnceLock};
+
 use datafusion::error::DataFusionError;
+use lance::Dataset;
+use lance::dataset::builder::DatasetBuilder;
+use lance::session::Session;
 
 pub use table::{LanceTable, LanceTableFactory};
+
+/// Opens the latest version of the dataset at `uri` with the process's one Lance session, so
+/// that opened indexes and metadata are cached across queries, tables and server sessions
+/// (a dataset is opened again for every scan, to see its latest version).
+pub(crate) async fn open_dataset(uri: &str) -> lance::Result<Dataset> {
+    static SESSION: OnceLock<Arc<Session>> = OnceLock::new();
+    let session = SESSION.get_or_init(|| Arc::new(Session::default()));
+    DatasetBuilder::from_uri(uri)
+        .with_session(Arc::clone(session))
+        .load()
+        .await
+}
 
 /// A Lance error as a DataFusion error naming the dataset (one line: Lance's messages end
 /// with the source location of the error, which is dropped).

@@ -24,7 +24,7 @@ use lance::datafusion::LanceTableProvider;
 
 use super::index::{IndexInfo, indexes_of};
 use super::sink::{LanceSink, WriteKind};
-use super::{dataset_uri, lance_error};
+use super::{dataset_uri, lance_error, open_dataset};
 
 /// A Lance dataset as a table.
 #[derive(Debug, Clone)]
@@ -38,7 +38,7 @@ impl LanceTable {
     /// empty dataset with those columns is created; otherwise a missing dataset is an error.
     pub async fn open(location: &str, declared: Option<SchemaRef>) -> Result<Self> {
         let uri = dataset_uri(location);
-        let schema = match Dataset::open(&uri).await {
+        let schema = match open_dataset(&uri).await {
             Ok(dataset) => {
                 let schema: Schema = dataset.schema().into();
                 if let Some(declared) = &declared
@@ -58,7 +58,7 @@ impl LanceTable {
                     .await
                     .map_err(|e| lance_error(location, e))?;
                 // the columns as Lance stores them (text as Utf8, whatever SQL declared)
-                let created = Dataset::open(&uri)
+                let created = open_dataset(&uri)
                     .await
                     .map_err(|e| lance_error(location, e))?;
                 Arc::new(created.schema().into())
@@ -83,7 +83,7 @@ impl LanceTable {
 
     /// The dataset's latest version, whose columns must still be the table's.
     pub async fn dataset(&self) -> Result<Arc<Dataset>> {
-        let dataset = Dataset::open(&self.location)
+        let dataset = open_dataset(&self.location)
             .await
             .map_err(|e| lance_error(&self.location, e))?;
         let now: Schema = dataset.schema().into();
