@@ -117,8 +117,9 @@ def main():
 
     # search through the index
     port = free_port()
+    log = open(os.path.join(data, "server.log"), "w")
     server = subprocess.Popen([args.binary, "serve", "--addr", f"127.0.0.1:{port}"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                              stdout=subprocess.DEVNULL, stderr=log)
     try:
         for _ in range(100):
             try:

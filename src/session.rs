@@ -19,10 +19,10 @@ use datafusion_session::SessionStore;
 
 use crate::config::{VcfConfig, VectorConfig};
 use crate::coordinator::{CoordinatedTableFactory, StreamHealthTable};
-use crate::lance::LanceTableFactory;
 use crate::lance::index::VectorIndexesFunction;
 use crate::lance::rewrite::VectorSearchRewrite;
 use crate::lance::search::VectorSearchFunction;
+use crate::lance::{LanceTableFactory, LanceUrlTableFactory};
 use crate::stream::factory::TopicTableFactory;
 use crate::stream::options::PlatformKind;
 use crate::vcf::catalog::{VcfTableFactory, VcfUrlTableFactory};
@@ -154,14 +154,18 @@ impl SessionBuilder {
         ctx.register_udtf("vector_indexes", Arc::new(VectorIndexesFunction));
         vcfq_udfs::register_all(&ctx);
 
-        // file paths as table names: VCF/BCF first, DataFusion's formats otherwise
+        // file paths as table names: Lance datasets, VCF/BCF, DataFusion's formats otherwise
         let listing = Arc::new(DynamicListTableFactory::new(SessionStore::new()));
         let factory = Arc::new(VcfUrlTableFactory::new(
             Arc::clone(&listing) as Arc<dyn UrlTableFactory>
         ));
+        // Lance datasets (directories) before both
+        let lance = Arc::new(LanceUrlTableFactory::new(
+            Arc::clone(&factory) as Arc<dyn UrlTableFactory>
+        ));
         let catalogs = Arc::new(DynamicFileCatalog::new(
             Arc::clone(ctx.state().catalog_list()),
-            Arc::clone(&factory) as Arc<dyn UrlTableFactory>,
+            lance as Arc<dyn UrlTableFactory>,
         ));
         let session_id = ctx.session_id();
         let ctx: SessionContext = ctx

@@ -148,7 +148,7 @@ impl VcfqFlightSql {
             Some(plan) => execute(&ctx, plan).await.map_err(status_from_datafusion)?,
             None => return Err(Status::internal("a query with no plan")),
         };
-        let schema = first.schema();
+        let schema = sent_schema(&first.schema(), &pending.schema);
         let rest_ctx = ctx.clone();
         let rest = stream::iter(plans)
             .then(move |plan| {
@@ -156,8 +156,10 @@ impl VcfqFlightSql {
                 async move { execute(&ctx, plan).await }
             })
             .try_flatten();
+        let relabel = Arc::clone(&schema);
         let batches = first
             .chain(rest)
+            .and_then(move |b| std::future::ready(with_schema(b, &relabel)))
             .map_err(|e| FlightError::ExternalError(Box::new(e)));
         let encoded = FlightDataEncoderBuilder::new()
             .with_schema(schema)
@@ -334,6 +336,43 @@ fn not_found_handle(what: &str, id: u64) -> Status {
     Status::not_found(format!(
         "{what} handle {id} not found in this session (closed, already fetched, or made on another connection)"
     ))
+}
+
+/// The schema results are streamed with: the plan's own, with a column nullable wherever the
+/// schema announced by GetFlightInfo (the logical plan's) says so. Optimisation can prove a
+/// column non-null after planning (a folded constant), and clients reject a stream whose
+/// schema differs from the one announced (ADBC: "endpoint 0 returned inconsistent schema").
+fn sent_schema(physical: &SchemaRef, announced: &Schema) -> SchemaRef {
+    if physical.fields().len() != announced.fields().len() {
+        return Arc::clone(physical);
+    }
+    let fields: Vec<Field> = physical
+        .fields()
+        .iter()
+        .zip(announced.fields())
+        .map(|(p, a)| {
+            p.as_ref()
+                .clone()
+                .with_nullable(p.is_nullable() || a.is_nullable())
+        })
+        .collect();
+    Arc::new(Schema::new_with_metadata(
+        fields,
+        physical.metadata().clone(),
+    ))
+}
+
+/// `batch` relabelled with `schema` (the same columns, nullability widened).
+fn with_schema(batch: RecordBatch, schema: &SchemaRef) -> datafusion::error::Result<RecordBatch> {
+    if batch.schema_ref() == schema {
+        return Ok(batch);
+    }
+    let rows = batch.num_rows();
+    Ok(RecordBatch::try_new_with_options(
+        Arc::clone(schema),
+        batch.columns().to_vec(),
+        &datafusion::arrow::array::RecordBatchOptions::new().with_row_count(Some(rows)),
+    )?)
 }
 
 /// A schema as results are sent: the Flight encoder sends dictionary-encoded columns (`sample`

@@ -9,7 +9,6 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::{TableReference, plan_err};
 use datafusion::datasource::provider_as_source;
-use datafusion::datasource::sink::DataSinkExec;
 use datafusion::error::Result;
 use datafusion::execution::SessionState;
 use datafusion::logical_expr::dml::InsertOp;
@@ -19,7 +18,7 @@ use datafusion::sql::parser::{CopyToSource, CopyToStatement, Statement as DFStat
 use datafusion::sql::sqlparser::ast;
 
 use super::dataset_uri;
-use super::sink::{LanceSink, WriteKind};
+use super::sink::{WriteKind, write_plan};
 
 /// Whether a COPY writes a Lance dataset: `STORED AS LANCE`, or a target ending in `.lance`
 /// without `STORED AS`.
@@ -148,7 +147,11 @@ impl TableProvider for CopyTarget {
         input: Arc<dyn ExecutionPlan>,
         _insert_op: InsertOp,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let sink = LanceSink::new(self.location.clone(), self.kind, Arc::clone(&self.schema));
-        Ok(Arc::new(DataSinkExec::new(input, Arc::new(sink), None)))
+        Ok(write_plan(
+            input,
+            self.location.clone(),
+            self.kind,
+            Arc::clone(&self.schema),
+        ))
     }
 }

@@ -37,8 +37,8 @@ use lance_index::vector::pq::PQBuildParams;
 use lance_index::vector::sq::builder::SQBuildParams;
 use lance_linalg::distance::DistanceType;
 
-use super::{lance_error, open_dataset};
 use super::table::LanceTable;
+use super::{lance_error, open_dataset};
 
 /// The kinds of vector index `CREATE INDEX … USING` builds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

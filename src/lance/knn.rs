@@ -100,6 +100,8 @@ impl KnnExec {
             scan.filter_expr(filter);
         }
         scan.project(&columns).map_err(err)?;
+        // only the columns asked for (Lance would add `_distance` and warn about it)
+        scan.disable_scoring_autoprojection();
         scan.nearest(&settings.column, &query, settings.k)
             .map_err(err)?;
         scan.distance_metric(settings.metric);
@@ -121,8 +123,7 @@ impl KnnExec {
         let out = Arc::clone(&schema);
         let batches = stream.map(move |batch| {
             let batch = batch.map_err(|e| lance_error(&location, e))?;
-            // Lance adds `_distance` (and whatever it needed for the filter); the columns
-            // asked for are taken by name
+            // the columns asked for, by name (whatever else Lance returns)
             let arrays = out
                 .fields()
                 .iter()

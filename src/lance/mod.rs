@@ -20,7 +20,7 @@ use lance::Dataset;
 use lance::dataset::builder::DatasetBuilder;
 use lance::session::Session;
 
-pub use table::{LanceTable, LanceTableFactory};
+pub use table::{LanceTable, LanceTableFactory, LanceUrlTableFactory};
 
 /// Opens the latest version of the dataset at `uri` with the process's one Lance session, so
 /// that opened indexes and metadata are cached across queries, tables and server sessions

@@ -8,11 +8,11 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::datasource::sink::DataSink;
+use datafusion::datasource::sink::{DataSink, DataSinkExec};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use datafusion::physical_plan::{DisplayAs, DisplayFormatType};
+use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan};
 use futures::StreamExt;
 use lance::dataset::{InsertBuilder, WriteMode, WriteParams};
 
@@ -59,6 +59,17 @@ impl LanceSink {
             .await?;
         Ok(())
     }
+}
+
+/// The plan writing `input` into the dataset at `location`.
+pub fn write_plan(
+    input: Arc<dyn ExecutionPlan>,
+    location: String,
+    kind: WriteKind,
+    schema: SchemaRef,
+) -> Arc<dyn ExecutionPlan> {
+    let sink = LanceSink::new(location, kind, schema);
+    Arc::new(DataSinkExec::new(input, Arc::new(sink), None))
 }
 
 impl DisplayAs for LanceSink {

@@ -7,9 +7,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::{DataType, Schema, SchemaRef};
-use datafusion::catalog::{Session, TableProvider, TableProviderFactory};
+use datafusion::catalog::{Session, TableProvider, TableProviderFactory, UrlTableFactory};
 use datafusion::common::{DataFusionError, plan_err};
-use datafusion::datasource::sink::DataSinkExec;
 use datafusion::error::Result;
 use datafusion::execution::TaskContext;
 use datafusion::logical_expr::dml::InsertOp;
@@ -23,7 +22,7 @@ use lance::Dataset;
 use lance::datafusion::LanceTableProvider;
 
 use super::index::{IndexInfo, indexes_of};
-use super::sink::{LanceSink, WriteKind};
+use super::sink::{LanceSink, WriteKind, write_plan};
 use super::{dataset_uri, lance_error, open_dataset};
 
 /// A Lance dataset as a table.
@@ -224,8 +223,12 @@ impl TableProvider for LanceTable {
                 );
             }
         };
-        let sink = LanceSink::new(self.location.clone(), kind, Arc::clone(&self.schema));
-        Ok(Arc::new(DataSinkExec::new(input, Arc::new(sink), None)))
+        Ok(write_plan(
+            input,
+            self.location.clone(),
+            kind,
+            Arc::clone(&self.schema),
+        ))
     }
 }
 
@@ -252,6 +255,36 @@ impl TableProviderFactory for LanceTableFactory {
         let declared: Schema = cmd.schema.as_arrow().clone();
         let declared = (!declared.fields().is_empty()).then(|| Arc::new(declared));
         Ok(Arc::new(LanceTable::open(&cmd.location, declared).await?))
+    }
+}
+
+/// Whether `location` is a local Lance dataset (a directory with a `_versions` folder).
+pub fn is_lance_dataset(location: &str) -> bool {
+    let plain = location.strip_prefix("file://").unwrap_or(location);
+    std::path::Path::new(plain).join("_versions").is_dir()
+}
+
+/// Resolves paths used as table names: a Lance dataset's directory (`SELECT * FROM
+/// 'variants.lance'`) becomes a [`LanceTable`]; anything else goes to `fallback`.
+#[derive(Debug)]
+pub struct LanceUrlTableFactory {
+    fallback: Arc<dyn UrlTableFactory>,
+}
+
+impl LanceUrlTableFactory {
+    /// A factory trying Lance datasets first, then `fallback`.
+    pub fn new(fallback: Arc<dyn UrlTableFactory>) -> Self {
+        LanceUrlTableFactory { fallback }
+    }
+}
+
+#[async_trait]
+impl UrlTableFactory for LanceUrlTableFactory {
+    async fn try_new(&self, url: &str) -> Result<Option<Arc<dyn TableProvider>>> {
+        if is_lance_dataset(url) {
+            return Ok(Some(Arc::new(LanceTable::open(url, None).await?)));
+        }
+        self.fallback.try_new(url).await
     }
 }
 

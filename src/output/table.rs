@@ -26,9 +26,9 @@ pub fn type_name(t: &DataType) -> String {
         DataType::Float32 => "float".into(),
         DataType::Float64 => "double".into(),
         DataType::Boolean => "bool".into(),
-        DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) => {
-            format!("{}[]", type_name(f.data_type()))
-        }
+        DataType::List(f) | DataType::LargeList(f) => format!("{}[]", type_name(f.data_type())),
+        // vectors show their length, as they are declared (`FLOAT[384]`)
+        DataType::FixedSizeList(f, n) => format!("{}[{n}]", type_name(f.data_type())),
         DataType::Struct(_) => "struct".into(),
         DataType::Dictionary(_, v) => type_name(v),
         other => other.to_string().to_lowercase(),

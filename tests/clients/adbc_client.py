@@ -36,6 +36,13 @@ with connect(password) as conn:
         n = cur.fetchone()[0]
         check(n == records, f"count {n} != {records}")
 
+        # regression: a column the optimizer proves non-null (a folded constant) is announced
+        # nullable by GetFlightInfo; the stream must carry the announced schema, or ADBC
+        # rejects it ("endpoint 0 returned inconsistent schema")
+        cur.execute("SELECT arrow_typeof(1) AS t, 40 + 2 AS answer")
+        row = cur.fetchone()
+        check(row == ("Int64", 42), f"folded constants: {row}")
+
         # a prepared statement with parameters
         cur.execute("SELECT count(*) FROM calls WHERE chrom = 'chr1'")
         chr1 = cur.fetchone()[0]

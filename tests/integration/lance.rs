@@ -79,6 +79,28 @@ fn session_with(batch: &RecordBatch) -> SessionContext {
     ctx
 }
 
+/// A session with `src` holding `batch`, copied into a Lance dataset registered as `name`
+/// (in the returned directory).
+async fn lance_table_of(batch: &RecordBatch, name: &str) -> (tempfile::TempDir, SessionContext) {
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = session_with(batch);
+    let path = dir.path().join(format!("{name}.lance"));
+    collect(
+        &ctx,
+        &format!("COPY src TO '{}' STORED AS LANCE", path.display()),
+    )
+    .await;
+    collect(
+        &ctx,
+        &format!(
+            "CREATE EXTERNAL TABLE {name} STORED AS LANCE LOCATION '{}'",
+            path.display()
+        ),
+    )
+    .await;
+    (dir, ctx)
+}
+
 /// The query vector literal of row `row` of `batch`'s `emb`, slightly moved.
 fn query_literal(batch: &RecordBatch, row: usize) -> String {
     let emb = batch.column(2).as_fixed_size_list().value(row);
@@ -307,23 +329,8 @@ lance.write_dataset(pa.table({{"name": ["a", "b", "c"], "emb": emb}}), "{}")
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn knn_through_an_index_returns_the_exact_rows_and_k_rows_under_a_filter() {
-    let dir = tempfile::tempdir().unwrap();
     let batch = vectors(4000, 11);
-    let ctx = session_with(&batch);
-    let path = dir.path().join("t.lance");
-    collect(
-        &ctx,
-        &format!("COPY src TO '{}' STORED AS LANCE", path.display()),
-    )
-    .await;
-    collect(
-        &ctx,
-        &format!(
-            "CREATE EXTERNAL TABLE t STORED AS LANCE LOCATION '{}'",
-            path.display()
-        ),
-    )
-    .await;
+    let (_dir, ctx) = lance_table_of(&batch, "t").await;
     let q = query_literal(&batch, 123);
     let by_order = |filter: &str| {
         format!("SELECT id, cosine_distance(emb, {q}) AS d FROM t {filter} ORDER BY d LIMIT 10")
@@ -480,23 +487,8 @@ async fn knn_through_an_index_returns_the_exact_rows_and_k_rows_under_a_filter()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lance_errors_name_the_table_column_or_setting() {
-    let dir = tempfile::tempdir().unwrap();
-    let batch = vectors(300, 3);
-    let ctx = session_with(&batch);
+    let (dir, ctx) = lance_table_of(&vectors(300, 3), "e").await;
     let path = dir.path().join("e.lance");
-    collect(
-        &ctx,
-        &format!("COPY src TO '{}' STORED AS LANCE", path.display()),
-    )
-    .await;
-    collect(
-        &ctx,
-        &format!(
-            "CREATE EXTERNAL TABLE e STORED AS LANCE LOCATION '{}'",
-            path.display()
-        ),
-    )
-    .await;
     let missing = dir.path().join("nothing.lance");
     for (sql, message) in [
         (

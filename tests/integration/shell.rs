@@ -102,6 +102,39 @@ fn completes_tables_and_info_fields_and_describes_them() {
 }
 
 #[test]
+fn describes_a_lance_table_with_its_vector_indexes() {
+    let home = tempfile::tempdir().unwrap();
+    let dataset = home.path().join("pts.lance");
+    let mut p = shell(home.path());
+    p.send_line(&format!(
+        "COPY (SELECT value AS id, arrow_cast(make_array(value, 1.0), 'FixedSizeList(2, Float32)') AS v FROM generate_series(1, 300)) TO '{}' STORED AS LANCE;",
+        dataset.display()
+    ))
+    .unwrap();
+    done(&mut p);
+    p.send_line(&format!(
+        "CREATE EXTERNAL TABLE pts STORED AS LANCE LOCATION '{}';",
+        dataset.display()
+    ))
+    .unwrap();
+    done(&mut p);
+    p.send_line("\\d pts").unwrap();
+    p.exp_string("float[2]").unwrap();
+    p.exp_string("vector indexes: none").unwrap();
+    p.send_line(
+        "CREATE INDEX v_idx ON pts USING IVF_FLAT (v) WITH (num_partitions = 2, metric = 'l2');",
+    )
+    .unwrap();
+    done(&mut p);
+    p.send_line("\\d pts").unwrap();
+    p.exp_string("vector indexes:").unwrap();
+    p.exp_string("v_idx IVF_FLAT (v) l2, 300 of 300 rows indexed")
+        .unwrap();
+    p.send_line("\\q").unwrap();
+    p.exp_eof().unwrap();
+}
+
+#[test]
 fn history_survives_a_restart_and_rc_file_runs() {
     let home = tempfile::tempdir().unwrap();
     std::fs::write(
