@@ -40,6 +40,9 @@ pub struct SearchSettings {
     pub index: Option<String>,
     /// The segments of that index.
     pub segments: Vec<uuid::Uuid>,
+    /// Whether the search must name the index (the column has other indexes, and Lance
+    /// would take the first).
+    pub named: bool,
     /// IVF partitions probed (`None`: Lance's default).
     pub nprobes: Option<usize>,
     /// Candidates re-ranked exactly, as a multiple of k.
@@ -95,8 +98,8 @@ impl KnnExec {
         let err = |e| lance_error(&location, e);
         let mut scan = dataset.scan();
         // filters first: the search runs over the rows that match them
-        scan.prefilter(true);
         if let Some(filter) = filters.into_iter().reduce(Expr::and) {
+            scan.prefilter(true);
             scan.filter_expr(filter);
         }
         scan.project(&columns).map_err(err)?;
@@ -106,9 +109,11 @@ impl KnnExec {
             .map_err(err)?;
         scan.distance_metric(settings.metric);
         scan.use_index(settings.index.is_some());
-        if settings.index.is_some() && !settings.segments.is_empty() {
+        if settings.index.is_some() && !settings.segments.is_empty() && settings.named {
             // this index, not the column's first; and every fragment, so rows added since
-            // the index was built are searched exactly rather than left out
+            // the index was built are searched exactly rather than left out (a fragment
+            // scan, slower: only when the column has several indexes)
+            scan.prefilter(true);
             scan.with_index_segments(settings.segments.clone())
                 .map_err(err)?;
             scan.with_fragments(dataset.fragments().as_ref().clone());

@@ -187,6 +187,12 @@ fn rewrite_sort(
             k,
             index: Some(index.name.clone()),
             segments: index.segments.clone(),
+            named: scan
+                .indexes
+                .iter()
+                .filter(|i| &i.column == column_name)
+                .count()
+                > 1,
             nprobes: (settings.nprobes > 0).then_some(settings.nprobes),
             refine_factor: (settings.refine_factor > 0).then_some(settings.refine_factor),
         },

@@ -386,6 +386,7 @@ impl TableProvider for VectorSearchTable {
                 k: self.k,
                 index: index.map(|i| i.name.clone()),
                 segments: index.map(|i| i.segments.clone()).unwrap_or_default(),
+                named: on_column.len() > 1,
                 nprobes: self
                     .nprobes
                     .or((settings.nprobes > 0).then_some(settings.nprobes)),
