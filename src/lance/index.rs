@@ -130,16 +130,13 @@ impl IndexSpec {
             };
             match key.to_ascii_lowercase().as_str() {
                 "metric" | "distance_type" => {
-                    spec.metric = match value.to_ascii_lowercase().as_str() {
-                        "cosine" => DistanceType::Cosine,
-                        "l2" | "euclidean" => DistanceType::L2,
-                        "dot" | "inner_product" => DistanceType::Dot,
-                        other => {
-                            return plan_err!(
-                                "CREATE INDEX: metric must be 'cosine', 'l2' or 'dot', not '{other}'"
-                            );
-                        }
-                    }
+                    let Some(metric) = parse_metric(value) else {
+                        return plan_err!(
+                            "CREATE INDEX: metric must be 'cosine', 'l2' or 'dot', not '{}'",
+                            value.to_ascii_lowercase()
+                        );
+                    };
+                    spec.metric = metric;
                 }
                 "num_partitions" => spec.num_partitions = Some(number()?),
                 "num_sub_vectors" => spec.num_sub_vectors = Some(number()?),
@@ -275,10 +272,10 @@ async fn lance_table(
     ctx: &SessionContext,
     name: TableReference,
     statement: &str,
-) -> Result<Arc<LanceTable>> {
+) -> Result<LanceTable> {
     let provider = ctx.table_provider(name.clone()).await?;
     match provider.downcast_ref::<LanceTable>() {
-        Some(t) => Ok(Arc::new(t.clone())),
+        Some(t) => Ok(t.clone()),
         None => plan_err!(
             "{statement}: '{name}' is not a Lance table (vector indexes exist on Lance tables: CREATE EXTERNAL TABLE … STORED AS LANCE)"
         ),
@@ -514,6 +511,17 @@ pub async fn indexes_of_session(state: &SessionState) -> Result<Vec<IndexInfo>> 
         }
     }
     Ok(out)
+}
+
+/// The distance a metric name means (`cosine`, `l2` or `euclidean`, `dot` or
+/// `inner_product`, in any case).
+pub fn parse_metric(name: &str) -> Option<DistanceType> {
+    match name.to_ascii_lowercase().as_str() {
+        "cosine" => Some(DistanceType::Cosine),
+        "l2" | "euclidean" => Some(DistanceType::L2),
+        "dot" | "inner_product" => Some(DistanceType::Dot),
+        _ => None,
+    }
 }
 
 /// The name of a distance as `CREATE INDEX … WITH (metric = …)` takes it.

@@ -10,22 +10,49 @@ use datafusion::arrow::array::{Array, ArrayRef, AsArray, Float32Array, RecordBat
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::common::{ScalarValue, exec_err};
+use datafusion::common::exec_err;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::TaskContext;
 use datafusion::logical_expr::Expr;
+use datafusion::physical_expr::EquivalenceProperties;
 use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
-    DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties, SendableRecordBatchStream,
+    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
+    SendableRecordBatchStream,
 };
 use futures::{StreamExt, TryStreamExt};
 use lance::Dataset;
 use lance_linalg::distance::DistanceType;
 
-use super::index::metric_name;
+use super::index::{IndexInfo, metric_name};
 use super::lance_error;
-use super::table::single_partition;
+use crate::config::VectorConfig;
+
+/// The distance functions a search answers: SQL name, Lance's metric, and whether nearest
+/// is smallest (`inner_product` is a similarity: nearest is largest).
+const DISTANCES: [(&str, DistanceType, bool); 3] = [
+    ("cosine_distance", DistanceType::Cosine, true),
+    ("l2_distance", DistanceType::L2, true),
+    ("inner_product", DistanceType::Dot, false),
+];
+
+/// The metric a distance function computes, and whether nearest is smallest.
+pub fn distance_of(function: &str) -> Option<(DistanceType, bool)> {
+    DISTANCES
+        .iter()
+        .find(|(name, _, _)| *name == function)
+        .map(|(_, metric, ascending)| (*metric, *ascending))
+}
+
+/// The distance function of a metric, and whether nearest is smallest.
+pub fn function_of(metric: DistanceType) -> Option<(&'static str, bool)> {
+    DISTANCES
+        .iter()
+        .find(|(_, m, _)| *m == metric)
+        .map(|(name, _, ascending)| (*name, *ascending))
+}
 
 /// How a search is run.
 #[derive(Debug, Clone, PartialEq)]
@@ -47,6 +74,37 @@ pub struct SearchSettings {
     pub nprobes: Option<usize>,
     /// Candidates re-ranked exactly, as a multiple of k.
     pub refine_factor: Option<u32>,
+}
+
+impl SearchSettings {
+    /// A search of `column` by `metric` for `k` rows: through the column's index for that
+    /// metric among `indexes` when there is one and `config` allows indexes (exact otherwise);
+    /// `nprobes` and `refine_factor` as given, else the session's settings.
+    pub fn new(
+        column: &str,
+        metric: DistanceType,
+        k: usize,
+        indexes: &[IndexInfo],
+        config: &VectorConfig,
+        nprobes: Option<usize>,
+        refine_factor: Option<u32>,
+    ) -> Self {
+        let on_column = || indexes.iter().filter(|i| i.column == column);
+        let index = on_column()
+            .find(|i| i.metric == Some(metric))
+            .filter(|_| config.use_index);
+        SearchSettings {
+            column: column.to_string(),
+            metric,
+            k,
+            index: index.map(|i| i.name.clone()),
+            segments: index.map(|i| i.segments.clone()).unwrap_or_default(),
+            named: on_column().count() > 1,
+            nprobes: nprobes.or((config.nprobes > 0).then_some(config.nprobes)),
+            refine_factor: refine_factor
+                .or((config.refine_factor > 0).then_some(config.refine_factor)),
+        }
+    }
 }
 
 /// The k nearest rows of a Lance dataset to a query vector, by Lance's search.
@@ -262,7 +320,12 @@ pub fn vector_of(value: &ArrayRef) -> Result<Option<Float32Array>> {
     Ok(Some(items.as_primitive().clone()))
 }
 
-/// A scalar as a one-row array, for [`vector_of`].
-pub fn scalar_vector(value: &ScalarValue) -> Result<Option<Float32Array>> {
-    vector_of(&value.to_array_of_size(1)?)
+/// Plan properties of a single-partition, bounded node with `schema` and no known order.
+fn single_partition(schema: SchemaRef) -> Arc<PlanProperties> {
+    Arc::new(PlanProperties::new(
+        EquivalenceProperties::new(schema),
+        Partitioning::UnknownPartitioning(1),
+        EmissionType::Incremental,
+        Boundedness::Bounded,
+    ))
 }

@@ -12,10 +12,10 @@
 
 use std::sync::Arc;
 
+use datafusion::arrow::datatypes::DataType;
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::error::Result;
-use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::ScalarFunctionExpr;
 use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
@@ -25,9 +25,8 @@ use datafusion::physical_plan::coop::CooperativeExec;
 use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::repartition::RepartitionExec;
 use datafusion::physical_plan::sorts::sort::SortExec;
-use lance_linalg::distance::DistanceType;
 
-use super::knn::{KnnExec, SearchSettings, constant_vector};
+use super::knn::{KnnExec, SearchSettings, constant_vector, distance_of};
 use super::table::LanceScanExec;
 use crate::config::VectorConfig;
 
@@ -53,7 +52,7 @@ impl PhysicalOptimizerRule for VectorSearchRewrite {
             let Some(sort) = node.downcast_ref::<SortExec>() else {
                 return Ok(Transformed::no(node));
             };
-            match rewrite_sort(sort, &settings)? {
+            match rewrite_sort(&node, sort, &settings)? {
                 Some(new) => Ok(Transformed::yes(new)),
                 None => Ok(Transformed::no(node)),
             }
@@ -70,31 +69,9 @@ impl PhysicalOptimizerRule for VectorSearchRewrite {
     }
 }
 
-/// The distance a function name computes, and whether nearest is smallest.
-pub fn distance_of(function: &str) -> Option<(DistanceType, bool)> {
-    match function {
-        "cosine_distance" => Some((DistanceType::Cosine, true)),
-        "l2_distance" => Some((DistanceType::L2, true)),
-        "inner_product" | "dot_product" => Some((DistanceType::Dot, false)),
-        _ => None,
-    }
-}
-
-/// `expr` with every column replaced by what `projection` computes for it.
-fn through_projection(
-    expr: &Arc<dyn PhysicalExpr>,
-    projection: &ProjectionExec,
-) -> Result<Arc<dyn PhysicalExpr>> {
-    let exprs = projection.expr();
-    Arc::clone(expr)
-        .transform_up(|e| match e.downcast_ref::<Column>() {
-            Some(c) => Ok(Transformed::yes(Arc::clone(&exprs[c.index()].expr))),
-            None => Ok(Transformed::no(e)),
-        })
-        .map(|t| t.data)
-}
-
+/// `node` (`sort`) with the Lance scan under it replaced by a search, when it is a kNN query.
 fn rewrite_sort(
+    node: &Arc<dyn ExecutionPlan>,
     sort: &SortExec,
     settings: &VectorConfig,
 ) -> Result<Option<Arc<dyn ExecutionPlan>>> {
@@ -106,21 +83,21 @@ fn rewrite_sort(
     };
     // down to the scan, through nodes that neither drop nor add rows
     let mut expr = Arc::clone(&order.expr);
-    let mut node = Arc::clone(sort.input());
+    let mut child = Arc::clone(sort.input());
     let scan = loop {
-        if let Some(p) = node.downcast_ref::<ProjectionExec>() {
-            expr = through_projection(&expr, p)?;
-            node = Arc::clone(p.input());
-        } else if let Some(c) = node.downcast_ref::<CoalescePartitionsExec>() {
+        if let Some(p) = child.downcast_ref::<ProjectionExec>() {
+            expr = p.projection_expr().unproject_expr(&expr)?;
+            child = Arc::clone(p.input());
+        } else if let Some(c) = child.downcast_ref::<CoalescePartitionsExec>() {
             if c.fetch().is_some() {
                 return Ok(None);
             }
-            node = Arc::clone(c.input());
-        } else if let Some(r) = node.downcast_ref::<RepartitionExec>() {
-            node = Arc::clone(r.input());
-        } else if let Some(c) = node.downcast_ref::<CooperativeExec>() {
-            node = Arc::clone(c.input());
-        } else if let Some(scan) = node.downcast_ref::<LanceScanExec>() {
+            child = Arc::clone(c.input());
+        } else if let Some(r) = child.downcast_ref::<RepartitionExec>() {
+            child = Arc::clone(r.input());
+        } else if let Some(c) = child.downcast_ref::<CooperativeExec>() {
+            child = Arc::clone(c.input());
+        } else if let Some(scan) = child.downcast_ref::<LanceScanExec>() {
             break scan;
         } else {
             return Ok(None);
@@ -153,25 +130,19 @@ fn rewrite_sort(
     let Some(column_name) = scan.columns.get(column.index()) else {
         return Ok(None);
     };
-    let Some(index) = scan
-        .indexes
-        .iter()
-        .find(|i| &i.column == column_name && i.metric == Some(metric))
-    else {
+    let search = SearchSettings::new(column_name, metric, k, &scan.indexes, settings, None, None);
+    if search.index.is_none() {
         return Ok(None);
-    };
+    }
     // a NULL query, or one of another length, is left to the function (NULLs, or its error)
     let Some(query) = constant_vector(constant)? else {
         return Ok(None);
     };
-    let dim = scan
-        .dataset
-        .schema()
-        .field(column_name)
-        .and_then(|f| match f.data_type() {
-            datafusion::arrow::datatypes::DataType::FixedSizeList(_, n) => Some(n as usize),
-            _ => None,
-        });
+    let schema = scan.schema();
+    let dim = match schema.field(column.index()).data_type() {
+        DataType::FixedSizeList(_, n) => Some(*n as usize),
+        _ => None,
+    };
     if dim != Some(query.len()) {
         return Ok(None);
     }
@@ -181,22 +152,8 @@ fn rewrite_sort(
         scan.columns.clone(),
         scan.filters.clone(),
         query,
-        SearchSettings {
-            column: column_name.clone(),
-            metric,
-            k,
-            index: Some(index.name.clone()),
-            segments: index.segments.clone(),
-            named: scan
-                .indexes
-                .iter()
-                .filter(|i| &i.column == column_name)
-                .count()
-                > 1,
-            nprobes: (settings.nprobes > 0).then_some(settings.nprobes),
-            refine_factor: (settings.refine_factor > 0).then_some(settings.refine_factor),
-        },
-        scan.schema(),
+        search,
+        schema,
     ));
     let scan_ptr = scan as *const LanceScanExec;
     let input = Arc::clone(sort.input())
@@ -211,9 +168,6 @@ fn rewrite_sort(
             })
         })?
         .data;
-    // the sort now sees one partition: it sorts the k rows as before
-    let new_sort = SortExec::new(sort.expr().clone(), input)
-        .with_fetch(Some(k))
-        .with_preserve_partitioning(sort.preserve_partitioning());
-    Ok(Some(Arc::new(new_sort)))
+    // the same sort over the search's k rows
+    Ok(Some(Arc::clone(node).with_new_children(vec![input])?))
 }

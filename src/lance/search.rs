@@ -23,8 +23,9 @@ use datafusion::common::{DFSchema, DataFusionError, ScalarValue, TableReference,
 use datafusion::error::Result;
 use datafusion::execution::SessionState;
 use datafusion::logical_expr::expr::ScalarFunction;
-use datafusion::logical_expr::{Expr, ExprSchemable, TableType, col, lit};
-use datafusion::physical_expr::{LexOrdering, PhysicalSortExpr};
+use datafusion::logical_expr::{Expr, TableType, col, lit};
+use datafusion::physical_expr::expressions::Column;
+use datafusion::physical_expr::{LexOrdering, PhysicalExpr, PhysicalSortExpr};
 use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::sorts::sort::SortExec;
 use datafusion::physical_plan::{ExecutionPlan, collect};
@@ -32,8 +33,8 @@ use datafusion::sql::sqlparser::ast;
 use futures::FutureExt;
 use lance_linalg::distance::DistanceType;
 
-use super::index::indexes_of;
-use super::knn::{KnnExec, SearchSettings, constant_vector, vector_of};
+use super::index::{indexes_of, parse_metric};
+use super::knn::{KnnExec, SearchSettings, constant_vector, function_of, vector_of};
 use super::table::LanceTable;
 use crate::config::VectorConfig;
 
@@ -218,16 +219,15 @@ impl TableFunctionImpl for VectorSearchFunction {
         };
         let metric = match text_arg(exprs, 7)? {
             None => None,
-            Some(m) => Some(match m.to_ascii_lowercase().as_str() {
-                "cosine" => DistanceType::Cosine,
-                "l2" => DistanceType::L2,
-                "dot" | "inner_product" => DistanceType::Dot,
-                other => {
+            Some(m) => match parse_metric(&m) {
+                Some(metric) => Some(metric),
+                None => {
                     return plan_err!(
-                        "vector_search: metric must be 'cosine', 'l2' or 'dot', not '{other}'"
+                        "vector_search: metric must be 'cosine', 'l2' or 'dot', not '{}'",
+                        m.to_ascii_lowercase()
                     );
                 }
-            }),
+            },
         };
         let refine_factor = count_arg(exprs, 6)?
             .map(|n| {
@@ -245,10 +245,12 @@ impl TableFunctionImpl for VectorSearchFunction {
             .iter()
             .map(|f| f.as_ref().clone())
             .collect();
-        let distance_type = match item.data_type() {
-            DataType::Float64 => DataType::Float64,
-            _ => DataType::Float32,
+        // the distance functions' type for two vectors of the column's (they share it)
+        let Some(distance) = state.scalar_functions().get("l2_distance") else {
+            return plan_err!("vector_search: no function l2_distance");
         };
+        let vector_type = field.data_type().clone();
+        let distance_type = distance.return_type(&[vector_type.clone(), vector_type])?;
         fields.push(Field::new(DISTANCE_COLUMN, distance_type, true));
         Ok(Arc::new(VectorSearchTable {
             table: table.clone(),
@@ -353,54 +355,42 @@ impl TableProvider for VectorSearchTable {
             None => Vec::new(),
         };
         let indexes = indexes_of(self.table.location(), &dataset).await?;
-        let on_column: Vec<_> = indexes.iter().filter(|i| i.column == self.column).collect();
         let metric = self
             .metric
-            .or_else(|| on_column.first().and_then(|i| i.metric))
+            .or_else(|| indexes.iter().find(|i| i.column == self.column)?.metric)
             .unwrap_or(DistanceType::Cosine);
-        let settings = state
+        let config = state
             .config()
             .options()
             .extensions
             .get::<VectorConfig>()
             .cloned()
             .unwrap_or_default();
-        let index = on_column
-            .iter()
-            .find(|i| i.metric == Some(metric))
-            .filter(|_| settings.use_index);
-        let columns: Vec<String> = table_schema
-            .fields()
-            .iter()
-            .map(|f| f.name().clone())
-            .collect();
+        let search = SearchSettings::new(
+            &self.column,
+            metric,
+            self.k,
+            &indexes,
+            &config,
+            self.nprobes,
+            self.refine_factor,
+        );
         let knn: Arc<dyn ExecutionPlan> = Arc::new(KnnExec::new(
             self.table.location().to_string(),
             dataset,
-            columns,
+            table_schema
+                .fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .collect(),
             filters,
             query.clone(),
-            SearchSettings {
-                column: self.column.clone(),
-                metric,
-                k: self.k,
-                index: index.map(|i| i.name.clone()),
-                segments: index.map(|i| i.segments.clone()).unwrap_or_default(),
-                named: on_column.len() > 1,
-                nprobes: self
-                    .nprobes
-                    .or((settings.nprobes > 0).then_some(settings.nprobes)),
-                refine_factor: self
-                    .refine_factor
-                    .or((settings.refine_factor > 0).then_some(settings.refine_factor)),
-            },
+            search,
             Arc::clone(&table_schema),
         ));
         // _distance: the distance function's own value on the rows found
-        let function = match metric {
-            DistanceType::Cosine => "cosine_distance",
-            DistanceType::L2 => "l2_distance",
-            _ => "inner_product",
+        let Some((function, ascending)) = function_of(metric) else {
+            return plan_err!("vector_search: no distance function for {metric:?}");
         };
         let Some(udf) = state.scalar_functions().get(function) else {
             return plan_err!("vector_search: no function {function}");
@@ -415,44 +405,16 @@ impl TableProvider for VectorSearchTable {
                 lit(ScalarValue::FixedSizeList(Arc::new(list))),
             ],
         ));
-        let distance = state.create_physical_expr(call.clone(), &table_df)?;
-        if call.get_type(&table_df)?
-            != *self
-                .schema
-                .field(self.schema.fields().len() - 1)
-                .data_type()
-        {
-            return plan_err!(
-                "vector_search: distance type of '{}' is not the column's item type",
-                self.column
-            );
-        }
-        let mut exprs: Vec<(Arc<dyn datafusion::physical_expr::PhysicalExpr>, String)> =
-            table_schema
-                .fields()
-                .iter()
-                .enumerate()
-                .map(|(i, f)| {
-                    (
-                        Arc::new(datafusion::physical_expr::expressions::Column::new(
-                            f.name(),
-                            i,
-                        ))
-                            as Arc<dyn datafusion::physical_expr::PhysicalExpr>,
-                        f.name().clone(),
-                    )
-                })
-                .collect();
+        let distance = state.create_physical_expr(call, &table_df)?;
+        let all: Vec<usize> = (0..table_schema.fields().len()).collect();
+        let mut exprs = column_exprs(&table_schema, &all);
         exprs.push((distance, DISTANCE_COLUMN.to_string()));
         let with_distance: Arc<dyn ExecutionPlan> = Arc::new(ProjectionExec::try_new(exprs, knn)?);
-        let distance_column = Arc::new(datafusion::physical_expr::expressions::Column::new(
-            DISTANCE_COLUMN,
-            table_schema.fields().len(),
-        ));
+        let distance_column = Arc::new(Column::new(DISTANCE_COLUMN, table_schema.fields().len()));
         let order = PhysicalSortExpr::new(
             distance_column,
             datafusion::arrow::compute::SortOptions {
-                descending: metric == DistanceType::Dot,
+                descending: !ascending,
                 nulls_first: false,
             },
         );
@@ -466,24 +428,25 @@ impl TableProvider for VectorSearchTable {
         match projection {
             None => Ok(sorted),
             Some(p) => {
-                let schema = sorted.schema();
-                let exprs = p
-                    .iter()
-                    .map(|i| {
-                        (
-                            Arc::new(datafusion::physical_expr::expressions::Column::new(
-                                schema.field(*i).name(),
-                                *i,
-                            ))
-                                as Arc<dyn datafusion::physical_expr::PhysicalExpr>,
-                            schema.field(*i).name().clone(),
-                        )
-                    })
-                    .collect::<Vec<_>>();
+                let exprs = column_exprs(&sorted.schema(), p);
                 Ok(Arc::new(ProjectionExec::try_new(exprs, sorted)?))
             }
         }
     }
+}
+
+/// References to the columns `indices` of `schema`, under their names (projection items).
+fn column_exprs(schema: &Schema, indices: &[usize]) -> Vec<(Arc<dyn PhysicalExpr>, String)> {
+    indices
+        .iter()
+        .map(|&i| {
+            let name = schema.field(i).name();
+            (
+                Arc::new(Column::new(name, i)) as Arc<dyn PhysicalExpr>,
+                name.clone(),
+            )
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -13,8 +13,6 @@ use datafusion::error::Result;
 use datafusion::execution::TaskContext;
 use datafusion::logical_expr::dml::InsertOp;
 use datafusion::logical_expr::{CreateExternalTable, Expr, TableProviderFilterPushDown, TableType};
-use datafusion::physical_expr::EquivalenceProperties;
-use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties, SendableRecordBatchStream,
 };
@@ -355,14 +353,4 @@ impl ExecutionPlan for LanceScanExec {
     ) -> Result<SendableRecordBatchStream> {
         self.inner.execute(partition, context)
     }
-}
-
-/// Plan properties of a single-partition, bounded node with `schema` and no known order.
-pub(crate) fn single_partition(schema: SchemaRef) -> Arc<PlanProperties> {
-    Arc::new(PlanProperties::new(
-        EquivalenceProperties::new(schema),
-        datafusion::physical_plan::Partitioning::UnknownPartitioning(1),
-        EmissionType::Incremental,
-        Boundedness::Bounded,
-    ))
 }
