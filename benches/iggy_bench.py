@@ -18,6 +18,7 @@ Builds `iggy-bench` from the same source tarball as the server on first use
 import argparse
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -124,6 +125,8 @@ def main():
             keep("peer_read_own", own)
     finally:
         subprocess.run([IGGY, "stop", server_dir], check=False)
+        # the generated VCF, its Parquet copy and the server's data: gigabytes
+        shutil.rmtree(work, ignore_errors=True)
 
     rows = [
         ("write (INSERT INTO topic SELECT * FROM vcf)", "write", "peer_write"),

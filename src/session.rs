@@ -8,9 +8,10 @@ use datafusion::catalog::{
 };
 use datafusion::datasource::dynamic_file::DynamicListTableFactory;
 use datafusion::error::Result;
-use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::runtime_env::RuntimeEnv;
+use datafusion::execution::{SessionStateBuilder, SessionStateDefaults};
 use datafusion::logical_expr::LogicalPlan;
+use datafusion::logical_expr::planner::ExprPlanner;
 use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::planner::object_name_to_table_reference;
@@ -30,6 +31,7 @@ use crate::vcf::functions::{ReadVcf, VcfHeaderFunction};
 use crate::vcf::parquet::BoundParquetRowGroups;
 use crate::vcf::prune::{PruneGenotypeFields, PruneInfoFields};
 use crate::vcf::unordered::ParallelAggregateScans;
+use vcfq_udfs::literal::NumberArrayLiterals;
 
 /// Builds [`SessionContext`]s with everything vcfq adds to DataFusion.
 ///
@@ -113,6 +115,13 @@ impl SessionBuilder {
         let mut state = builder
             .with_config(self.config)
             .with_default_features()
+            // array literals of numbers (query vectors) as one constant, before DataFusion's
+            // planners (which would plan make_array with one argument per number)
+            .with_expr_planners(
+                std::iter::once(Arc::new(NumberArrayLiterals) as Arc<dyn ExprPlanner>)
+                    .chain(SessionStateDefaults::default_expr_planners())
+                    .collect(),
+            )
             .with_optimizer_rule(Arc::new(PruneInfoFields))
             .with_optimizer_rule(Arc::new(PruneGenotypeFields))
             .with_physical_optimizer_rule(Arc::new(BoundParquetRowGroups))

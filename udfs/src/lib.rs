@@ -19,11 +19,14 @@
 //!
 //! Text embeddings ([`text`]): `embed_text(text)`, all-MiniLM-L6-v2 run in Rust.
 //!
+//! Array literals of numbers ([`literal`]) are planned as one constant.
+//!
 //! [`register_all`] adds every function to a session.
 
 pub mod dictionary;
 pub mod distance;
 pub mod embedding;
+pub mod literal;
 pub mod text;
 
 use std::sync::Arc;
