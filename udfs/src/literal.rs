@@ -3,8 +3,8 @@
 //! A query vector is written as an array literal, `[0.0123, -0.0456, …]` with hundreds of
 //! numbers. DataFusion plans `[…]` as `make_array(…)` with one argument per number, and every
 //! later step (type coercion, simplification, the column names built from the expression)
-//! walks and prints those arguments again: about 4 ms of planning for 384 numbers, more than
-//! a kNN search through an index takes to run its own planning. [`NumberArrayLiterals`] plans
+//! walks and prints those arguments again: 4.5 ms of planning for 384 numbers (release build),
+//! a sixth of a kNN search through an index. [`NumberArrayLiterals`] plans
 //! an array whose elements are all number literals as the constant `make_array` would fold
 //! to (a `List` of `Int64` when every number is an integer, of `Float64` otherwise: the same
 //! type, nullability and values), and leaves every other array to DataFusion.
