@@ -28,6 +28,8 @@ jdbc_version=18.3.0
 jar="$HOME/.m2/repository/org/apache/arrow/flight-sql-jdbc-driver/$jdbc_version/flight-sql-jdbc-driver-$jdbc_version.jar"
 if [ ! -f "$jar" ]; then
   echo "clients: fetching the Flight SQL JDBC driver $jdbc_version from Maven Central" >&2
-  mvn -q dependency:get -Dartifact="org.apache.arrow:flight-sql-jdbc-driver:$jdbc_version" >/dev/null
+  # into $HOME/.m2 whatever the JVM takes as the home directory (user.home is from the passwd
+  # entry, not $HOME)
+  mvn -q -Dmaven.repo.local="$HOME/.m2/repository" dependency:get -Dartifact="org.apache.arrow:flight-sql-jdbc-driver:$jdbc_version" >/dev/null
 fi
 export VCFQ_JDBC_JAR="$jar"
