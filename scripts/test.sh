@@ -8,25 +8,41 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/setup.sh
 . scripts/clients.sh
+# bcftools: the peer that tests/integration/vectors.rs checks LD r² against (installed before
+# the Iggy build below starts, so that two apt runs never meet)
+command -v bcftools >/dev/null 2>&1 || apt_install test bcftools
 # a real Kafka broker for tests/integration/kafka.rs and a real Iggy server for
 # tests/integration/iggy.rs, stopped when this script ends
 kafka_dir="$(mktemp -d)"
 iggy_dir="$(mktemp -d)"
-trap 'scripts/kafka stop "$kafka_dir"; scripts/iggy stop "$iggy_dir"; rm -rf "$kafka_dir" "$iggy_dir"' EXIT
+iggy_log="$iggy_dir.build.log"
+trap 'scripts/kafka stop "$kafka_dir"; scripts/iggy stop "$iggy_dir"; rm -rf "$kafka_dir" "$iggy_dir" "$iggy_log"' EXIT
+# On a fresh machine the Iggy server is built from source (about 11 minutes on two cores): that
+# build runs beside vcfq's own, filling the cores that the long serial stretches of a cargo
+# build leave idle.
+iggy_build=""
+if scripts/iggy available; then
+  scripts/iggy install >"$iggy_log" 2>&1 &
+  iggy_build=$!
+fi
 VCFQ_KAFKA_BOOTSTRAP="$(scripts/kafka start "$kafka_dir")"
 export VCFQ_KAFKA_BOOTSTRAP
-if scripts/iggy available; then
-  scripts/iggy install
+# the text model of embed_text (checked there against a NumPy forward pass)
+scripts/models >/dev/null
+cargo test --locked --workspace --no-run
+if [ -n "$iggy_build" ]; then
+  if ! wait "$iggy_build"; then
+    cat "$iggy_log" >&2
+    echo "test: building the Iggy server failed (log above)" >&2
+    exit 1
+  fi
+  cat "$iggy_log" >&2
   VCFQ_IGGY="$(scripts/iggy start "$iggy_dir")"
   # the tests restart this server (kill -9, then start on the same DIR)
   export VCFQ_IGGY VCFQ_IGGY_DIR="$iggy_dir"
 else
   echo "test: no Iggy server (neither \$IGGY_SERVER nor ../shared/vendor/iggy-server-0.8.0.tar.gz): Iggy tests skipped; set IGGY_SERVER=/path/to/iggy-server to run them"
 fi
-# bcftools: the peer that tests/integration/vectors.rs checks LD r² against; the text model
-# of embed_text (checked there against a NumPy forward pass)
-command -v bcftools >/dev/null 2>&1 || apt_install test bcftools
-scripts/models >/dev/null
 cargo test --locked --workspace
 conformance=../shared/tools/vcf-conformance
 if [ -x "$conformance" ] || [ -f "$conformance" ]; then
