@@ -10,7 +10,9 @@ indexed (.tbi, and .csi for the largest):
     g2504.vcf.gz      20,000 records x 2,504 samples (GT:GQ:DP:AD)
 and, when ../shared/tools/gen-vcf is there, a GT-only 1000 Genomes-like cohort:
     gt1kg.vcf.gz      20,000 records x 2,504 samples (GT only, phased)
-then runs each query with vcfq and with its peer, checks that both give the same answer, and
+then runs each query with vcfq and with its peer, checks that both give the same answer (for
+the VCF/BCF writes, `COPY … TO '….vcf.gz'` against `bcftools view -i … -Oz`: both files as
+bcftools queries them), and
 prints wall time, the ratio (peer time / vcfq time: above 1 means vcfq is faster) and peak RSS.
 --scale shrinks the record counts for a quick look (e.g. 0.1). Needs bcftools, bgzip, tabix and
 GNU time; installs them with apt-get when missing.
@@ -191,6 +193,33 @@ def main():
         ("VCF->Parquet genotypes", q(f"COPY (SELECT * FROM '{g100}') TO '{out('g100.parquet')}' STORED AS PARQUET OPTIONS (compression 'zstd(1)')"),
          f"bcftools view -Ob -o {out('g100.bcf')} {g100}", parquet_rows(out('g100.parquet'), out('g100.bcf'), lambda: count_records(g100)), "bcftools view -Ob"),
     ]
+    def same_records(vcfq_path, peer_path, fields):
+        """Both written files as bcftools reads them: the same records, field for field."""
+        def check(vcfq_out, peer_out):
+            fmt = "\t".join(["%CHROM", "%POS", "%REF", "%ALT"] + fields) + "\n"
+            got = subprocess.run(["bcftools", "query", "-f", fmt, vcfq_path], capture_output=True, text=True)
+            want = subprocess.run(["bcftools", "query", "-f", fmt, peer_path], capture_output=True, text=True)
+            if got.returncode or want.returncode:
+                return f"DIFFER: bcftools query failed: {got.stderr[-300:]} {want.stderr[-300:]}"
+            n = want.stdout.count("\n")
+            return f"ok ({n} records)" if got.stdout == want.stdout else f"DIFFER: {got.stdout.count(chr(10))} vs {n} records"
+        return check
+
+    def write_bench(name, path, sql_filter, bcf_filter, fields, ext="vcf.gz", peer_flags="-Oz", threads=""):
+        mine, theirs = out(f"w_{name}.vcfq.{ext}"), out(f"w_{name}.bcftools.{ext}")
+        vcmd = q(f"COPY (SELECT * FROM '{path}' WHERE {sql_filter}) TO '{mine}'")
+        pcmd = f"bcftools view {threads} -i '{bcf_filter}' {peer_flags} -o {theirs} {path}"
+        peer = f"bcftools view -i {peer_flags}{' ' + threads if threads else ''}"
+        return (f"write {name}", vcmd, pcmd, same_records(mine, theirs, fields), peer)
+
+    benches += [
+        write_bench("sites AF>0.1", sites, "info.AF[1] > 0.1", "INFO/AF[0]>0.1", ["%INFO/AF", "%INFO/DP"]),
+        write_bench("sites AF>0.1 2thr", sites, "info.AF[1] > 0.1", "INFO/AF[0]>0.1", ["%INFO/AF", "%INFO/DP"], threads="--threads 2"),
+        write_bench("sites AF>0.1 BCF", sites, "info.AF[1] > 0.1", "INFO/AF[0]>0.1", ["%INFO/AF", "%INFO/DP"], ext="bcf", peer_flags="-Ob"),
+        write_bench("g2504 AF>0.1", g2504, "info.AF[1] > 0.1", "INFO/AF[0]>0.1", ["%INFO/AF", "[%GT:%DP:%AD ]"]),
+    ]
+    if gt1kg:
+        benches += [write_bench("gt1kg AF>0.05", gt1kg, "info.AF[1] > 0.05", "INFO/AF[0]>0.05", ["%INFO/AC", "[%GT ]"])]
     print(f"{'query':28} {'vcfq s':>8} {'peer s':>8} {'ratio':>6} {'vcfq MiB':>9} {'peer MiB':>9}  check  (peer)")
     for name, vcmd, pcmd, check, peer in benches:
         if a.only and a.only not in name:

@@ -50,6 +50,15 @@ pub enum VcfError {
     /// A bad argument (region, sample name, option).
     #[error("{0}")]
     Invalid(String),
+    /// Rows that cannot be written as VCF/BCF (a NULL position, rows with other samples,
+    /// records out of order for an index).
+    #[error("{}: {message}", path.display())]
+    Write {
+        /// The file being written.
+        path: PathBuf,
+        /// What is wrong, naming the row.
+        message: String,
+    },
 }
 
 impl VcfError {

@@ -30,7 +30,8 @@ struct Cli {
     /// Run the statements of these script files in order; stop at the first error.
     #[arg(short = 'f', long = "file", value_name = "FILE")]
     files: Vec<PathBuf>,
-    /// Output format: table, csv, tsv, json, ndjson or markdown.
+    /// Output format: table, csv, tsv, json, ndjson, markdown or vcf (records with the header of
+    /// the VCF the query reads).
     #[arg(long, default_value = "table", value_parser = parse_format)]
     format: OutputFormat,
     /// Table format: show at most N rows of each result and stop its query there (0: all;

@@ -25,6 +25,8 @@ use datafusion::prelude::SessionContext;
 use futures::StreamExt;
 
 use crate::output::{OutputFormat, TableOptions, Written, write_stream};
+use crate::session::GENERATED_COLUMN;
+use crate::vcf::writer::Source;
 
 /// How results are printed.
 #[derive(Debug, Clone, Default)]
@@ -44,16 +46,24 @@ pub struct Printing {
 pub struct Statement {
     plan: Arc<dyn ExecutionPlan>,
     task: Arc<TaskContext>,
+    /// The statement's text (for the `vcf` format's `##vcfqCommand`).
+    sql: String,
+    /// The header and selected samples of the first VCF table the statement reads (what
+    /// the `vcf` format carries over).
+    vcf_source: Option<Source>,
 }
 
 impl Statement {
     /// Plans `sql` (DDL and `SET` take effect here, as with [`SessionContext::sql`]).
     pub async fn plan(ctx: &SessionContext, sql: &str) -> Result<Self> {
         let df = crate::session::sql(ctx, sql).await?;
+        let vcf_source = crate::vcf::writer::copy::source_of(df.logical_plan());
         let plan = df.create_physical_plan().await?;
         Ok(Statement {
             plan,
             task: ctx.task_ctx(),
+            sql: sql.to_string(),
+            vcf_source,
         })
     }
 
@@ -76,6 +86,20 @@ impl Statement {
     pub async fn print(self, out: &mut dyn Write, printing: &Printing) -> Result<Written> {
         let stream = datafusion::physical_plan::execute_stream(self.plan, self.task)?;
         let mut stream = on_worker(stream);
+        if printing.format == OutputFormat::Vcf {
+            let rows = crate::vcf::writer::text::write_stream(
+                &mut stream,
+                out,
+                self.vcf_source,
+                &self.sql,
+                |f| f.metadata().contains_key(GENERATED_COLUMN),
+            )
+            .await?;
+            return Ok(Written {
+                rows: rows as usize,
+                truncated: false,
+            });
+        }
         let table = TableOptions {
             width: printing.width,
             max_rows: printing.max_rows,

@@ -10,10 +10,12 @@ use datafusion::datasource::dynamic_file::DynamicListTableFactory;
 use datafusion::error::Result;
 use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::execution::{SessionStateBuilder, SessionStateDefaults};
-use datafusion::logical_expr::LogicalPlan;
+use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder};
 use datafusion::logical_expr::planner::ExprPlanner;
 use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
-use datafusion::sql::parser::Statement as DFStatement;
+use datafusion::common::plan_err;
+use datafusion::execution::SessionState;
+use datafusion::sql::parser::{CopyToSource, CopyToStatement, Statement as DFStatement};
 use datafusion::sql::planner::object_name_to_table_reference;
 use datafusion::sql::sqlparser::ast;
 use datafusion_session::SessionStore;
@@ -195,7 +197,8 @@ pub use crate::stream::codec::GENERATED_COLUMN;
 /// `INSERT INTO t SELECT …` without a column list targets only the columns `t` does not
 /// generate itself, so `INSERT INTO topic SELECT * FROM 'calls.vcf.gz'` works; and with
 /// vcfq's own statements: `CREATE INDEX` / `DROP INDEX` on Lance tables (run at once, as DDL),
-/// `COPY … STORED AS LANCE`, and named arguments of `vector_search(…)`.
+/// `COPY … STORED AS LANCE`, `COPY … STORED AS VCF|BCF` (and `TO '….vcf[.gz]' | '….bcf'`), and named
+/// arguments of `vector_search(…)`.
 pub async fn sql(ctx: &SessionContext, sql: &str) -> Result<DataFrame> {
     let plan = logical_plan(ctx, sql).await?;
     ctx.execute_logical_plan(plan).await
@@ -207,8 +210,21 @@ pub async fn logical_plan(ctx: &SessionContext, sql: &str) -> Result<LogicalPlan
     let dialect = state.config().options().sql_parser.dialect;
     let mut statement = state.sql_to_statement(sql, &dialect)?;
     match statement {
-        DFStatement::CopyTo(copy) if crate::lance::copy::is_lance_copy(&copy) => {
-            return crate::lance::copy::plan_copy(&state, copy).await;
+        DFStatement::CopyTo(copy) if is_own_copy(&copy) => {
+            return own_copy(&state, copy, sql).await;
+        }
+        DFStatement::Explain(explain)
+            if explain.format.is_none()
+                && matches!(explain.statement.as_ref(), DFStatement::CopyTo(c) if is_own_copy(c)) =>
+        {
+            let (verbose, analyze) = (explain.verbose, explain.analyze);
+            let DFStatement::CopyTo(copy) = *explain.statement else {
+                return plan_err!("EXPLAIN: not a COPY");
+            };
+            let plan = own_copy(&state, copy, sql).await?;
+            return LogicalPlanBuilder::from(plan)
+                .explain(verbose, analyze)?
+                .build();
         }
         DFStatement::Statement(ref mut inner) => {
             match inner.as_ref() {
@@ -254,6 +270,46 @@ pub async fn logical_plan(ctx: &SessionContext, sql: &str) -> Result<LogicalPlan
         }
     }
     state.statement_to_plan(statement).await
+}
+
+/// Whether vcfq plans a COPY itself: to a Lance dataset, or to VCF/BCF.
+fn is_own_copy(copy: &CopyToStatement) -> bool {
+    crate::lance::copy::is_lance_copy(copy) || crate::vcf::writer::copy::is_vcf_copy(copy)
+}
+
+/// Plans a COPY to a Lance dataset or to VCF/BCF (`sql` is the statement's text, recorded in
+/// a written VCF's header).
+async fn own_copy(state: &SessionState, copy: CopyToStatement, sql: &str) -> Result<LogicalPlan> {
+    let input = copy_input(state, &copy.source).await?;
+    if crate::lance::copy::is_lance_copy(&copy) {
+        return crate::lance::copy::plan_copy(copy, input).await;
+    }
+    crate::vcf::writer::copy::plan_copy(state, &copy, input, sql, |f| {
+        f.metadata().contains_key(GENERATED_COLUMN)
+    })
+}
+
+/// The query of a COPY, planned: its `(SELECT …)`, or all of the table it names.
+async fn copy_input(state: &SessionState, source: &CopyToSource) -> Result<LogicalPlan> {
+    let query = match source {
+        CopyToSource::Query(query) => query.clone(),
+        CopyToSource::Relation(name) => {
+            let sql = format!("SELECT * FROM {name}");
+            let dialect = state.config().options().sql_parser.dialect;
+            match state.sql_to_statement(&sql, &dialect)? {
+                DFStatement::Statement(s) => match *s {
+                    ast::Statement::Query(q) => q,
+                    _ => return plan_err!("COPY {name}: not a table"),
+                },
+                _ => return plan_err!("COPY {name}: not a table"),
+            }
+        }
+    };
+    state
+        .statement_to_plan(DFStatement::Statement(Box::new(ast::Statement::Query(
+            query,
+        ))))
+        .await
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
 //! The one integration-test binary: SQL behaviour (sqllogictest files), the CLI, the saved
-//! queries of `queries/`, the shell, the Flight SQL server with real clients, Kafka topics on a real broker, Iggy topics on a real server, and coordinated tables over both.
+//! queries of `queries/`, the shell, the Flight SQL server with real clients, Kafka topics on a real broker, Iggy topics on a real server, coordinated tables over both, and VCF/BCF written by vcfq as bcftools reads it.
 
 #[path = "integration/cli.rs"]
 mod cli;
@@ -29,5 +29,7 @@ mod shell;
 mod slt;
 #[path = "integration/topics.rs"]
 mod topics;
+#[path = "integration/vcf_out.rs"]
+mod vcf_out;
 #[path = "integration/vectors.rs"]
 mod vectors;

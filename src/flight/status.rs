@@ -137,7 +137,9 @@ fn vcf_code(e: &VcfError) -> Code {
         VcfError::NotFound(_) => Code::NotFound,
         VcfError::Invalid(_) => Code::InvalidArgument,
         VcfError::Open { source, .. } | VcfError::Io { source, .. } => io_code(source.kind()),
-        VcfError::Header { .. } | VcfError::Data { .. } => Code::FailedPrecondition,
+        VcfError::Header { .. } | VcfError::Data { .. } | VcfError::Write { .. } => {
+            Code::FailedPrecondition
+        }
     }
 }
 

@@ -10,11 +10,10 @@ use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::{TableReference, plan_err};
 use datafusion::datasource::provider_as_source;
 use datafusion::error::Result;
-use datafusion::execution::SessionState;
 use datafusion::logical_expr::dml::InsertOp;
 use datafusion::logical_expr::{DmlStatement, Expr, LogicalPlan, TableType, WriteOp};
 use datafusion::physical_plan::ExecutionPlan;
-use datafusion::sql::parser::{CopyToSource, CopyToStatement, Statement as DFStatement};
+use datafusion::sql::parser::CopyToStatement;
 use datafusion::sql::sqlparser::ast;
 
 use super::dataset_uri;
@@ -40,8 +39,8 @@ enum CopyMode {
     Create,
 }
 
-/// Plans a Lance COPY as an insert of its query into the target dataset.
-pub async fn plan_copy(state: &SessionState, copy: CopyToStatement) -> Result<LogicalPlan> {
+/// Plans a Lance COPY as an insert of `input` (its query, planned) into the target dataset.
+pub async fn plan_copy(copy: CopyToStatement, input: LogicalPlan) -> Result<LogicalPlan> {
     if !copy.partitioned_by.is_empty() {
         return plan_err!("COPY … STORED AS LANCE takes no PARTITIONED BY");
     }
@@ -68,25 +67,6 @@ pub async fn plan_copy(state: &SessionState, copy: CopyToStatement) -> Result<Lo
             }
         }
     }
-    let query = match copy.source {
-        CopyToSource::Query(query) => query,
-        CopyToSource::Relation(name) => {
-            let sql = format!("SELECT * FROM {name}");
-            let dialect = state.config().options().sql_parser.dialect;
-            match state.sql_to_statement(&sql, &dialect)? {
-                DFStatement::Statement(s) => match *s {
-                    ast::Statement::Query(q) => q,
-                    _ => return plan_err!("COPY {name}: not a table"),
-                },
-                _ => return plan_err!("COPY {name}: not a table"),
-            }
-        }
-    };
-    let input = state
-        .statement_to_plan(DFStatement::Statement(Box::new(ast::Statement::Query(
-            query,
-        ))))
-        .await?;
     let location = dataset_uri(&copy.target);
     let exists = super::open_dataset(&location).await.is_ok();
     let kind = match (mode, exists) {

@@ -73,6 +73,9 @@ pub enum OutputFormat {
     Ndjson,
     /// A Markdown table.
     Markdown,
+    /// VCF text: the header carried from the VCF table the query reads, then one record per
+    /// row (printed by [`crate::run::Statement::print`], which knows the statement).
+    Vcf,
 }
 
 impl FromStr for OutputFormat {
@@ -86,9 +89,10 @@ impl FromStr for OutputFormat {
             "json" => OutputFormat::Json,
             "ndjson" | "jsonl" => OutputFormat::Ndjson,
             "markdown" | "md" => OutputFormat::Markdown,
+            "vcf" => OutputFormat::Vcf,
             other => {
                 return Err(format!(
-                    "unknown format '{other}' (table, csv, tsv, json, ndjson, markdown)"
+                    "unknown format '{other}' (table, csv, tsv, json, ndjson, markdown, vcf)"
                 ));
             }
         })
@@ -142,6 +146,11 @@ impl ResultWriter {
         if self.format == OutputFormat::Table {
             return self.table.write(out, batch);
         }
+        if self.format == OutputFormat::Vcf {
+            return Err(ArrowError::InvalidArgumentError(
+                "the vcf format prints the result of one statement (vcfq -c, -f, the shell)".into(),
+            ));
+        }
         if !self.started {
             self.start(out)?;
         }
@@ -182,7 +191,7 @@ impl ResultWriter {
                     writeln!(out, "| {} |", cells.join(" | ")).map_err(io_err)?;
                 }
             }
-            OutputFormat::Table => {}
+            OutputFormat::Table | OutputFormat::Vcf => {}
         }
         Ok(Wants::More)
     }
@@ -203,7 +212,7 @@ impl ResultWriter {
                 writeln!(out, "|{}", "---|".repeat(names.len())).map_err(io_err)
             }
             OutputFormat::Json => out.write_all(b"[").map_err(io_err),
-            OutputFormat::Ndjson | OutputFormat::Table => Ok(()),
+            OutputFormat::Ndjson | OutputFormat::Table | OutputFormat::Vcf => Ok(()),
         }
     }
 

@@ -40,7 +40,7 @@ SQL statements end with ';' and may span lines. Ctrl-C cancels a running query; 
                      (and a Lance table's vector indexes)
   \\df [PATTERN]      functions (and their signatures)
   \\timing [on|off]   show the time each statement takes
-  \\format FORMAT     table, csv, tsv, json, ndjson or markdown
+  \\format FORMAT     table, csv, tsv, json, ndjson, markdown or vcf
   \\maxrows N         rows shown in table format (0: all)
   \\i FILE            run the statements of a script
   \\o [FILE]          write results to FILE (\\o alone: back to the terminal)
@@ -72,7 +72,7 @@ pub fn parse(line: &str) -> Result<MetaCommand, String> {
         ("\\timing", a) => MetaCommand::Timing(on_off(a)?),
         ("\\format", Some(f)) => MetaCommand::Format(f.parse()?),
         ("\\format", None) => {
-            return Err("\\format takes one of table, csv, tsv, json, ndjson, markdown".into());
+            return Err("\\format takes one of table, csv, tsv, json, ndjson, markdown, vcf".into());
         }
         ("\\maxrows", Some(n)) => MetaCommand::MaxRows(
             n.parse()

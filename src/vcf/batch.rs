@@ -401,7 +401,7 @@ impl BatchBuilder {
                     split_info(rec.info, &self.info_index, &mut self.info_slots, warnings);
                     for (i, b) in values.iter_mut().enumerate() {
                         let raw = self.info_slots[i].clone().map(|r| &rec.info[r]);
-                        b.append(raw, &plan.infos[i].id, warnings);
+                        b.append_info(raw, &plan.infos[i].id, warnings);
                     }
                 }
                 Column::Genotypes {

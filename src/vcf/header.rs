@@ -154,6 +154,9 @@ pub struct VcfHeader {
     pub samples: Vec<String>,
     /// Every other meta line as (key, value).
     pub other: Vec<(String, String)>,
+    /// Every `##` meta line as written (without its line terminator), in header order: what
+    /// a VCF writer carries over.
+    pub meta_lines: Vec<String>,
     /// Number of header lines (the first record is on line `line_count + 1`).
     pub line_count: usize,
 }
@@ -196,6 +199,7 @@ impl VcfHeader {
                 return Ok(header);
             }
             if let Some(meta) = line.strip_prefix("##") {
+                header.meta_lines.push(line.to_string());
                 header.add_meta(meta);
             } else if line.is_empty() {
                 continue;
@@ -288,7 +292,7 @@ impl VcfHeader {
 }
 
 /// Splits the inside of `<ID=x,Number=1,Description="a, \"b\"">` into key/value pairs.
-fn parse_structured(body: &str) -> Vec<(String, String)> {
+pub fn parse_structured(body: &str) -> Vec<(String, String)> {
     let mut out = Vec::new();
     let mut chars = body.chars().peekable();
     loop {

@@ -26,6 +26,7 @@ pub mod table;
 pub mod unordered;
 pub mod values;
 pub mod warnings;
+pub mod writer;
 
 pub use header::VcfHeader;
 pub use region::Region;

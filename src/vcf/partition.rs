@@ -104,6 +104,24 @@ fn load_index(path: &Path) -> Result<Option<(SharedIndex, &'static str)>, VcfErr
     Ok(None)
 }
 
+/// The contig names of the index beside `path` (tabix, or a CSI with names), in index order;
+/// empty when there is none. htslib names contigs from the index when the header has no
+/// `##contig` lines, so a file written from this one carries them.
+pub fn index_contigs(path: &Path) -> Vec<String> {
+    let Ok(Some((index, _))) = load_index(path) else {
+        return Vec::new();
+    };
+    index
+        .header()
+        .map(|h| {
+            h.reference_sequence_names()
+                .iter()
+                .map(|n| String::from_utf8_lossy(n.as_ref()).into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// The merged virtual-position chunks that may hold records overlapping `regions`. Contigs
 /// are found by name in the index (tabix, CSI of VCF) or, for a CSI of BCF (which has no
 /// names), in the BCF header's contig dictionary `contigs`.

@@ -381,6 +381,19 @@ impl VcfTable {
     pub fn header(&self) -> &VcfHeader {
         &self.format.header
     }
+
+    /// The header of the first file, shared.
+    pub fn shared_header(&self) -> Arc<VcfHeader> {
+        Arc::clone(&self.format.header)
+    }
+
+    /// The names of the samples the table reads, in order.
+    pub fn selected_samples(&self) -> Vec<String> {
+        self.selected
+            .iter()
+            .map(|&i| self.format.header.samples[i].clone())
+            .collect()
+    }
 }
 
 /// Indices of the named samples (all when `names` is None); an unknown name is an error.

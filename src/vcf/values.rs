@@ -236,6 +236,23 @@ impl ValueBuilder {
     /// Appends one value: `None` when the key is absent, `Some(raw)` with the text after `=`
     /// (empty for a key written without a value). `field` names the field in warnings.
     pub fn append(&mut self, raw: Option<&[u8]>, field: &str, warnings: &mut Warnings) {
+        self.append_with(raw, field, warnings, parse_int);
+    }
+
+    /// As [`ValueBuilder::append`], for an INFO value: an Integer written with a fraction or
+    /// other trailing text is read as its leading integer, as htslib reads INFO (a warning
+    /// counts them); FORMAT integers stay strict, as htslib refuses them.
+    pub fn append_info(&mut self, raw: Option<&[u8]>, field: &str, warnings: &mut Warnings) {
+        self.append_with(raw, field, warnings, parse_info_int);
+    }
+
+    fn append_with(
+        &mut self,
+        raw: Option<&[u8]>,
+        field: &str,
+        warnings: &mut Warnings,
+        parse_int: fn(&[u8], &str, &mut Warnings) -> Option<i32>,
+    ) {
         let raw = match (raw, &mut *self) {
             (raw, ValueBuilder::Flag(b)) => {
                 b.append_value(raw.is_some());
@@ -376,6 +393,24 @@ pub fn parse_int(s: &[u8], field: &str, warnings: &mut Warnings) -> Option<i32> 
     }
 }
 
+/// Parses an INFO Integer as htslib does: the leading integer of the text (`23.26` is 23,
+/// `7x` is 7, with a warning); text without one is NULL with a warning, as in [`parse_int`].
+pub fn parse_info_int(s: &[u8], field: &str, warnings: &mut Warnings) -> Option<i32> {
+    let sign = usize::from(matches!(s.first(), Some(b'-' | b'+')));
+    let digits = s[sign..].iter().take_while(|b| b.is_ascii_digit()).count();
+    if digits == 0 || sign + digits == s.len() {
+        return parse_int(s, field, warnings);
+    }
+    let value = parse_int(&s[..sign + digits], field, warnings)?;
+    warnings.add(
+        "",
+        field.as_bytes(),
+        "not an Integer, read as its leading integer (as bcftools reads INFO)",
+        || Some(String::from_utf8_lossy(s).into_owned()),
+    );
+    Some(value)
+}
+
 /// Parses a VCF Float (`nan`, `inf` included); `.` is NULL, anything unparsable NULL with a warning.
 pub fn parse_float(s: &[u8], field: &str, warnings: &mut Warnings) -> Option<f64> {
     if s == b"." || s.is_empty() {
@@ -413,6 +448,34 @@ mod tests {
         assert_eq!(
             w.kinds(),
             vec![("DP: not a 32-bit Integer, read as NULL".to_string(), 2)]
+        );
+    }
+
+    #[test]
+    fn info_integers_are_read_as_htslib_reads_them() {
+        let mut w = Warnings::default();
+        for (text, want) in [
+            ("23.259407", Some(23)),
+            ("-1.16", Some(-1)),
+            ("-0.7", Some(0)),
+            ("2e3", Some(2)),
+            ("7x", Some(7)),
+            ("12", Some(12)),
+            ("abc", None),
+            ("99999999999", None),
+        ] {
+            assert_eq!(parse_info_int(text.as_bytes(), "X", &mut w), want, "{text}");
+        }
+        assert_eq!(
+            w.kinds(),
+            vec![
+                (
+                    "X: not an Integer, read as its leading integer (as bcftools reads INFO)"
+                        .to_string(),
+                    5
+                ),
+                ("X: not a 32-bit Integer, read as NULL".to_string(), 2)
+            ]
         );
     }
 
