@@ -205,16 +205,22 @@ def main():
             return f"ok ({n} records)" if got.stdout == want.stdout else f"DIFFER: {got.stdout.count(chr(10))} vs {n} records"
         return check
 
-    def write_bench(name, path, sql_filter, bcf_filter, fields, ext="vcf.gz", peer_flags="-Oz", threads=""):
-        mine, theirs = out(f"w_{name}.vcfq.{ext}"), out(f"w_{name}.bcftools.{ext}")
-        vcmd = q(f"COPY (SELECT * FROM '{path}' WHERE {sql_filter}) TO '{mine}'")
+    def write_bench(name, path, sql_filter, bcf_filter, fields, ext="vcf.gz", peer_flags="-Oz", threads="", index=False):
+        slug = "".join(c if c.isalnum() else "_" for c in name)
+        mine, theirs = out(f"w_{slug}.vcfq.{ext}"), out(f"w_{slug}.bcftools.{ext}")
+        options = " OPTIONS ('index' 'tbi')" if index else ""
+        vcmd = q(f"COPY (SELECT * FROM '{path}' WHERE {sql_filter}) TO '{mine}'{options}")
         pcmd = f"bcftools view {threads} -i '{bcf_filter}' {peer_flags} -o {theirs} {path}"
         peer = f"bcftools view -i {peer_flags}{' ' + threads if threads else ''}"
+        if index:
+            pcmd += f" && tabix -f -p vcf {theirs}"
+            peer += " && tabix"
         return (f"write {name}", vcmd, pcmd, same_records(mine, theirs, fields), peer)
 
     benches += [
         write_bench("sites AF>0.1", sites, "info.AF[1] > 0.1", "INFO/AF[0]>0.1", ["%INFO/AF", "%INFO/DP"]),
         write_bench("sites AF>0.1 2thr", sites, "info.AF[1] > 0.1", "INFO/AF[0]>0.1", ["%INFO/AF", "%INFO/DP"], threads="--threads 2"),
+        write_bench("sites AF>0.1 +tbi", sites, "info.AF[1] > 0.1", "INFO/AF[0]>0.1", ["%INFO/AF", "%INFO/DP"], index=True),
         write_bench("sites AF>0.1 BCF", sites, "info.AF[1] > 0.1", "INFO/AF[0]>0.1", ["%INFO/AF", "%INFO/DP"], ext="bcf", peer_flags="-Ob"),
         write_bench("g2504 AF>0.1", g2504, "info.AF[1] > 0.1", "INFO/AF[0]>0.1", ["%INFO/AF", "[%GT:%DP:%AD ]"]),
     ]

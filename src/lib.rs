@@ -12,6 +12,7 @@
 
 pub mod config;
 pub mod coordinator;
+pub mod copy_target;
 pub mod error;
 pub mod flight;
 pub mod generator;

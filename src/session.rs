@@ -6,15 +6,15 @@ use std::sync::Arc;
 use datafusion::catalog::{
     DynamicFileCatalog, MemorySchemaProvider, SchemaProvider, UrlTableFactory,
 };
+use datafusion::common::plan_err;
 use datafusion::datasource::dynamic_file::DynamicListTableFactory;
 use datafusion::error::Result;
+use datafusion::execution::SessionState;
 use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::execution::{SessionStateBuilder, SessionStateDefaults};
-use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder};
 use datafusion::logical_expr::planner::ExprPlanner;
+use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder};
 use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
-use datafusion::common::plan_err;
-use datafusion::execution::SessionState;
 use datafusion::sql::parser::{CopyToSource, CopyToStatement, Statement as DFStatement};
 use datafusion::sql::planner::object_name_to_table_reference;
 use datafusion::sql::sqlparser::ast;

@@ -4,20 +4,15 @@
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
-use datafusion::arrow::datatypes::SchemaRef;
-use datafusion::catalog::{Session, TableProvider};
-use datafusion::common::{TableReference, plan_err};
-use datafusion::datasource::provider_as_source;
+use datafusion::common::plan_err;
 use datafusion::error::Result;
-use datafusion::logical_expr::dml::InsertOp;
-use datafusion::logical_expr::{DmlStatement, Expr, LogicalPlan, TableType, WriteOp};
-use datafusion::physical_plan::ExecutionPlan;
+use datafusion::logical_expr::LogicalPlan;
 use datafusion::sql::parser::CopyToStatement;
 use datafusion::sql::sqlparser::ast;
 
 use super::dataset_uri;
 use super::sink::{WriteKind, write_plan};
+use crate::copy_target::CopyTarget;
 
 /// Whether a COPY writes a Lance dataset: `STORED AS LANCE`, or a target ending in `.lance`
 /// without `STORED AS`.
@@ -80,58 +75,8 @@ pub async fn plan_copy(copy: CopyToStatement, input: LogicalPlan) -> Result<Logi
         _ => WriteKind::Overwrite,
     };
     let schema = Arc::new(input.schema().as_arrow().clone());
-    let target = Arc::new(CopyTarget {
-        location,
-        kind,
-        schema,
+    let target = CopyTarget::new(Arc::clone(&schema), move |input| {
+        write_plan(input, location.clone(), kind, Arc::clone(&schema))
     });
-    Ok(LogicalPlan::Dml(DmlStatement::new(
-        TableReference::bare(copy.target.clone()),
-        provider_as_source(target),
-        WriteOp::Insert(InsertOp::Append),
-        Arc::new(input),
-    )))
-}
-
-/// The target of a Lance COPY: a table that can only be written.
-#[derive(Debug)]
-struct CopyTarget {
-    location: String,
-    kind: WriteKind,
-    schema: SchemaRef,
-}
-
-#[async_trait]
-impl TableProvider for CopyTarget {
-    fn schema(&self) -> SchemaRef {
-        Arc::clone(&self.schema)
-    }
-
-    fn table_type(&self) -> TableType {
-        TableType::Base
-    }
-
-    async fn scan(
-        &self,
-        _state: &dyn Session,
-        _projection: Option<&Vec<usize>>,
-        _filters: &[Expr],
-        _limit: Option<usize>,
-    ) -> Result<Arc<dyn ExecutionPlan>> {
-        plan_err!("the target of a COPY cannot be read")
-    }
-
-    async fn insert_into(
-        &self,
-        _state: &dyn Session,
-        input: Arc<dyn ExecutionPlan>,
-        _insert_op: InsertOp,
-    ) -> Result<Arc<dyn ExecutionPlan>> {
-        Ok(write_plan(
-            input,
-            self.location.clone(),
-            self.kind,
-            Arc::clone(&self.schema),
-        ))
-    }
+    Ok(target.insert(&copy.target, input))
 }

@@ -72,7 +72,9 @@ pub fn parse(line: &str) -> Result<MetaCommand, String> {
         ("\\timing", a) => MetaCommand::Timing(on_off(a)?),
         ("\\format", Some(f)) => MetaCommand::Format(f.parse()?),
         ("\\format", None) => {
-            return Err("\\format takes one of table, csv, tsv, json, ndjson, markdown, vcf".into());
+            return Err(
+                "\\format takes one of table, csv, tsv, json, ndjson, markdown, vcf".into(),
+            );
         }
         ("\\maxrows", Some(n)) => MetaCommand::MaxRows(
             n.parse()

@@ -21,7 +21,10 @@ fn bcftools() -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
-async fn run(ctx: &datafusion::prelude::SessionContext, sql: &str) -> Vec<datafusion::arrow::array::RecordBatch> {
+async fn run(
+    ctx: &datafusion::prelude::SessionContext,
+    sql: &str,
+) -> Vec<datafusion::arrow::array::RecordBatch> {
     async { vcfq::session::sql(ctx, sql).await?.collect().await }
         .await
         .unwrap_or_else(|e| panic!("{sql}: {e}"))
@@ -164,7 +167,13 @@ fn query_format(file: &Path, leave_out: &[&str]) -> Result<String, String> {
 
 /// The warnings bcftools gives reading `file` whole.
 fn warnings(file: &Path) -> Result<HashSet<String>, String> {
-    let (_, err) = bcftools_run(&["view", "-Ov", "-o", "/dev/null", &file.display().to_string()])?;
+    let (_, err) = bcftools_run(&[
+        "view",
+        "-Ov",
+        "-o",
+        "/dev/null",
+        &file.display().to_string(),
+    ])?;
     Ok(err.lines().map(str::to_string).collect())
 }
 
@@ -195,7 +204,9 @@ async fn bcftools_reads_every_copied_corpus_file_as_its_source() {
         return;
     };
     if !bcftools() {
-        eprintln!("vcf_out: bcftools not found; the round trip is skipped (scripts/test.sh installs it)");
+        eprintln!(
+            "vcf_out: bcftools not found; the round trip is skipped (scripts/test.sh installs it)"
+        );
         return;
     }
     assert!(files.len() > 50, "{} corpus files", files.len());
@@ -233,7 +244,11 @@ async fn bcftools_reads_every_copied_corpus_file_as_its_source() {
                     .enumerate()
                     .find(|(_, (w, g))| w != g)
                     .map(|(n, (w, g))| (n + 1, w.to_string(), g.to_string()))
-                    .unwrap_or((0, format!("{} lines", want.lines().count()), format!("{} lines", got.lines().count())));
+                    .unwrap_or((
+                        0,
+                        format!("{} lines", want.lines().count()),
+                        format!("{} lines", got.lines().count()),
+                    ));
                 failures.push(format!("{name}: line {n} differs:\n  bcftools on the input:  {w}\n  bcftools on the output: {g}"));
                 continue;
             }
@@ -250,7 +265,9 @@ async fn bcftools_reads_every_copied_corpus_file_as_its_source() {
             (Ok(before), Ok(after)) => {
                 let new: Vec<&String> = after.difference(&before).collect();
                 if !new.is_empty() {
-                    failures.push(format!("{name}: new bcftools warnings on the output: {new:?}"));
+                    failures.push(format!(
+                        "{name}: new bcftools warnings on the output: {new:?}"
+                    ));
                 }
             }
             (_, Err(e)) => failures.push(format!("{name}: bcftools view on the output: {e}")),
@@ -264,13 +281,18 @@ async fn bcftools_reads_every_copied_corpus_file_as_its_source() {
         files.len(),
         failures.join("\n")
     );
-    eprintln!("vcf_out: {} corpus files round-trip through bcftools", files.len());
+    eprintln!(
+        "vcf_out: {} corpus files round-trip through bcftools",
+        files.len()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_index_written_by_vcfq_answers_regions_as_bcftools_reads_them() {
     if !bcftools() {
-        eprintln!("vcf_out: bcftools not found; the index check is skipped (scripts/test.sh installs it)");
+        eprintln!(
+            "vcf_out: bcftools not found; the index check is skipped (scripts/test.sh installs it)"
+        );
         return;
     }
     let ctx = vcfq::SessionBuilder::new().build().unwrap();
@@ -309,25 +331,49 @@ async fn an_index_written_by_vcfq_answers_regions_as_bcftools_reads_them() {
             )
             .await;
             // bcftools reads the region through vcfq's index
-            let (text, _) = bcftools_run(&["view", "-H", "-r", &region, &out.display().to_string()])
-                .unwrap_or_else(|e| panic!("bcftools view -r {region} {}: {e}", out.display()));
-            assert_eq!(text.lines().count() as i64, want, "{region} of {}", out.display());
+            let (text, _) =
+                bcftools_run(&["view", "-H", "-r", &region, &out.display().to_string()])
+                    .unwrap_or_else(|e| panic!("bcftools view -r {region} {}: {e}", out.display()));
+            assert_eq!(
+                text.lines().count() as i64,
+                want,
+                "{region} of {}",
+                out.display()
+            );
             assert!(want > 0, "{region}: an empty region proves nothing");
             // and so does vcfq
             let got = count(
                 &ctx,
-                &format!("SELECT count(*) FROM read_vcf('{}', '{region}')", out.display()),
+                &format!(
+                    "SELECT count(*) FROM read_vcf('{}', '{region}')",
+                    out.display()
+                ),
             )
             .await;
             assert_eq!(got, want, "{region} of {} read by vcfq", out.display());
         }
     }
+    // bcftools indexes a sorted copy that vcfq did not index, and reads regions through it
+    let out = tmp.path().join("sorted.vcf.gz");
+    let sql = format!(
+        "COPY (SELECT * FROM '{}' ORDER BY pos DESC) TO '{}' OPTIONS ('sort' 'true')",
+        input.display(),
+        out.display()
+    );
+    run(&ctx, &sql).await;
+    bcftools_run(&["index", "-t", &out.display().to_string()])
+        .unwrap_or_else(|e| panic!("bcftools index -t {}: {e}", out.display()));
+    let (all, _) = bcftools_run(&["view", "-H", &out.display().to_string()]).unwrap();
+    let rows = count(&ctx, &format!("SELECT count(*) FROM '{}'", input.display())).await;
+    assert_eq!(all.lines().count() as i64, rows);
 }
 
 #[test]
 fn format_vcf_pipes_into_bcftools() {
     if !bcftools() {
-        eprintln!("vcf_out: bcftools not found; the pipe check is skipped (scripts/test.sh installs it)");
+        eprintln!(
+            "vcf_out: bcftools not found; the pipe check is skipped (scripts/test.sh installs it)"
+        );
         return;
     }
     let input = data_dir().join("sample.vcf");
@@ -357,7 +403,11 @@ fn format_vcf_pipes_into_bcftools() {
         .write_all(text.as_bytes())
         .unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
         "chr1:200 . 1/2 ./. 0/1 \nchr1:300 . 1 0|0|1 . \nchr1:400 DEL 0/1 0/0 1/1 \n"

@@ -11,28 +11,26 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use datafusion::arrow::array::{Array, ArrayRef, Int64Builder, StringArray};
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, Field, SchemaRef};
-use datafusion::catalog::{Session, TableProvider};
+use datafusion::arrow::datatypes::{DataType, Field};
+use datafusion::catalog::Session;
 use datafusion::common::tree_node::TreeNodeRecursion;
-use datafusion::common::{Column, TableReference, plan_err};
+use datafusion::common::{Column, plan_err};
 use datafusion::datasource::sink::DataSinkExec;
-use datafusion::datasource::{provider_as_source, source_as_provider};
+use datafusion::datasource::source_as_provider;
 use datafusion::error::Result;
-use datafusion::logical_expr::dml::InsertOp;
 use datafusion::logical_expr::{
-    ColumnarValue, DmlStatement, Expr, LogicalPlan, LogicalPlanBuilder, ScalarFunctionArgs,
-    ScalarUDF, ScalarUDFImpl, Signature, TableType, Volatility, WriteOp,
+    ColumnarValue, Expr, LogicalPlan, LogicalPlanBuilder, ScalarFunctionArgs, ScalarUDF,
+    ScalarUDFImpl, Signature, Volatility,
 };
-use datafusion::physical_plan::ExecutionPlan;
 use datafusion::sql::parser::CopyToStatement;
 use datafusion::sql::sqlparser::ast;
 
 use super::record::{Columns, RecordWriter};
 use super::sink::VcfSink;
 use super::{Container, Source, WriteOptions, header_for};
+use crate::copy_target::CopyTarget;
 use crate::vcf::VcfTable;
 use crate::vcf::partition::index_contigs;
 
@@ -104,7 +102,10 @@ pub fn plan_copy(
             other => other.to_string(),
         };
         // DataFusion's own COPY options are prefixed by the format (`format.compression`)
-        let key = key.strip_prefix("format.").filter(|k| !k.contains('.')).unwrap_or(key);
+        let key = key
+            .strip_prefix("format.")
+            .filter(|k| !k.contains('.'))
+            .unwrap_or(key);
         if let Err(m) = options.set(key, &value) {
             return plan_err!("COPY … STORED AS {what}: {m}");
         }
@@ -128,7 +129,10 @@ pub fn plan_copy(
         return plan_err!("COPY … STORED AS {what}: {m}");
     }
     let source = source_of(&input);
-    let samples = source.as_ref().map(|s| s.samples.clone()).unwrap_or_default();
+    let samples = source
+        .as_ref()
+        .map(|s| s.samples.clone())
+        .unwrap_or_default();
     let header = header_for(&schema, &columns, source.as_ref(), &samples, &options, None);
     if let Err(e) = header {
         return plan_err!("COPY … STORED AS {what}: {e}");
@@ -138,13 +142,13 @@ pub fn plan_copy(
             "COPY … STORED AS BCF needs the header of a VCF table (its ##contig lines make BCF's dictionary); write these rows as VCF"
         );
     }
-    let target = PathBuf::from(copy.target.strip_prefix("file://").unwrap_or(&copy.target));
-    if let Some(parent) = target.parent().filter(|p| !p.as_os_str().is_empty())
+    let path = PathBuf::from(copy.target.strip_prefix("file://").unwrap_or(&copy.target));
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
         && !parent.is_dir()
     {
         return plan_err!(
             "COPY … STORED AS {what}: cannot write '{}': no directory '{}'",
-            target.display(),
+            path.display(),
             parent.display()
         );
     }
@@ -153,20 +157,19 @@ pub fn plan_copy(
     } else {
         input
     };
-    let provider = Arc::new(CopyTarget {
-        path: target,
-        schema,
-        columns,
-        options,
-        source,
-        command: sql.trim().to_string(),
+    let command = sql.trim().to_string();
+    let target = CopyTarget::new(Arc::clone(&schema), move |input| {
+        let sink = VcfSink::new(
+            path.clone(),
+            Arc::clone(&schema),
+            columns.clone(),
+            options.clone(),
+            source.clone(),
+            Some(command.clone()),
+        );
+        Arc::new(DataSinkExec::new(input, Arc::new(sink), None))
     });
-    Ok(LogicalPlan::Dml(DmlStatement::new(
-        TableReference::bare(copy.target.clone()),
-        provider_as_source(provider),
-        WriteOp::Insert(InsertOp::Append),
-        Arc::new(input),
-    )))
+    Ok(target.insert(&copy.target, input))
 }
 
 /// `input` ordered by the contig order of `header`, then by contig name (contigs it does not
@@ -255,54 +258,5 @@ impl ScalarUDFImpl for ContigRank {
             }
         }
         Ok(ColumnarValue::Array(Arc::new(out.finish()) as ArrayRef))
-    }
-}
-
-/// The target of a VCF COPY: a table that can only be written.
-#[derive(Debug)]
-struct CopyTarget {
-    path: PathBuf,
-    schema: SchemaRef,
-    columns: Columns,
-    options: WriteOptions,
-    source: Option<Source>,
-    command: String,
-}
-
-#[async_trait]
-impl TableProvider for CopyTarget {
-    fn schema(&self) -> SchemaRef {
-        Arc::clone(&self.schema)
-    }
-
-    fn table_type(&self) -> TableType {
-        TableType::Base
-    }
-
-    async fn scan(
-        &self,
-        _state: &dyn Session,
-        _projection: Option<&Vec<usize>>,
-        _filters: &[Expr],
-        _limit: Option<usize>,
-    ) -> Result<Arc<dyn ExecutionPlan>> {
-        plan_err!("the target of a COPY cannot be read")
-    }
-
-    async fn insert_into(
-        &self,
-        _state: &dyn Session,
-        input: Arc<dyn ExecutionPlan>,
-        _insert_op: InsertOp,
-    ) -> Result<Arc<dyn ExecutionPlan>> {
-        let sink = VcfSink::new(
-            self.path.clone(),
-            Arc::clone(&self.schema),
-            self.columns.clone(),
-            self.options.clone(),
-            self.source.clone(),
-            Some(self.command.clone()),
-        );
-        Ok(Arc::new(DataSinkExec::new(input, Arc::new(sink), None)))
     }
 }

@@ -197,7 +197,9 @@ pub struct OutputHeader {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HeaderError {
     /// A field's Arrow type has no VCF form.
-    #[error("{section} field '{id}' has type {ty}, which a VCF cannot hold (integers, floats, text, booleans for INFO flags, or lists of them)")]
+    #[error(
+        "{section} field '{id}' has type {ty}, which a VCF cannot hold (integers, floats, text, booleans for INFO flags, or lists of them)"
+    )]
     Unwritable {
         /// INFO or FORMAT.
         section: &'static str,
@@ -217,7 +219,11 @@ fn field_line(
     over: Option<&FieldOverride>,
 ) -> String {
     let (mut number, mut ty, mut description) = match def {
-        Some(d) => (d.number.to_string(), d.ty.to_string(), d.description.clone()),
+        Some(d) => (
+            d.number.to_string(),
+            d.ty.to_string(),
+            d.description.clone(),
+        ),
         None => {
             let number = match shape.list {
                 None if shape.scalar == Scalar::Flag => "0".to_string(),
@@ -588,9 +594,9 @@ mod tests {
         })
         .unwrap();
         assert!(
-            header
-                .text
-                .contains("##FORMAT=<ID=AD,Number=R,Type=Integer,Description=\"per \\\"allele\\\"\">\n"),
+            header.text.contains(
+                "##FORMAT=<ID=AD,Number=R,Type=Integer,Description=\"per \\\"allele\\\"\">\n"
+            ),
             "{}",
             header.text
         );
@@ -604,7 +610,11 @@ mod tests {
             ..Default::default()
         })
         .unwrap_err();
-        assert!(err.to_string().starts_with("INFO field 'D' has type Date32"), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("INFO field 'D' has type Date32"),
+            "{err}"
+        );
         let formats: Fields = vec![Field::new("B", DataType::Boolean, true)].into();
         assert!(
             derive(&HeaderInputs {

@@ -94,10 +94,12 @@ pub fn header_for(
     options: &WriteOptions,
     command: Option<&str>,
 ) -> Result<OutputHeader, HeaderError> {
-    let info: Option<Fields> = columns.info.and_then(|i| match schema.field(i).data_type() {
-        DataType::Struct(f) => Some(f.clone()),
-        _ => None,
-    });
+    let info: Option<Fields> = columns
+        .info
+        .and_then(|i| match schema.field(i).data_type() {
+            DataType::Struct(f) => Some(f.clone()),
+            _ => None,
+        });
     let formats: Option<Fields> = columns
         .genotypes
         .and_then(|g| genotype_fields(schema.field(g).data_type()))
@@ -202,7 +204,11 @@ impl WriteOptions {
                 if names.is_empty() {
                     return Err("samples is a comma-separated list of sample names".into());
                 }
-                if let Some(d) = names.iter().enumerate().find_map(|(i, n)| names[..i].contains(n).then_some(n)) {
+                if let Some(d) = names
+                    .iter()
+                    .enumerate()
+                    .find_map(|(i, n)| names[..i].contains(n).then_some(n))
+                {
                     return Err(format!("samples names '{d}' twice"));
                 }
                 self.samples = Some(names);
@@ -210,8 +216,9 @@ impl WriteOptions {
             "fill_tags" => {
                 let mut tags = Vec::new();
                 for t in value.split(',').filter(|t| !t.trim().is_empty()) {
-                    let tag = FillTag::parse(t)
-                        .ok_or_else(|| format!("fill_tags takes AC, AN and AF, not '{}'", t.trim()))?;
+                    let tag = FillTag::parse(t).ok_or_else(|| {
+                        format!("fill_tags takes AC, AN and AF, not '{}'", t.trim())
+                    })?;
                     if !tags.contains(&tag) {
                         tags.push(tag);
                     }
@@ -222,7 +229,9 @@ impl WriteOptions {
                 let parts: Vec<&str> = key.splitn(3, '.').collect();
                 let (section, id, what) = match parts.as_slice() {
                     [s, id, what] if s.eq_ignore_ascii_case("info") => (Section::Info, *id, *what),
-                    [s, id, what] if s.eq_ignore_ascii_case("format") => (Section::Format, *id, *what),
+                    [s, id, what] if s.eq_ignore_ascii_case("format") => {
+                        (Section::Format, *id, *what)
+                    }
                     _ => {
                         return Err(format!("unknown option '{key}' (known: {OPTION_NAMES})"));
                     }
@@ -230,7 +239,11 @@ impl WriteOptions {
                 let over = self.overrides.entry((section, id.to_string())).or_default();
                 match what.to_ascii_lowercase().as_str() {
                     "number" if valid_number(value) => over.number = Some(value.to_string()),
-                    "number" => return Err(format!("{key}: Number is an integer, A, R, G or '.', not '{value}'")),
+                    "number" => {
+                        return Err(format!(
+                            "{key}: Number is an integer, A, R, G or '.', not '{value}'"
+                        ));
+                    }
                     "type" if parse_type(value).is_some() => over.ty = Some(value.to_string()),
                     "type" => {
                         return Err(format!(
@@ -248,9 +261,9 @@ impl WriteOptions {
     /// Checks that the options go together.
     pub fn check(&self) -> Result<(), String> {
         match (self.format, self.compression, self.index) {
-            (Container::Bcf, Compression::None, _) => {
-                Err("a BCF file is always BGZF-compressed (compression 'none' is for VCF text)".into())
-            }
+            (Container::Bcf, Compression::None, _) => Err(
+                "a BCF file is always BGZF-compressed (compression 'none' is for VCF text)".into(),
+            ),
             (Container::Bcf, _, Some(IndexKind::Tbi)) => {
                 Err("a BCF file is indexed with CSI (index 'csi'), not tabix".into())
             }
@@ -269,11 +282,17 @@ mod tests {
     #[test]
     fn defaults_follow_the_target() {
         let o = WriteOptions::for_target("out.vcf.gz", None);
-        assert_eq!((o.format, o.compression), (Container::Vcf, Compression::Bgzf));
+        assert_eq!(
+            (o.format, o.compression),
+            (Container::Vcf, Compression::Bgzf)
+        );
         let o = WriteOptions::for_target("out.vcf", None);
         assert_eq!(o.compression, Compression::None);
         let o = WriteOptions::for_target("out.bcf", None);
-        assert_eq!((o.format, o.compression), (Container::Bcf, Compression::Bgzf));
+        assert_eq!(
+            (o.format, o.compression),
+            (Container::Bcf, Compression::Bgzf)
+        );
         let o = WriteOptions::for_target("out.txt", Some("BCF"));
         assert_eq!(o.format, Container::Bcf);
     }
@@ -299,7 +318,11 @@ mod tests {
         );
         assert!(o.set("info.DP.number", "Z").is_err());
         assert!(o.set("format.GT.type", "Text").is_err());
-        assert!(o.set("bogus", "1").unwrap_err().starts_with("unknown option 'bogus'"));
+        assert!(
+            o.set("bogus", "1")
+                .unwrap_err()
+                .starts_with("unknown option 'bogus'")
+        );
         assert!(o.set("samples", "A,B,A").unwrap_err().contains("'A' twice"));
     }
 }

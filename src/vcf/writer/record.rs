@@ -78,9 +78,13 @@ impl Columns {
             let dt = field.data_type();
             let ok = match NAMES[slot] {
                 "chrom" | "id" | "ref" => is_text(dt),
-                "pos" => matches!(shape_of(dt), Some(s) if s.scalar == Scalar::Int && s.list.is_none()),
+                "pos" => {
+                    matches!(shape_of(dt), Some(s) if s.scalar == Scalar::Int && s.list.is_none())
+                }
                 "alt" | "filter" => is_text_or_list(dt),
-                "qual" => matches!(shape_of(dt), Some(s) if matches!(s.scalar, Scalar::Int | Scalar::Float) && s.list.is_none()),
+                "qual" => {
+                    matches!(shape_of(dt), Some(s) if matches!(s.scalar, Scalar::Int | Scalar::Float) && s.list.is_none())
+                }
                 "info" => matches!(dt, DataType::Struct(_)),
                 _ => genotype_fields(dt).is_some(),
             };
@@ -171,19 +175,30 @@ impl Values {
         use DataType::*;
         Ok(match array.data_type() {
             Int64 => Values::Int(array.as_primitive().clone()),
-            Int8 | Int16 | Int32 | UInt8 | UInt16 | UInt32 | UInt64 => {
-                Values::Int(cast_with_options(array, &Int64, &STRICT)?.as_primitive().clone())
-            }
+            Int8 | Int16 | Int32 | UInt8 | UInt16 | UInt32 | UInt64 => Values::Int(
+                cast_with_options(array, &Int64, &STRICT)?
+                    .as_primitive()
+                    .clone(),
+            ),
             Float32 => Values::F32(array.as_primitive().clone()),
             Float64 => Values::F64(array.as_primitive().clone()),
             Float16 | Decimal32(..) | Decimal64(..) | Decimal128(..) | Decimal256(..) => {
-                Values::F64(cast_with_options(array, &Float64, &STRICT)?.as_primitive().clone())
+                Values::F64(
+                    cast_with_options(array, &Float64, &STRICT)?
+                        .as_primitive()
+                        .clone(),
+                )
             }
             Boolean => Values::Flag(array.as_boolean().clone()),
             Utf8 => Values::Str(array.as_string::<i32>().clone()),
-            LargeUtf8 | Utf8View | Dictionary(..) => {
-                Values::Str(cast_with_options(array, &Utf8, &STRICT)?.as_string::<i32>().clone())
+            Dictionary(_, value) if !matches!(value.as_ref(), Utf8 | LargeUtf8 | Utf8View) => {
+                Self::new(&cast_with_options(array, value, &STRICT)?)?
             }
+            LargeUtf8 | Utf8View | Dictionary(..) => Values::Str(
+                cast_with_options(array, &Utf8, &STRICT)?
+                    .as_string::<i32>()
+                    .clone(),
+            ),
             List(_) => Self::list(array.as_list::<i32>())?,
             LargeList(f) | FixedSizeList(f, _) | ListView(f) => {
                 let as_list = cast_with_options(array, &List(Arc::clone(f)), &STRICT)?;
@@ -233,7 +248,9 @@ impl Values {
             return;
         }
         match self {
-            Values::Int(a) => out.extend_from_slice(itoa::Buffer::new().format(a.value(i)).as_bytes()),
+            Values::Int(a) => {
+                out.extend_from_slice(itoa::Buffer::new().format(a.value(i)).as_bytes())
+            }
             Values::F32(a) => push_f32(out, a.value(i)),
             Values::F64(a) => push_f64(out, a.value(i)),
             Values::Flag(a) => out.push(if a.value(i) { b'1' } else { b'0' }),
@@ -291,7 +308,6 @@ impl Reserved {
         }
         Reserved(set)
     }
-
 }
 
 /// Where in a record a value goes: what its text and a list element's text must encode.
@@ -451,7 +467,9 @@ impl RecordWriter {
                 };
                 let keys = fields
                     .iter()
-                    .map(|f| (!filled.contains(&f.name().as_str())).then(|| f.name().as_bytes().to_vec()))
+                    .map(|f| {
+                        (!filled.contains(&f.name().as_str())).then(|| f.name().as_bytes().to_vec())
+                    })
                     .collect();
                 let end = fields.iter().position(|f| {
                     f.name() == "END"
@@ -520,11 +538,14 @@ impl RecordWriter {
             return Ok(None);
         };
         let entries = list.value(row);
-        let names = Values::new(entries.as_struct().column(self.sample)).map_err(|e| e.to_string())?;
+        let names =
+            Values::new(entries.as_struct().column(self.sample)).map_err(|e| e.to_string())?;
         let Values::Str(names) = names else {
             return Err("sample is not text".into());
         };
-        let all: Vec<String> = (0..names.len()).map(|i| names.value(i).to_string()).collect();
+        let all: Vec<String> = (0..names.len())
+            .map(|i| names.value(i).to_string())
+            .collect();
         self.set_samples(all).map(Some)
     }
 
@@ -577,13 +598,11 @@ impl RecordWriter {
         };
         let prepared = (|| -> Result<_, ArrowError> {
             let chrom = cast_with_options(batch.column(c.chrom), &DataType::Utf8, &STRICT)?;
-            let pos = match prepare(c.pos)? {
-                Values::Int(p) => p,
-                _ => unreachable!("pos is an integer"),
+            let Values::Int(pos) = prepare(c.pos)? else {
+                return Err(ArrowError::CastError("pos is not an integer".into()));
             };
-            let reference = match prepare(c.reference)? {
-                Values::Str(r) => r,
-                _ => unreachable!("ref is text"),
+            let Values::Str(reference) = prepare(c.reference)? else {
+                return Err(ArrowError::CastError("ref is not text".into()));
             };
             Ok((
                 chrom.as_string::<i32>().clone(),
@@ -884,7 +903,8 @@ impl GenotypeColumns {
             .map(Values::new)
             .collect::<Result<_, _>>()
             .map_err(|e| e.to_string())?;
-        let Values::Str(names) = Values::new(entries.column(sample)).map_err(|e| e.to_string())? else {
+        let Values::Str(names) = Values::new(entries.column(sample)).map_err(|e| e.to_string())?
+        else {
             return Err("sample is not text".into());
         };
         Ok(GenotypeColumns {
@@ -902,7 +922,13 @@ impl GenotypeColumns {
 
     /// Counts the alleles of the written samples' GT in row `row`: per alternate allele into
     /// `counts` (alleles beyond it are not counted), and returns AN, the called alleles.
-    fn allele_counts(&self, row: usize, gt: Option<usize>, picked: Option<&[usize]>, counts: &mut [u32]) -> u32 {
+    fn allele_counts(
+        &self,
+        row: usize,
+        gt: Option<usize>,
+        picked: Option<&[usize]>,
+        counts: &mut [u32],
+    ) -> u32 {
         let (Some(gt), false) = (gt, self.list.is_null(row)) else {
             return 0;
         };
@@ -937,8 +963,7 @@ impl GenotypeColumns {
 mod tests {
     use super::*;
     use datafusion::arrow::array::{
-        BooleanArray, Float64Array, Int32Array, Int64Array, ListBuilder, StringBuilder,
-        StructArray,
+        BooleanArray, Float64Array, Int32Array, Int64Array, ListBuilder, StringBuilder, StructArray,
     };
     use datafusion::arrow::datatypes::Fields;
 
@@ -962,12 +987,17 @@ mod tests {
         Arc::new(b.finish())
     }
 
-    fn write(batch: &RecordBatch, samples: Option<Vec<String>>, fill: Vec<FillTag>) -> Result<String, String> {
+    fn write(
+        batch: &RecordBatch,
+        samples: Option<Vec<String>>,
+        fill: Vec<FillTag>,
+    ) -> Result<String, String> {
         let columns = Columns::of(&batch.schema(), &|_| false)?;
         let mut w = RecordWriter::new(&batch.schema(), columns, samples, fill)?;
         w.samples_of(batch)?;
         let mut out = Vec::new();
-        w.write_batch(batch, &mut out, None).map_err(|e| e.to_string())?;
+        w.write_batch(batch, &mut out, None)
+            .map_err(|e| e.to_string())?;
         Ok(String::from_utf8(out).unwrap())
     }
 
@@ -987,7 +1017,11 @@ mod tests {
                 text(&[Some("a;b=c\td"), Some("50%")]),
             ),
             (
-                Arc::new(Field::new("TAGS", DataType::new_list(DataType::Utf8, true), true)),
+                Arc::new(Field::new(
+                    "TAGS",
+                    DataType::new_list(DataType::Utf8, true),
+                    true,
+                )),
                 text_lists(&[Some(vec![Some("x,y"), None]), Some(vec![])]),
             ),
         ]);
@@ -1088,11 +1122,19 @@ mod tests {
             "1\t1\t.\tA\tC\t.\t.\t.\tGT:DP\t0|1:3\t./.:.\n1\t2\t.\tA\tG\t.\t.\t.\tGT\t1/1\t.\n"
         );
         assert_eq!(
-            write(&batch, Some(vec!["S2".into()]), vec![FillTag::Ac, FillTag::An, FillTag::Af]).unwrap(),
+            write(
+                &batch,
+                Some(vec!["S2".into()]),
+                vec![FillTag::Ac, FillTag::An, FillTag::Af]
+            )
+            .unwrap(),
             "1\t1\t.\tA\tC\t.\t.\tAC=0;AN=0;AF=.\tGT\t./.\n1\t2\t.\tA\tG\t.\t.\tAC=0;AN=0;AF=.\t.\t.\n"
         );
         let err = write(&batch, Some(vec!["S3".into()]), vec![]).unwrap_err();
-        assert!(err.contains("sample 'S3' is not in the written genotypes"), "{err}");
+        assert!(
+            err.contains("sample 'S3' is not in the written genotypes"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -1115,18 +1157,32 @@ mod tests {
         ]);
         let batch = sample_batch(g, &[Some(vec![Some("C")]), Some(vec![Some("C")])]);
         let err = write(&batch, None, vec![]).unwrap_err();
-        assert!(err.starts_with("row 2 (1:2): its genotypes hold other samples"), "{err}");
+        assert!(
+            err.starts_with("row 2 (1:2): its genotypes hold other samples"),
+            "{err}"
+        );
     }
 
     #[test]
     fn floats_take_the_fewest_digits() {
         let mut out = Vec::new();
-        for v in [0.1, 50.0, 1e-7, 123456789.0, f64::NAN, f64::NEG_INFINITY, -0.5] {
+        for v in [
+            0.1,
+            50.0,
+            1e-7,
+            123456789.0,
+            f64::NAN,
+            f64::NEG_INFINITY,
+            -0.5,
+        ] {
             push_f64(&mut out, v);
             out.push(b' ');
         }
         push_f32(&mut out, 0.1f32);
-        assert_eq!(String::from_utf8(out).unwrap(), "0.1 50 1e-7 123456789 NaN -Inf -0.5 0.1");
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "0.1 50 1e-7 123456789 NaN -Inf -0.5 0.1"
+        );
     }
 
     #[test]
@@ -1138,13 +1194,19 @@ mod tests {
             Field::new("extra", DataType::Int64, false),
         ]);
         let err = Columns::of(&schema, &|_| false).unwrap_err();
-        assert!(err.starts_with("column 'extra' is not a VCF column"), "{err}");
+        assert!(
+            err.starts_with("column 'extra' is not a VCF column"),
+            "{err}"
+        );
         assert!(Columns::of(&schema, &|f| f.name() == "extra").is_ok());
         let schema = Schema::new(vec![
             Field::new("chrom", DataType::Utf8, false),
             Field::new("pos", DataType::Utf8, false),
         ]);
         let err = Columns::of(&schema, &|_| false).unwrap_err();
-        assert!(err.contains("'pos' has type Utf8; a VCF needs an integer"), "{err}");
+        assert!(
+            err.contains("'pos' has type Utf8; a VCF needs an integer"),
+            "{err}"
+        );
     }
 }

@@ -151,9 +151,9 @@ impl DataSink for VcfSink {
             let _ = tx.send(Message::End).await;
         }
         drop(tx);
-        let written = writer
-            .await
-            .map_err(|e| DataFusionError::Execution(format!("{}: the writer failed: {e}", self.path.display())))?;
+        let written = writer.await.map_err(|e| {
+            DataFusionError::Execution(format!("{}: the writer failed: {e}", self.path.display()))
+        })?;
         match failure {
             // the input's own error (a malformed line, say), not the writer's
             Some(e) => Err(e),
@@ -181,7 +181,10 @@ fn temporary_beside(path: &Path, suffix: &str) -> PathBuf {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let n = TEMPORARY.fetch_add(1, Ordering::Relaxed);
-    path.with_file_name(format!(".{name}{suffix}.vcfq-{}-{n}.tmp", std::process::id()))
+    path.with_file_name(format!(
+        ".{name}{suffix}.vcfq-{}-{n}.tmp",
+        std::process::id()
+    ))
 }
 
 impl Job {
@@ -197,9 +200,7 @@ impl Job {
             name.push(ext);
             PathBuf::from(name)
         });
-        let index_tmp = index_path
-            .as_ref()
-            .map(|p| temporary_beside(p, ""));
+        let index_tmp = index_path.as_ref().map(|p| temporary_beside(p, ""));
         let result = self.write(rx, &data_tmp, index_tmp.as_deref());
         let finished = result.and_then(|rows| {
             std::fs::rename(&data_tmp, &self.path).map_err(|e| self.io(e))?;
@@ -255,13 +256,21 @@ impl Job {
         let samples = match samples {
             Some(s) => s,
             None => records
-                .set_samples(self.source.as_ref().map(|s| s.samples.clone()).unwrap_or_default())
+                .set_samples(
+                    self.source
+                        .as_ref()
+                        .map(|s| s.samples.clone())
+                        .unwrap_or_default(),
+                )
                 .map_err(|m| self.invalid(m))?,
         };
         let header = self.header(&samples)?;
         let mut out = Output::open(file, &self.options, &header.text).map_err(|e| self.io(e))?;
         let mut index = match self.options.index {
-            Some(kind) => Some(Indexing::new(kind, &self.options.format, &header.contigs).map_err(|m| self.invalid(m))?),
+            Some(kind) => Some(
+                Indexing::new(kind, &self.options.format, &header.contigs)
+                    .map_err(|m| self.invalid(m))?,
+            ),
             None => None,
         };
         let mut rows = 0u64;
@@ -350,8 +359,9 @@ fn invalid_data(e: impl fmt::Display) -> io::Error {
 
 impl Output {
     fn open(file: File, options: &WriteOptions, header: &str) -> io::Result<Self> {
-        let level = bgzf::io::writer::CompressionLevel::new(options.level)
-            .ok_or_else(|| invalid_data(format!("compression level {} is not 0-9", options.level)))?;
+        let level = bgzf::io::writer::CompressionLevel::new(options.level).ok_or_else(|| {
+            invalid_data(format!("compression level {} is not 0-9", options.level))
+        })?;
         let threads = NonZero::new(options.threads.max(1)).expect("at least one");
         let serial = || -> io::Result<bgzf::io::Writer<File>> {
             Ok(bgzf::io::writer::Builder::default()
@@ -376,7 +386,9 @@ impl Output {
             (Container::Bcf, _) => {
                 let parsed = noodles::vcf::io::Reader::new(header.as_bytes())
                     .read_header()
-                    .map_err(|e| invalid_data(format!("the header cannot be written as BCF: {e}")))?;
+                    .map_err(|e| {
+                        invalid_data(format!("the header cannot be written as BCF: {e}"))
+                    })?;
                 if indexed {
                     let mut writer = noodles::bcf::io::Writer::from(serial()?);
                     writer.write_header(&parsed)?;
@@ -477,10 +489,7 @@ impl SortCheck {
     pub fn next(&mut self, chrom: &str, pos: i64) -> Result<(), String> {
         if self.current.as_deref() == Some(chrom) {
             if pos < self.last {
-                return Err(format!(
-                    "{chrom}:{pos} comes after {chrom}:{}",
-                    self.last
-                ));
+                return Err(format!("{chrom}:{pos} comes after {chrom}:{}", self.last));
             }
         } else {
             if self.done.contains(chrom) {
@@ -539,7 +548,13 @@ impl Indexing {
         })
     }
 
-    fn add(&mut self, chrom: &str, span: &Span, chunk: Chunk, rows_before: u64) -> Result<(), String> {
+    fn add(
+        &mut self,
+        chrom: &str,
+        span: &Span,
+        chunk: Chunk,
+        rows_before: u64,
+    ) -> Result<(), String> {
         let row = rows_before + span.row as u64 + 1;
         let order = match self {
             Indexing::Vcf { order, .. } | Indexing::Bcf { order, .. } => order,
@@ -560,7 +575,9 @@ impl Indexing {
             Indexing::Vcf { indexer, .. } => indexer
                 .add_record(chrom, start, end, chunk)
                 .map_err(|e| format!("row {row} ({chrom}:{}): index: {e}", span.start)),
-            Indexing::Bcf { indexer, contigs, .. } => {
+            Indexing::Bcf {
+                indexer, contigs, ..
+            } => {
                 let id = *contigs.get(chrom).ok_or_else(|| {
                     format!("row {row}: contig '{chrom}' has no ##contig line, which BCF needs")
                 })?;
@@ -591,10 +608,19 @@ mod tests {
     #[test]
     fn sort_check_wants_each_contig_in_one_run_in_position_order() {
         let mut s = SortCheck::default();
-        for (c, p) in [("chr1", 5), ("chr1", 5), ("chr1", 9), ("chr2", 1), ("chr10", 3)] {
+        for (c, p) in [
+            ("chr1", 5),
+            ("chr1", 5),
+            ("chr1", 9),
+            ("chr2", 1),
+            ("chr10", 3),
+        ] {
             s.next(c, p).unwrap();
         }
-        assert_eq!(s.next("chr10", 2).unwrap_err(), "chr10:2 comes after chr10:3");
+        assert_eq!(
+            s.next("chr10", 2).unwrap_err(),
+            "chr10:2 comes after chr10:3"
+        );
         let mut s = SortCheck::default();
         s.next("chr1", 5).unwrap();
         s.next("chr2", 5).unwrap();

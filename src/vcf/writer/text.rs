@@ -33,7 +33,10 @@ pub async fn write_stream(
     let options = WriteOptions::for_target("-", None);
     let mut records = RecordWriter::new(&schema, columns.clone(), None, Vec::new())
         .map_err(|m| DataFusionError::Plan(format!("--format vcf: {m}")))?;
-    let fallback = source.as_ref().map(|s| s.samples.clone()).unwrap_or_default();
+    let fallback = source
+        .as_ref()
+        .map(|s| s.samples.clone())
+        .unwrap_or_default();
     let stdout = PathBuf::from("<stdout>");
     let invalid = |message: String| VcfError::Write {
         path: stdout.clone(),
