@@ -2,7 +2,7 @@
 //! [STORED AS VCF|BCF] [OPTIONS (…)]`.
 //!
 //! `copy` plans the statement (options, the source header, sorting), `header` derives the
-//! written header from the source's, `record` formats rows as record lines, `sink` streams them
+//! written header from the source's, `record` formats rows as record lines (`values`: each value's text), `sink` streams them
 //! into the file (BGZF, BCF, an index built in the same pass); `text` prints the records of a
 //! query's result (`vcfq -c … --format vcf`).
 
@@ -11,6 +11,7 @@ pub mod header;
 pub mod record;
 pub mod sink;
 pub mod text;
+pub mod values;
 
 use std::collections::HashMap;
 use std::sync::Arc;
