@@ -136,7 +136,8 @@ def recovery(vcfq, work, bootstrap, vcf, extra, calm):
         options[k] = v
     config = os.path.join(work, "serve.toml")
     with open(config, "w") as f:
-        f.write('addr = "127.0.0.1:0"\n[[users]]\nname = "bench"\n'
+        f.write(f'addr = "127.0.0.1:0"\n[files]\nread = ["{os.path.dirname(vcf)}"]\n'
+                '[[users]]\nname = "bench"\n'
                 f'password_hash = "{hashed}"\n[[tables]]\nname = "c"\nlocation = "c"\n'
                 'format = "stream"\n[tables.options]\n')
         f.writelines(f'"{k}" = "{v}"\n' for k, v in options.items())

@@ -131,7 +131,7 @@ def main():
     # search through the index
     port = free_port()
     log = open(os.path.join(data, "server.log"), "w")
-    server = subprocess.Popen([args.binary, "serve", "--addr", f"127.0.0.1:{port}"],
+    server = subprocess.Popen([args.binary, "serve", "--addr", f"127.0.0.1:{port}", "--read-root", data],
                               stdout=subprocess.DEVNULL, stderr=log)
     try:
         for _ in range(100):

@@ -10,6 +10,7 @@
 //! [`SessionBuilder`] makes a DataFusion session with all of it; the `vcfq` binary (shell,
 //! scripts) and the Flight SQL server ([`flight`]) are thin front ends over it.
 
+pub mod access;
 pub mod config;
 pub mod coordinator;
 pub mod copy_target;

@@ -73,12 +73,35 @@ enum Command {
         /// Address to listen on (port 0 picks a free port); overrides the config file's.
         #[arg(long)]
         addr: Option<std::net::SocketAddr>,
-        /// TOML config: users, TLS, tables registered at start, limits (see the README).
+        /// TOML config: users, roles, file roots, TLS, tables registered at start, limits,
+        /// audit (see the README).
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
+        /// A directory whose files clients may read (repeatable; added to the config's
+        /// `[files] read`). Without any, clients reach no file by path.
+        #[arg(long, value_name = "DIR")]
+        read_root: Vec<PathBuf>,
+        /// A directory clients may write files into with `COPY … TO` (repeatable).
+        #[arg(long, value_name = "DIR")]
+        write_root: Vec<PathBuf>,
     },
     /// Print an Argon2 hash of the password read from stdin, for a server config's [[users]].
     HashPassword,
+    /// The audit trail of `vcfq serve`.
+    Audit {
+        #[command(subcommand)]
+        action: AuditCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum AuditCommand {
+    /// Check a trail's hash chain: prints the records and the last hash, or fails naming the
+    /// first line where a record was changed, removed or inserted.
+    Verify {
+        /// The JSON-lines file (`[audit] path` of the server config).
+        file: PathBuf,
+    },
 }
 
 fn parse_format(s: &str) -> Result<OutputFormat, String> {
@@ -157,8 +180,27 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<()> {
-    if let Some(Command::Serve { addr, config }) = &cli.command {
-        return serve(*addr, config.as_deref()).await;
+    if let Some(Command::Serve {
+        addr,
+        config,
+        read_root,
+        write_root,
+    }) = &cli.command
+    {
+        return serve(*addr, config.as_deref(), read_root, write_root).await;
+    }
+    if let Some(Command::Audit {
+        action: AuditCommand::Verify { file },
+    }) = &cli.command
+    {
+        let verified = vcfq::flight::audit::verify(file).map_err(anyhow::Error::msg)?;
+        println!(
+            "{}: {} records, chain intact; last hash {}",
+            file.display(),
+            verified.records,
+            verified.head
+        );
+        return Ok(());
     }
     if let Some(Command::HashPassword) = cli.command {
         let mut password = String::new();
@@ -237,7 +279,12 @@ fn terminal_width() -> Option<usize> {
 }
 
 /// `vcfq serve`: without a config file, anonymous access on a loopback address only.
-async fn serve(addr: Option<std::net::SocketAddr>, config: Option<&std::path::Path>) -> Result<()> {
+async fn serve(
+    addr: Option<std::net::SocketAddr>,
+    config: Option<&std::path::Path>,
+    read_roots: &[PathBuf],
+    write_roots: &[PathBuf],
+) -> Result<()> {
     let mut settings = match config {
         Some(path) => vcfq::flight::config::ServerConfig::load(path)?,
         None => vcfq::flight::config::ServerConfig {
@@ -248,6 +295,17 @@ async fn serve(addr: Option<std::net::SocketAddr>, config: Option<&std::path::Pa
     if addr.is_some() {
         settings.addr = addr;
     }
+    // roots from the command line are relative to the working directory
+    let cwd = std::env::current_dir().context("the working directory")?;
+    settings
+        .files
+        .read
+        .extend(read_roots.iter().map(|d| cwd.join(d)));
+    settings
+        .files
+        .write
+        .extend(write_roots.iter().map(|d| cwd.join(d)));
+    settings.file_roots().map_err(anyhow::Error::msg)?;
     if config.is_none() && settings.addr.is_some_and(|a| !a.ip().is_loopback()) {
         anyhow::bail!(
             "without --config the server takes anonymous clients and listens on loopback only; \

@@ -20,6 +20,8 @@ use datafusion::sql::planner::object_name_to_table_reference;
 use datafusion::sql::sqlparser::ast;
 use datafusion_session::SessionStore;
 
+use crate::access::Guard;
+use crate::access::guard::{GuardedUrlTableFactory, PathFunction};
 use crate::config::{VcfConfig, VectorConfig};
 use crate::coordinator::{CoordinatedTableFactory, StreamHealthTable};
 use crate::lance::index::VectorIndexesFunction;
@@ -158,9 +160,20 @@ impl SessionBuilder {
         {
             catalog.register_schema("vcfq", vcfq_schema)?;
         }
-        ctx.register_udtf("read_vcf", Arc::new(ReadVcf::wide()));
-        ctx.register_udtf("vcf_genotypes", Arc::new(ReadVcf::long()));
-        ctx.register_udtf("vcf_header", Arc::new(VcfHeaderFunction));
+        // functions that open a path check it against the session's guard first (a no-op in
+        // sessions without one)
+        ctx.register_udtf(
+            "read_vcf",
+            Arc::new(PathFunction::new(Arc::new(ReadVcf::wide()))),
+        );
+        ctx.register_udtf(
+            "vcf_genotypes",
+            Arc::new(PathFunction::new(Arc::new(ReadVcf::long()))),
+        );
+        ctx.register_udtf(
+            "vcf_header",
+            Arc::new(PathFunction::new(Arc::new(VcfHeaderFunction))),
+        );
         ctx.register_udtf("vector_search", Arc::new(VectorSearchFunction));
         ctx.register_udtf("vector_indexes", Arc::new(VectorIndexesFunction));
         vcfq_udfs::register_all(&ctx);
@@ -174,9 +187,13 @@ impl SessionBuilder {
         let lance = Arc::new(LanceUrlTableFactory::new(
             Arc::clone(&factory) as Arc<dyn UrlTableFactory>
         ));
+        // and before them all, the session's guard (when it has one)
+        let guarded = Arc::new(GuardedUrlTableFactory::new(
+            lance as Arc<dyn UrlTableFactory>,
+        ));
         let catalogs = Arc::new(DynamicFileCatalog::new(
             Arc::clone(ctx.state().catalog_list()),
-            lance as Arc<dyn UrlTableFactory>,
+            Arc::clone(&guarded) as Arc<dyn UrlTableFactory>,
         ));
         let session_id = ctx.session_id();
         let ctx: SessionContext = ctx
@@ -187,6 +204,7 @@ impl SessionBuilder {
             .into();
         listing.session_store().with_state(ctx.state_weak_ref());
         factory.session_store().with_state(ctx.state_weak_ref());
+        guarded.session_store().with_state(ctx.state_weak_ref());
         Ok(ctx)
     }
 }
@@ -205,13 +223,32 @@ pub async fn sql(ctx: &SessionContext, sql: &str) -> Result<DataFrame> {
 }
 
 /// The logical plan of one SQL statement (nothing runs), with the `INSERT` rule of [`sql`].
+/// In a session with a [`Guard`], the statement is checked before it is planned and the plan
+/// before it is returned: a refusal is an [`crate::access::AccessError`].
 pub async fn logical_plan(ctx: &SessionContext, sql: &str) -> Result<LogicalPlan> {
     let state = ctx.state();
     let dialect = state.config().options().sql_parser.dialect;
-    let mut statement = state.sql_to_statement(sql, &dialect)?;
+    let statement = state.sql_to_statement(sql, &dialect)?;
+    let guard = Guard::of(state.config());
+    if let Some(guard) = &guard {
+        guard.check_statement(&statement)?;
+    }
+    let plan = plan_statement(ctx, &state, statement, sql).await?;
+    if let Some(guard) = &guard {
+        guard.check_plan(&plan)?;
+    }
+    Ok(plan)
+}
+
+async fn plan_statement(
+    ctx: &SessionContext,
+    state: &SessionState,
+    mut statement: DFStatement,
+    sql: &str,
+) -> Result<LogicalPlan> {
     match statement {
         DFStatement::CopyTo(copy) if is_own_copy(&copy) => {
-            return own_copy(&state, copy, sql).await;
+            return own_copy(state, copy, sql).await;
         }
         DFStatement::Explain(explain)
             if explain.format.is_none()
@@ -221,7 +258,7 @@ pub async fn logical_plan(ctx: &SessionContext, sql: &str) -> Result<LogicalPlan
             let DFStatement::CopyTo(copy) = *explain.statement else {
                 return plan_err!("EXPLAIN: not a COPY");
             };
-            let plan = own_copy(&state, copy, sql).await?;
+            let plan = own_copy(state, copy, sql).await?;
             return LogicalPlanBuilder::from(plan)
                 .explain(verbose, analyze)?
                 .build();

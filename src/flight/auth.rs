@@ -194,7 +194,7 @@ impl Authenticator {
 }
 
 /// User and password of a `Basic base64(user:password)` header.
-fn parse_basic(header: &str) -> Result<(String, String), AuthError> {
+pub fn parse_basic(header: &str) -> Result<(String, String), AuthError> {
     let encoded = header
         .strip_prefix("Basic ")
         .or_else(|| header.strip_prefix("basic "))
@@ -235,6 +235,7 @@ mod tests {
         let users = vec![UserConfig {
             name: "alice".into(),
             password_hash: hash_password("s3cret!").unwrap(),
+            roles: Vec::new(),
         }];
         Authenticator::new(&users, false, ttl)
     }

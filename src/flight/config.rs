@@ -13,6 +13,28 @@
 //! [[users]]
 //! name = "alice"
 //! password_hash = "$argon2id$v=19$m=19456,t=2,p=1$…"   # from `vcfq hash-password`
+//! roles = ["analyst"]
+//!
+//! [files]                  # what clients may reach by path (none when omitted)
+//! read = ["data"]          # paths as tables, read_vcf, CREATE EXTERNAL TABLE … LOCATION
+//! write = ["exports"]      # COPY … TO
+//!
+//! [streams]
+//! allow = ["iggy://127.0.0.1:8090", "localhost:9092"]   # stream tables clients may create
+//!
+//! [[roles]]                # without any, every user has every privilege within the roots
+//! name = "analyst"
+//! [[roles.grants]]
+//! tables = ["calls", "cohort_*"]
+//! privileges = ["select"]
+//! masks = { genotypes = "NULL" }
+//! row_filter = "chrom = 'chr22'"
+//! [[roles.grants]]
+//! locations = ["data/public"]
+//! privileges = ["select", "create"]
+//!
+//! [audit]
+//! path = "audit.jsonl"     # every statement and login, hash-chained (`vcfq audit verify`)
 //!
 //! [[tables]]
 //! name = "calls"
@@ -28,6 +50,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+
+use crate::access::paths::FileRoots;
+use crate::access::rules::{RoleConfig, Rules};
 
 /// Everything `vcfq serve` reads from its `--config` file.
 #[derive(Debug, Clone, Deserialize)]
@@ -54,8 +79,20 @@ pub struct ServerConfig {
     pub users: Vec<UserConfig>,
     /// Tables every session sees from the start.
     pub tables: Vec<TableConfig>,
-    /// SQL run in every new session before its first request (`SET …`, `CREATE VIEW …`).
+    /// SQL run in every new session before its first request (`SET …`, `CREATE VIEW …`),
+    /// with every table in reach; what it creates is governed by grants as the tables are.
     pub startup: Vec<String>,
+    /// Directories clients may read and write files under.
+    pub files: FilesConfig,
+    /// Stream locations clients may create tables on.
+    pub streams: StreamsConfig,
+    /// Roles and their grants. Without any, every user may do anything within the file roots
+    /// and stream locations; with some, a user may do what its roles grant.
+    pub roles: Vec<RoleConfig>,
+    /// The roles of anonymous clients (when `allow_anonymous`).
+    pub anonymous_roles: Vec<String>,
+    /// The audit trail.
+    pub audit: Option<AuditConfig>,
     /// Directory the config file is in; relative paths are resolved against it.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -75,6 +112,11 @@ impl Default for ServerConfig {
             users: Vec::new(),
             tables: Vec::new(),
             startup: Vec::new(),
+            files: FilesConfig::default(),
+            streams: StreamsConfig::default(),
+            roles: Vec::new(),
+            anonymous_roles: Vec::new(),
+            audit: None,
             base_dir: PathBuf::from("."),
         }
     }
@@ -98,6 +140,38 @@ pub struct UserConfig {
     pub name: String,
     /// Argon2 hash in PHC form (`vcfq hash-password` prints one).
     pub password_hash: String,
+    /// The user's roles (`[[roles]]`).
+    #[serde(default)]
+    pub roles: Vec<String>,
+}
+
+/// `[files]`: where clients' paths may lead (relative paths are relative to the config file).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilesConfig {
+    /// Directories whose files clients may read (and make tables over).
+    #[serde(default)]
+    pub read: Vec<PathBuf>,
+    /// Directories clients may write files into.
+    #[serde(default)]
+    pub write: Vec<PathBuf>,
+}
+
+/// `[streams]`: stream locations clients may make tables on.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamsConfig {
+    /// Location prefixes (`iggy://host:port`, `host:port`), credentials ignored.
+    #[serde(default)]
+    pub allow: Vec<String>,
+}
+
+/// `[audit]`: the audit trail.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// JSON-lines file appended to (created when missing).
+    pub path: PathBuf,
 }
 
 /// A table registered at start, as `CREATE EXTERNAL TABLE name STORED AS format LOCATION …`.
@@ -194,10 +268,40 @@ impl ServerConfig {
                 "no [[users]] and allow_anonymous = false: nobody could connect".to_string(),
             );
         }
+        let mut roles = std::collections::HashSet::new();
+        for role in &self.roles {
+            if !roles.insert(role.name.as_str()) {
+                return Err(format!("role {:?} is listed twice", role.name));
+            }
+        }
+        for user in &self.users {
+            self.rules_for(&user.roles)
+                .map_err(|e| format!("user {:?}: {e}", user.name))?;
+        }
+        self.rules_for(&self.anonymous_roles)
+            .map_err(|e| format!("anonymous_roles: {e}"))?;
+        self.file_roots()?;
         if self.token_ttl_secs == 0 || self.max_sessions == 0 {
             return Err("token_ttl_secs and max_sessions must be positive".to_string());
         }
         Ok(())
+    }
+
+    /// What a principal with these roles may do (every privilege when no roles are defined).
+    pub fn rules_for(&self, roles: &[String]) -> Result<Rules, String> {
+        if self.roles.is_empty() {
+            if let Some(role) = roles.first() {
+                return Err(format!("role {role:?} is not defined in [[roles]]"));
+            }
+            return Ok(Rules::unrestricted());
+        }
+        Rules::of_roles(roles, &self.roles, &self.base_dir)
+    }
+
+    /// The file roots, resolved against the config file's directory (each must exist).
+    pub fn file_roots(&self) -> Result<FileRoots, String> {
+        let resolve = |dirs: &[PathBuf]| dirs.iter().map(|d| self.resolve(d)).collect::<Vec<_>>();
+        FileRoots::new(&resolve(&self.files.read), &resolve(&self.files.write))
     }
 
     /// `path` resolved against the config file's directory.

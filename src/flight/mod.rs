@@ -1,7 +1,11 @@
 //! `vcfq serve`: the engine as an Arrow Flight SQL server (gRPC), for ADBC, JDBC (DBeaver)
 //! and any Flight SQL client.
 //!
-//! - [`config`]: the TOML config file (users, TLS, tables registered at start, limits).
+//! - [`config`]: the TOML config file (users, roles, file roots, TLS, tables registered at
+//!   start, limits, audit).
+//! - [`audit`]: the hash-chained audit trail of statements and logins.
+//! - [`activity`], [`system`]: running and recent queries and live sessions, as
+//!   `system.queries` / `system.sessions` (and `system.audit`), and `cancel_query(id)`.
 //! - [`auth`]: basic username/password in the handshake → expiring bearer token.
 //! - [`sessions`]: one DataFusion session per login or anonymous connection.
 //! - [`conn`]: connections that end their sessions when they close.
@@ -10,6 +14,8 @@
 //! - [`info`]: `GetSqlInfo` and `GetXdbcTypeInfo` answers.
 //! - [`params`]: prepared-statement parameters.
 
+pub mod activity;
+pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod conn;
@@ -18,6 +24,7 @@ pub mod params;
 pub mod service;
 pub mod sessions;
 pub mod status;
+pub mod system;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -30,10 +37,12 @@ use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
 
+use self::activity::Activity;
+use self::audit::AuditLog;
 use self::auth::Authenticator;
 use self::config::ServerConfig;
 use self::service::VcfqFlightSql;
-use self::sessions::SessionStore;
+use self::sessions::{Access, SessionStore};
 
 /// The address used when neither `--addr` nor the config file gives one.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:50051";
@@ -71,17 +80,31 @@ pub async fn serve(config: ServerConfig) -> Result<()> {
             }
         }
     }
+    let access = Access::from_config(&config).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let users: Vec<String> = config.users.iter().map(|u| u.name.clone()).collect();
+    let audit_path = config.audit.as_ref().map(|a| config.resolve(&a.path));
     let store = Arc::new(SessionStore::new(
         runtime,
+        access,
+        Arc::new(Activity::default()),
+        audit_path.clone(),
         tables,
         config.startup.clone(),
         config.max_sessions,
         Duration::from_secs(config.session_idle_secs),
     ));
+    // every principal's session, once: the startup statements run, and each grant's columns,
+    // masks and row filter plan against its table
     store
-        .new_context()
+        .new_context(None)
         .await
-        .context("config startup statements")?;
+        .context("config startup statements (anonymous session)")?;
+    for user in &users {
+        store
+            .new_context(Some(user))
+            .await
+            .with_context(|| format!("config: the session of user {user:?}"))?;
+    }
     let auth = Arc::new(Authenticator::new(
         &config.users,
         config.allow_anonymous,
@@ -115,8 +138,32 @@ pub async fn serve(config: ServerConfig) -> Result<()> {
     };
 
     tokio::spawn(reap(Arc::clone(&auth), Arc::clone(&store)));
-    let service = FlightServiceServer::new(VcfqFlightSql::new(auth, Arc::clone(&store)))
+    let audit = match &audit_path {
+        Some(path) => {
+            let log = AuditLog::open(path)
+                .with_context(|| format!("{}: cannot open the audit trail", path.display()))?;
+            Some(Arc::new(log))
+        }
+        None => None,
+    };
+    let service = FlightServiceServer::new(VcfqFlightSql::new(auth, Arc::clone(&store), audit))
         .max_decoding_message_size(64 * 1024 * 1024);
+    let roots = config.file_roots().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let shown = |dirs: &[std::path::PathBuf]| {
+        if dirs.is_empty() {
+            "nothing".to_string()
+        } else {
+            dirs.iter()
+                .map(|d| d.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    };
+    eprintln!(
+        "vcfq serve: clients may read files under {}; write under {}",
+        shown(roots.read_roots()),
+        shown(roots.write_roots())
+    );
     println!("vcfq serve: listening on {scheme}://{local}");
     use std::io::Write;
     let _ = std::io::stdout().flush();

@@ -2,7 +2,9 @@
 //! cancellation. Results stream batch by batch from the DataFusion plan to the client.
 
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::error::FlightError;
@@ -31,16 +33,22 @@ use datafusion::catalog::TableProvider;
 use datafusion::datasource::TableType;
 use datafusion::error::DataFusionError;
 use datafusion::logical_expr::LogicalPlan;
+
+use crate::access::guard::touched;
 use futures::future::{AbortHandle, Abortable};
 use futures::{Stream, StreamExt, TryStreamExt, stream};
 use prost::Message;
 use tonic::metadata::MetadataValue;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::auth::{Authenticator, Principal};
+use super::activity::QueryState;
+use super::audit::{AuditLog, Event, Outcome};
+use super::auth::{Authenticator, Principal, parse_basic};
 use super::info::{SQL_INFO, XDBC_TYPE_INFO};
 use super::params::{bind, number_placeholders, parameter_schema, rows_of};
-use super::sessions::{ClientSession, Pending, Prepared, SessionError, SessionStore};
+use super::sessions::{
+    Audited, ClientSession, Pending, Prepared, QueryTicket, SessionError, SessionStore,
+};
 use super::status::{status_from_auth, status_from_datafusion, status_from_flight};
 
 type FlightDataStream =
@@ -53,12 +61,97 @@ const CANCEL_FLIGHT_INFO: &str = "CancelFlightInfo";
 pub struct VcfqFlightSql {
     auth: Arc<Authenticator>,
     sessions: Arc<SessionStore>,
+    audit: Option<Arc<AuditLog>>,
 }
 
 impl VcfqFlightSql {
-    /// A service authenticating with `auth` and keeping client sessions in `sessions`.
-    pub fn new(auth: Arc<Authenticator>, sessions: Arc<SessionStore>) -> Self {
-        VcfqFlightSql { auth, sessions }
+    /// A service authenticating with `auth`, keeping client sessions in `sessions`, and
+    /// recording statements and logins in `audit`.
+    pub fn new(
+        auth: Arc<Authenticator>,
+        sessions: Arc<SessionStore>,
+        audit: Option<Arc<AuditLog>>,
+    ) -> Self {
+        VcfqFlightSql {
+            auth,
+            sessions,
+            audit,
+        }
+    }
+
+    /// Records a statement's end: in `system.queries`, and in the audit trail (when there is
+    /// one).
+    fn record(
+        &self,
+        session: &ClientSession,
+        audited: &Audited,
+        rows: Option<u64>,
+        result: Result<(), &Status>,
+    ) {
+        record_in(
+            self.audit.as_deref(),
+            &self.sessions,
+            session,
+            audited,
+            rows,
+            result,
+        );
+    }
+
+    /// Records a login attempt.
+    fn record_login(&self, user: Option<&str>, peer: String, result: Result<(), &Status>) {
+        let Some(log) = &self.audit else {
+            return;
+        };
+        let event = Event {
+            kind: "login",
+            user: user.map(str::to_string),
+            roles: self.sessions.roles_of(user),
+            peer,
+            outcome: Some(outcome_of(result)),
+            ..Default::default()
+        };
+        if let Err(e) = log.append(&event) {
+            eprintln!("vcfq serve: cannot append to {}: {e}", log.path().display());
+        }
+    }
+
+    /// What the audit trail will say of a statement of `session`.
+    fn audited<T>(
+        &self,
+        request: &Request<T>,
+        session: &ClientSession,
+        kind: &'static str,
+        sql: &str,
+    ) -> Audited {
+        self.audited_from(peer_of(request), session, kind, sql)
+    }
+
+    /// [`Self::audited`] for a request from `peer`.
+    fn audited_from(
+        &self,
+        peer: String,
+        session: &ClientSession,
+        kind: &'static str,
+        sql: &str,
+    ) -> Audited {
+        let activity = self.sessions.activity();
+        let (query, progress) = activity.start(session.id, session.user.clone(), sql);
+        Audited {
+            query,
+            progress,
+            ticket: Arc::new(QueryTicket {
+                activity: Arc::clone(activity),
+                id: query,
+            }),
+            kind,
+            statement: session.next_id(),
+            sql: sql.to_string(),
+            params: Vec::new(),
+            objects: Vec::new(),
+            peer,
+            started: Instant::now(),
+        }
     }
 
     /// The caller's session: by bearer token, or by connection for anonymous clients.
@@ -73,9 +166,7 @@ impl VcfqFlightSql {
             .auth
             .principal(header)
             .map_err(|e| status_from_auth(&e))?;
-        let peer = request
-            .remote_addr()
-            .map_or_else(|| "unknown".to_string(), |a| a.to_string());
+        let peer = peer_of(request);
         let (key, user) = match principal {
             Principal::User { name, token } => (format!("token:{token}"), Some(name)),
             Principal::Basic { name } => (format!("basic:{name}@{peer}"), Some(name)),
@@ -136,6 +227,9 @@ impl VcfqFlightSql {
         pending: Pending,
     ) -> Result<Response<FlightDataStream>, Status> {
         if let Some(batches) = pending.ready {
+            if let Some(audited) = &pending.audit {
+                self.record(&session, audited, Some(count_of(&batches)), Ok(()));
+            }
             let encoded = FlightDataEncoderBuilder::new()
                 .with_schema(pending.schema)
                 .build(stream::iter(batches.into_iter().map(Ok)))
@@ -145,7 +239,15 @@ impl VcfqFlightSql {
         let ctx = session.ctx.clone();
         let mut plans = pending.plans.into_iter();
         let first = match plans.next() {
-            Some(plan) => execute(&ctx, plan).await.map_err(status_from_datafusion)?,
+            Some(plan) => match execute(&ctx, plan).await.map_err(status_from_datafusion) {
+                Ok(stream) => stream,
+                Err(status) => {
+                    if let Some(audited) = &pending.audit {
+                        self.record(&session, audited, None, Err(&status));
+                    }
+                    return Err(status);
+                }
+            },
             None => return Err(Status::internal("a query with no plan")),
         };
         let schema = sent_schema(&first.schema(), &pending.schema);
@@ -161,17 +263,61 @@ impl VcfqFlightSql {
             .chain(rest)
             .and_then(move |b| std::future::ready(with_schema(b, &relabel)))
             .map_err(|e| FlightError::ExternalError(Box::new(e)));
+        let tally = Arc::new(Mutex::new(Tally::default()));
+        let progress = pending
+            .audit
+            .as_ref()
+            .map_or_else(Default::default, |a| Arc::clone(&a.progress));
+        let counted = Arc::clone(&progress);
+        let batches = batches.inspect(move |b| {
+            if let Ok(batch) = b {
+                counted
+                    .rows
+                    .fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
+            }
+        });
+        let failed = Arc::clone(&tally);
         let encoded = FlightDataEncoderBuilder::new()
             .with_schema(schema)
             .build(batches)
-            .map_err(status_from_flight);
+            .map_err(status_from_flight)
+            .inspect(move |item| match item {
+                Ok(data) => {
+                    let n = data.data_header.len() + data.data_body.len();
+                    progress.bytes.fetch_add(n as u64, Ordering::Relaxed);
+                }
+                Err(status) => {
+                    lock(&failed).error.get_or_insert_with(|| status.clone());
+                }
+            });
 
         let (abort, registration) = AbortHandle::new_pair();
         session.start(id, abort.clone());
-        let done = Finished { session, id };
+        if let Some(audited) = &pending.audit {
+            self.sessions
+                .activity()
+                .set_abort(audited.query, abort.clone());
+        }
+        let audit = pending
+            .audit
+            .map(|audited| (self.audit.clone(), Arc::clone(&self.sessions), audited));
+        let done = Finished {
+            session,
+            id,
+            audit,
+            tally: Arc::clone(&tally),
+        };
+        let ended = Arc::clone(&tally);
         let tail = stream::once(async move {
             let _done = done;
-            abort.is_aborted()
+            let aborted = abort.is_aborted();
+            let mut t = lock(&ended);
+            t.ended = true;
+            if aborted {
+                t.error
+                    .get_or_insert_with(|| Status::cancelled("query cancelled"));
+            }
+            aborted
         })
         .filter_map(|aborted| async move {
             aborted.then(|| Err(Status::cancelled("query cancelled")))
@@ -180,14 +326,16 @@ impl VcfqFlightSql {
         Ok(Response::new(Box::pin(out)))
     }
 
-    /// The plans to run for a prepared statement: one per bound parameter row.
-    fn prepared_plans(
+    /// The plans to run for a prepared statement (one per bound parameter row), and what the
+    /// audit trail will say of the run.
+    fn prepared_run(
         &self,
+        peer: String,
         session: &ClientSession,
         handle: &[u8],
-    ) -> Result<(Vec<LogicalPlan>, SchemaRef), Status> {
+    ) -> Result<(Vec<LogicalPlan>, SchemaRef, Audited), Status> {
         let id = decode_id(handle, "prepared statement")?;
-        session
+        let (plans, schema, sql, params, objects) = session
             .with_prepared(id, |p| {
                 let wanted = parameter_schema(&p.plan)?.fields().len();
                 let plans = if p.params.is_empty() {
@@ -203,10 +351,20 @@ impl VcfqFlightSql {
                         .map(|row| bind(&p.plan, row))
                         .collect::<datafusion::error::Result<Vec<_>>>()?
                 };
-                Ok((plans, Arc::clone(&p.dataset_schema)))
+                Ok((
+                    plans,
+                    Arc::clone(&p.dataset_schema),
+                    p.sql.clone(),
+                    params_text(&p.params),
+                    touched(&p.plan),
+                ))
             })
             .ok_or_else(|| not_found_handle("prepared statement", id))?
-            .map_err(status_from_datafusion)
+            .map_err(status_from_datafusion)?;
+        let mut audited = self.audited_from(peer, session, "statement", &sql);
+        audited.params = params;
+        audited.objects = objects;
+        Ok((plans, schema, audited))
     }
 
     /// Cancels the queries whose tickets are in `info`.
@@ -230,16 +388,142 @@ impl VcfqFlightSql {
     }
 }
 
-/// Marks a query finished when its result stream ends or is dropped.
+/// How a result stream ended, for the audit trail.
+#[derive(Debug, Default)]
+struct Tally {
+    error: Option<Status>,
+    ended: bool,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Marks a query finished when its result stream ends or is dropped, and records it in the
+/// audit trail: rows sent, and how it ended (a stream dropped before its end was abandoned by
+/// the client).
 struct Finished {
     session: Arc<ClientSession>,
     id: u64,
+    audit: Option<(Option<Arc<AuditLog>>, Arc<SessionStore>, Audited)>,
+    tally: Arc<Mutex<Tally>>,
 }
 
 impl Drop for Finished {
     fn drop(&mut self) {
         self.session.finish(self.id);
+        if let Some((log, sessions, audited)) = &self.audit {
+            let t = lock(&self.tally);
+            let abandoned = Status::cancelled("the client stopped reading the result");
+            let result = match (&t.error, t.ended) {
+                (Some(status), _) => Err(status),
+                (None, true) => Ok(()),
+                (None, false) => Err(&abandoned),
+            };
+            let rows = audited.progress.rows.load(Ordering::Relaxed);
+            record_in(
+                log.as_deref(),
+                sessions,
+                &self.session,
+                audited,
+                Some(rows),
+                result,
+            );
+        }
     }
+}
+
+/// Ends a statement in `system.queries` and appends its record to the audit trail (an append
+/// that fails is reported on stderr).
+fn record_in(
+    log: Option<&AuditLog>,
+    sessions: &SessionStore,
+    session: &ClientSession,
+    audited: &Audited,
+    rows: Option<u64>,
+    result: Result<(), &Status>,
+) {
+    let state = match result {
+        Ok(()) => QueryState::Done,
+        Err(status) if status.code() == tonic::Code::Cancelled => QueryState::Cancelled,
+        Err(_) => QueryState::Failed,
+    };
+    let error = result.err().map(|s| s.message().to_string());
+    sessions
+        .activity()
+        .finish(audited.query, rows, state, error);
+    let Some(log) = log else {
+        return;
+    };
+    let event = Event {
+        kind: audited.kind,
+        user: session.user.clone(),
+        roles: sessions.roles_of(session.user.as_deref()),
+        peer: audited.peer.clone(),
+        session: Some(session.id),
+        statement: Some(audited.statement),
+        sql: Some(audited.sql.clone()),
+        params: audited.params.clone(),
+        objects: audited.objects.clone(),
+        rows,
+        duration: audited.started.elapsed(),
+        outcome: Some(outcome_of(result)),
+    };
+    if let Err(e) = log.append(&event) {
+        eprintln!("vcfq serve: cannot append to {}: {e}", log.path().display());
+    }
+}
+
+/// The audit outcome of a request's result.
+fn outcome_of(result: Result<(), &Status>) -> Outcome {
+    match result {
+        Ok(()) => Outcome::Ok,
+        Err(status) if status.code() == tonic::Code::PermissionDenied => {
+            Outcome::Denied(status.message().to_string())
+        }
+        Err(status) => Outcome::Error(code_name(status.code()), status.message().to_string()),
+    }
+}
+
+/// `PermissionDenied` → `PERMISSION_DENIED`, as gRPC names its codes.
+fn code_name(code: tonic::Code) -> String {
+    let mut out = String::new();
+    for (i, c) in format!("{code:?}").chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            out.push('_');
+        }
+        out.push(c.to_ascii_uppercase());
+    }
+    out
+}
+
+/// The rows a command's result counts (its `count` column), or its rows.
+fn count_of(batches: &[RecordBatch]) -> u64 {
+    let mut total = 0u64;
+    for batch in batches {
+        match batch.column_by_name("count").and_then(|c| {
+            c.as_any()
+                .downcast_ref::<datafusion::arrow::array::UInt64Array>()
+        }) {
+            Some(values) => total += values.iter().flatten().sum::<u64>(),
+            None => total += batch.num_rows() as u64,
+        }
+    }
+    total
+}
+
+/// The client's address, as the audit trail and anonymous sessions name it.
+fn peer_of<T>(request: &Request<T>) -> String {
+    request
+        .remote_addr()
+        .map_or_else(|| "unknown".to_string(), |a| a.to_string())
+}
+
+/// Parameter rows as text, for the audit trail.
+fn params_text(rows: &[Vec<datafusion::common::ScalarValue>]) -> Vec<Vec<String>> {
+    rows.iter()
+        .map(|row| row.iter().map(ToString::to_string).collect())
+        .collect()
 }
 
 /// Whether a plan is a command (DDL, `SET`, `INSERT`, `COPY`) rather than a query.
@@ -260,12 +544,14 @@ async fn prepare_run(
     ctx: &datafusion::prelude::SessionContext,
     plans: Vec<LogicalPlan>,
     schema: SchemaRef,
+    audit: Audited,
 ) -> Result<Pending, Status> {
     if plans.is_empty() || !plans.iter().all(is_command) {
         return Ok(Pending {
             plans,
             schema,
             ready: None,
+            audit: Some(audit),
         });
     }
     let mut batches = Vec::new();
@@ -280,6 +566,7 @@ async fn prepare_run(
         plans: Vec::new(),
         schema,
         ready: Some(batches),
+        audit: Some(audit),
     })
 }
 
@@ -509,6 +796,8 @@ impl FlightSqlService for VcfqFlightSql {
         Response<Pin<Box<dyn Stream<Item = Result<HandshakeResponse, Status>> + Send>>>,
         Status,
     > {
+        let peer = peer_of(&request);
+        let mut attempted: Option<String> = None;
         let header = request
             .metadata()
             .get("authorization")
@@ -516,20 +805,36 @@ impl FlightSqlService for VcfqFlightSql {
             .transpose()
             .map_err(|_| Status::unauthenticated("malformed authorization header"))?;
         let login = match header {
-            Some(header) => self.auth.login_basic(&header),
+            Some(header) => {
+                attempted = parse_basic(&header).ok().map(|(user, _)| user);
+                self.auth.login_basic(&header)
+            }
             None => {
                 // older clients put a BasicAuth message in the handshake payload
                 let mut requests = request.into_inner();
                 let first = requests.message().await?;
                 match first.map(|r| arrow_flight::BasicAuth::decode(r.payload)) {
                     Some(Ok(basic)) if !basic.username.is_empty() => {
+                        attempted = Some(basic.username.clone());
                         self.auth.login(&basic.username, &basic.password)
                     }
                     _ => self.auth.login_anonymous(),
                 }
             }
         };
-        let (_, token) = login.map_err(|e| status_from_auth(&e))?;
+        let token = match login {
+            Ok((user, token)) => {
+                // an anonymous login's user is empty
+                let user = (!user.is_empty()).then_some(user);
+                self.record_login(user.as_deref(), peer, Ok(()));
+                token
+            }
+            Err(e) => {
+                let status = status_from_auth(&e);
+                self.record_login(attempted.as_deref(), peer, Err(&status));
+                return Err(status);
+            }
+        };
         let reply = HandshakeResponse {
             protocol_version: 0,
             payload: Bytes::from(token.clone()),
@@ -549,13 +854,37 @@ impl FlightSqlService for VcfqFlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let session = self.session(&request).await?;
-        // DDL and SET take effect here, as soon as the client sends them
-        let df = crate::session::sql(&session.ctx, &query.query)
-            .await
-            .map_err(status_from_datafusion)?;
-        let schema: Schema = df.schema().as_arrow().clone();
-        let plan = df.into_unoptimized_plan();
-        let pending = prepare_run(&session.ctx, vec![plan], Arc::new(schema.clone())).await?;
+        let mut audited = self.audited(&request, &session, "statement", &query.query);
+        let planned = async {
+            let plan = crate::session::logical_plan(&session.ctx, &query.query)
+                .await
+                .map_err(status_from_datafusion)?;
+            audited.objects = touched(&plan);
+            // DDL and SET take effect here, as soon as the client sends them
+            let df = session
+                .ctx
+                .execute_logical_plan(plan)
+                .await
+                .map_err(status_from_datafusion)?;
+            let schema: Schema = df.schema().as_arrow().clone();
+            let plan = df.into_unoptimized_plan();
+            let pending = prepare_run(
+                &session.ctx,
+                vec![plan],
+                Arc::new(schema.clone()),
+                audited.clone(),
+            )
+            .await?;
+            Ok::<_, Status>((pending, schema))
+        }
+        .await;
+        let (pending, schema) = match planned {
+            Ok(planned) => planned,
+            Err(status) => {
+                self.record(&session, &audited, None, Err(&status));
+                return Err(status);
+            }
+        };
         let id = session.add_pending(pending);
         self.query_info(id, &schema, request.into_inner())
     }
@@ -566,8 +895,11 @@ impl FlightSqlService for VcfqFlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let session = self.session(&request).await?;
-        let (plans, schema) = self.prepared_plans(&session, &cmd.prepared_statement_handle)?;
-        let pending = prepare_run(&session.ctx, plans, Arc::clone(&schema)).await?;
+        let (plans, schema, audited) =
+            self.prepared_run(peer_of(&request), &session, &cmd.prepared_statement_handle)?;
+        let pending = prepare_run(&session.ctx, plans, Arc::clone(&schema), audited.clone())
+            .await
+            .inspect_err(|status| self.record(&session, &audited, None, Err(status)))?;
         let id = session.add_pending(pending);
         self.query_info(id, &schema, request.into_inner())
     }
@@ -688,8 +1020,14 @@ impl FlightSqlService for VcfqFlightSql {
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
         // a client may fetch with the prepared statement itself as the ticket
         let session = self.session(&request).await?;
-        let (plans, schema) = self.prepared_plans(&session, &query.prepared_statement_handle)?;
-        let pending = prepare_run(&session.ctx, plans, schema).await?;
+        let (plans, schema, audited) = self.prepared_run(
+            peer_of(&request),
+            &session,
+            &query.prepared_statement_handle,
+        )?;
+        let pending = prepare_run(&session.ctx, plans, schema, audited.clone())
+            .await
+            .inspect_err(|status| self.record(&session, &audited, None, Err(status)))?;
         let id = session.next_id();
         self.run(session, id, pending).await
     }
@@ -845,10 +1183,18 @@ impl FlightSqlService for VcfqFlightSql {
         request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
         let session = self.session(&request).await?;
-        let plan = crate::session::logical_plan(&session.ctx, &ticket.query)
-            .await
-            .map_err(status_from_datafusion)?;
-        rows_affected(&session.ctx, plan).await
+        let mut audited = self.audited(&request, &session, "statement", &ticket.query);
+        let result = async {
+            let plan = crate::session::logical_plan(&session.ctx, &ticket.query)
+                .await
+                .map_err(status_from_datafusion)?;
+            audited.objects = touched(&plan);
+            rows_affected(&session.ctx, plan).await
+        }
+        .await;
+        let rows = result.as_ref().ok().map(|&n| u64::try_from(n).unwrap_or(0));
+        self.record(&session, &audited, rows, result.as_ref().map(|_| ()));
+        result
     }
 
     async fn do_put_prepared_statement_query(
@@ -874,6 +1220,7 @@ impl FlightSqlService for VcfqFlightSql {
     ) -> Result<i64, Status> {
         let session = self.session(&request).await?;
         let id = decode_id(&query.prepared_statement_handle, "prepared statement")?;
+        let peer = peer_of(&request);
         // parameters come with the update itself (or were bound before)
         let rows = bound_rows(request).await?;
         if !rows.is_empty() {
@@ -881,12 +1228,19 @@ impl FlightSqlService for VcfqFlightSql {
                 .with_prepared(id, |p| p.params = rows)
                 .ok_or_else(|| not_found_handle("prepared statement", id))?;
         }
-        let (plans, _) = self.prepared_plans(&session, &query.prepared_statement_handle)?;
-        let mut total = 0;
-        for plan in plans {
-            total += rows_affected(&session.ctx, plan).await?;
+        let (plans, _, audited) =
+            self.prepared_run(peer, &session, &query.prepared_statement_handle)?;
+        let result = async {
+            let mut total = 0;
+            for plan in plans {
+                total += rows_affected(&session.ctx, plan).await?;
+            }
+            Ok::<_, Status>(total)
         }
-        Ok(total)
+        .await;
+        let rows = result.as_ref().ok().map(|&n| u64::try_from(n).unwrap_or(0));
+        self.record(&session, &audited, rows, result.as_ref().map(|_| ()));
+        result
     }
 
     async fn do_action_create_prepared_statement(
@@ -896,12 +1250,19 @@ impl FlightSqlService for VcfqFlightSql {
     ) -> Result<ActionCreatePreparedStatementResult, Status> {
         let session = self.session(&request).await?;
         let sql = number_placeholders(&query.query);
-        let plan = crate::session::logical_plan(&session.ctx, &sql)
+        let mut audited = self.audited(&request, &session, "prepare", &query.query);
+        let planned = crate::session::logical_plan(&session.ctx, &sql)
             .await
-            .map_err(status_from_datafusion)?;
+            .map_err(status_from_datafusion);
+        if let Ok(plan) = &planned {
+            audited.objects = touched(plan);
+        }
+        self.record(&session, &audited, None, planned.as_ref().map(|_| ()));
+        let plan = planned?;
         let dataset_schema: Schema = plan.schema().as_arrow().clone();
         let parameter_schema = parameter_schema(&plan).map_err(status_from_datafusion)?;
         let handle = session.add_prepared(Prepared {
+            sql: query.query.clone(),
             plan,
             dataset_schema: Arc::new(dataset_schema.clone()),
             params: Vec::new(),

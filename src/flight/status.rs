@@ -8,7 +8,8 @@
 //! | the data a valid query reads is bad (malformed record) | `FAILED_PRECONDITION` |
 //! | memory limit, too many sessions | `RESOURCE_EXHAUSTED` |
 //! | no/invalid credentials, expired token | `UNAUTHENTICATED` |
-//! | file not readable by the server | `PERMISSION_DENIED` |
+//! | file not readable by the server; a path, table or location the user's grants and the
+//! server's file roots do not allow | `PERMISSION_DENIED` |
 //! | I/O failure reading data, a broker that is down or times out | `UNAVAILABLE` |
 //! | query cancelled | `CANCELLED` |
 //! | a bug of ours | `INTERNAL` |
@@ -20,6 +21,7 @@ use tonic::{Code, Status};
 
 use super::auth::AuthError;
 use crate::VcfError;
+use crate::access::AccessError;
 use crate::stream::StreamError;
 
 /// The gRPC status for a DataFusion error; the message is the error on one line.
@@ -93,7 +95,9 @@ fn datafusion_code(e: &DataFusionError) -> Code {
 
 /// The code for an error wrapped by DataFusion or Arrow, by its type.
 fn external_code(inner: &(dyn std::error::Error + Send + Sync + 'static)) -> Code {
-    if let Some(vcf) = inner.downcast_ref::<VcfError>() {
+    if inner.is::<AccessError>() {
+        Code::PermissionDenied
+    } else if let Some(vcf) = inner.downcast_ref::<VcfError>() {
         vcf_code(vcf)
     } else if let Some(stream) = inner.downcast_ref::<StreamError>() {
         if stream.retryable {

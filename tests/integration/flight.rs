@@ -20,29 +20,32 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig};
 
 use crate::fixtures::{GEN_RECORDS, data_dir};
 
-const PASSWORD: &str = "correct horse";
+pub(crate) const PASSWORD: &str = "correct horse";
 
 /// A running `vcfq serve`, killed when dropped.
 pub(crate) struct Server {
     child: Child,
     pub(crate) addr: String,
-    _dir: tempfile::TempDir,
+    dir: Option<tempfile::TempDir>,
 }
 
 impl Server {
-    /// Starts the server with this config (the user `alice` is added) and waits for its port.
+    /// Starts the server with this config (the user `alice` is added, and the test data's
+    /// directory as the one file root) and waits for its port.
     pub(crate) fn start(extra_config: &str) -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
         let hash = vcfq::flight::auth::hash_password(PASSWORD).expect("hash");
         let config = format!(
-            "addr = \"127.0.0.1:0\"\n{extra_config}\n[[users]]\nname = \"alice\"\npassword_hash = \"{hash}\"\n\n[[tables]]\nname = \"calls\"\nlocation = \"{}\"\n",
-            data_dir().join("gen.vcf.gz").display()
+            "addr = \"127.0.0.1:0\"\n{extra_config}\n[[users]]\nname = \"alice\"\npassword_hash = \"{hash}\"\n\n[[tables]]\nname = \"calls\"\nlocation = \"{}\"\n\n[files]\nread = [\"{}\"]\n",
+            data_dir().join("gen.vcf.gz").display(),
+            data_dir().display()
         );
         std::fs::write(dir.path().join("server.toml"), config).expect("config");
         Self::start_with(dir)
     }
 
-    fn start_with(dir: tempfile::TempDir) -> Server {
+    /// Starts the server with the `server.toml` in `dir`.
+    pub(crate) fn start_with(dir: tempfile::TempDir) -> Server {
         Self::start_as(dir, &[])
     }
 
@@ -79,12 +82,21 @@ impl Server {
         Server {
             child,
             addr,
-            _dir: dir,
+            dir: Some(dir),
         }
     }
 
     fn pid(&self) -> u32 {
         self.child.id()
+    }
+}
+
+impl Server {
+    /// Stops the server and hands back its directory (the config, the audit trail, …).
+    pub(crate) fn stop(mut self) -> tempfile::TempDir {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.dir.take().expect("the server's directory")
     }
 }
 
@@ -95,7 +107,7 @@ impl Drop for Server {
     }
 }
 
-async fn client(addr: &str) -> FlightSqlServiceClient<Channel> {
+pub(crate) async fn client(addr: &str) -> FlightSqlServiceClient<Channel> {
     let channel = Channel::from_shared(format!("http://{addr}"))
         .expect("uri")
         .connect()
@@ -131,7 +143,7 @@ pub(crate) async fn query(c: &mut FlightSqlServiceClient<Channel>, sql: &str) ->
     fetch(c, info).await
 }
 
-async fn error_of(c: &mut FlightSqlServiceClient<Channel>, sql: &str) -> String {
+pub(crate) async fn error_of(c: &mut FlightSqlServiceClient<Channel>, sql: &str) -> String {
     match c.execute(sql.to_string(), None).await {
         Ok(info) => {
             let ticket = info.endpoint[0].ticket.clone().expect("ticket");
@@ -165,7 +177,7 @@ fn code_of(e: &str) -> Option<Code> {
     .find(|c| e.contains(c.description()))
 }
 
-fn assert_code(e: &str, code: Code, also: &str) {
+pub(crate) fn assert_code(e: &str, code: Code, also: &str) {
     assert_eq!(code_of(e), Some(code), "{e}");
     assert!(e.contains(also), "{also:?} not in {e}");
 }
@@ -179,7 +191,7 @@ pub(crate) fn single_i64(batches: &[RecordBatch]) -> i64 {
         .unwrap_or_else(|| panic!("not Int64: {:?}", column.data_type()))
 }
 
-fn rows(batches: &[RecordBatch]) -> usize {
+pub(crate) fn rows(batches: &[RecordBatch]) -> usize {
     batches.iter().map(RecordBatch::num_rows).sum()
 }
 
@@ -462,7 +474,11 @@ async fn errors_keep_their_kind_to_the_client() {
     let dir = tempfile::tempdir().expect("temp dir");
     std::fs::write(
         dir.path().join("server.toml"),
-        "addr = \"127.0.0.1:0\"\nallow_anonymous = true\n",
+        format!(
+            "addr = \"127.0.0.1:0\"\nallow_anonymous = true\n[files]\nread = [\"{}\", \"{}\"]\n[streams]\nallow = [\"127.0.0.1:9\"]\n",
+            dir.path().display(),
+            data_dir().display()
+        ),
     )
     .expect("config");
     let secret = dir.path().join("secret.vcf");
@@ -792,7 +808,7 @@ fn installed(env: &str, under_home: &str, what: &str) -> PathBuf {
 }
 
 /// Python with adbc-driver-flightsql.
-fn python() -> PathBuf {
+pub(crate) fn python() -> PathBuf {
     installed(
         "VCFQ_PYTHON",
         ".cache/vcfq/venv/bin/python",
@@ -809,7 +825,7 @@ fn jdbc_jar() -> PathBuf {
     )
 }
 
-fn client_script(name: &str) -> PathBuf {
+pub(crate) fn client_script(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/clients")
         .join(name)
