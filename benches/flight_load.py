@@ -6,16 +6,21 @@ server's peak RSS (sampled from /proc).
     cargo build --release
     . scripts/clients.sh            # the ADBC driver venv ($VCFQ_PYTHON)
     $VCFQ_PYTHON benches/flight_load.py --clients 32 --seconds 60
+    $VCFQ_PYTHON benches/flight_load.py --observability --clients 16 --seconds 30 --rounds 3
+        # metrics + audit + traces on vs off, rounds interleaved: throughput ratio
 """
 import argparse
+import json
 import os
 import random
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import urllib.request
 
 import adbc_driver_flightsql.dbapi as flight_sql
 
@@ -48,26 +53,36 @@ QUERIES = {
 }
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--clients", type=int, default=32)
-    ap.add_argument("--seconds", type=float, default=60)
-    ap.add_argument("--records", type=int, default=200_000)
-    ap.add_argument("--binary", default=vcfq_binary())
-    args = ap.parse_args()
-
-    work = tempfile.mkdtemp(prefix="vcfq-load-")
-    vcf = os.path.join(work, "load.vcf.gz")
-    subprocess.run([args.binary, "gen", vcf, "--records", str(args.records), "--samples", "4"], check=True)
-    subprocess.run(["tabix", "-p", "vcf", vcf], check=True)
-    config = os.path.join(work, "server.toml")
+def run_load(args, work, vcf, observed, round_no):
+    """One timed run against a fresh server; observed: metrics, an audit trail and OTLP traces
+    (to the test suite's OTLP receiver) on. Returns (queries, seconds, latencies, errors,
+    peak RSS MiB, spans received)."""
+    config = os.path.join(work, f"server-{round_no}-{int(observed)}.toml")
     with open(config, "w") as f:
         f.write(f'addr = "127.0.0.1:0"\nallow_anonymous = true\nmemory_limit_mb = 2048\n'
                 f'[[tables]]\nname = "calls"\nlocation = "{vcf}"\n')
-    server = subprocess.Popen([args.binary, "serve", "--config", config], stdout=subprocess.PIPE, text=True)
+        if observed:
+            f.write(f'[metrics]\naddr = "127.0.0.1:0"\n[audit]\npath = "audit-{round_no}.jsonl"\n')
+    env = dict(os.environ)
+    sink = None
+    spans_file = os.path.join(work, f"spans-{round_no}.jsonl")
+    if observed:
+        sink_out = open(spans_file, "w")
+        sink = subprocess.Popen([sys.executable, os.path.join(ROOT, "tests", "clients", "otlp_sink.py")],
+                                stdout=subprocess.PIPE, text=True)
+        ports = json.loads(sink.stdout.readline())
+        # the rest of the receiver's output (a line per span) goes to a file
+        threading.Thread(target=lambda: [sink_out.write(l) for l in sink.stdout], daemon=True).start()
+        env.update({"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{ports['grpc']}",
+                    "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"})
+    server = subprocess.Popen([args.binary, "serve", "--config", config], stdout=subprocess.PIPE,
+                              text=True, env=env)
     line = server.stdout.readline()
     addr = line.strip().rsplit("://", 1)[-1]
     uri = f"grpc://{addr}"
+    metrics_url = None
+    if observed:
+        metrics_url = server.stdout.readline().strip().rsplit(" ", 1)[-1]
 
     stop = time.monotonic() + args.seconds
     latencies = {k: [] for k in QUERIES}
@@ -79,6 +94,16 @@ def main():
         while time.monotonic() < stop + 1:
             peak[0] = max(peak[0], rss_mib(server.pid))
             time.sleep(0.2)
+
+    def scrape():
+        # a Prometheus server's scrape interval, shortened
+        while metrics_url and time.monotonic() < stop:
+            try:
+                urllib.request.urlopen(metrics_url, timeout=5).read()
+            except OSError as e:
+                with lock:
+                    errors.append(f"scrape: {e}")
+            time.sleep(1)
 
     def client(seed):
         rng = random.Random(seed)
@@ -109,8 +134,9 @@ def main():
                 with lock:
                     latencies[kind].append(time.monotonic() - t0)
 
-    sampler = threading.Thread(target=sample_rss, daemon=True)
-    sampler.start()
+    helpers = [threading.Thread(target=sample_rss, daemon=True), threading.Thread(target=scrape, daemon=True)]
+    for h in helpers:
+        h.start()
     threads = [threading.Thread(target=client, args=(i,)) for i in range(args.clients)]
     t_start = time.monotonic()
     for t in threads:
@@ -120,11 +146,22 @@ def main():
     elapsed = time.monotonic() - t_start
     server.terminate()
     server.wait(timeout=30)
-
+    spans = 0
+    if sink is not None:
+        time.sleep(1)
+        sink.kill()
+        sink.wait()
+        sink_out.close()
+        with open(spans_file) as f:
+            spans = sum(1 for _ in f)
     total = sum(len(v) for v in latencies.values())
-    print(f"{args.clients} clients, {elapsed:.0f} s, {args.records} records: "
+    return total, elapsed, latencies, errors, peak[0], spans
+
+
+def report(label, args, total, elapsed, latencies, errors, peak, spans):
+    print(f"{label}: {args.clients} clients, {elapsed:.0f} s, {args.records} records: "
           f"{total} queries, {total / elapsed:.1f} queries/s, {len(errors)} errors, "
-          f"server peak RSS {peak[0]:.0f} MiB")
+          f"server peak RSS {peak:.0f} MiB" + (f", {spans} spans received" if spans else ""))
     print("| query | n | p50 ms | p99 ms |")
     print("|---|---|---|---|")
     everything = []
@@ -142,7 +179,44 @@ def main():
               f"{everything[min(len(everything) - 1, int(len(everything) * 0.99))] * 1000:.0f} |")
     for e in errors[:10]:
         print("error:", e, file=sys.stderr)
-    sys.exit(1 if errors else 0)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--clients", type=int, default=32)
+    ap.add_argument("--seconds", type=float, default=60)
+    ap.add_argument("--records", type=int, default=200_000)
+    ap.add_argument("--binary", default=vcfq_binary())
+    ap.add_argument("--observability", action="store_true",
+                    help="also run with metrics (scraped every second), an audit trail and OTLP traces on; "
+                         "rounds alternate, and the throughput ratio on/off is printed")
+    ap.add_argument("--rounds", type=int, default=3, help="with --observability: rounds of off, on")
+    args = ap.parse_args()
+
+    work = tempfile.mkdtemp(prefix="vcfq-load-")
+    vcf = os.path.join(work, "load.vcf.gz")
+    subprocess.run([args.binary, "gen", vcf, "--records", str(args.records), "--samples", "4"], check=True)
+    subprocess.run(["tabix", "-p", "vcf", vcf], check=True)
+    failed = False
+    if not args.observability:
+        result = run_load(args, work, vcf, False, 0)
+        report("plain", args, *result)
+        failed = bool(result[3])
+    else:
+        rates = {False: [], True: []}
+        for round_no in range(args.rounds):
+            # alternate which goes first, so that drift of the machine falls on both
+            for observed in ([False, True] if round_no % 2 == 0 else [True, False]):
+                result = run_load(args, work, vcf, observed, round_no)
+                report(f"round {round_no + 1}, observability {'on' if observed else 'off'}", args, *result)
+                rates[observed].append(result[0] / result[1])
+                failed |= bool(result[3])
+        off, on = max(rates[False]), max(rates[True])
+        print(f"throughput, best of {args.rounds}: off {off:.1f} queries/s, on {on:.1f} queries/s, "
+              f"on/off {on / off:.3f} (overhead {100 * (1 - on / off):.1f}%)")
+        print(f"medians: off {statistics.median(rates[False]):.1f}, on {statistics.median(rates[True]):.1f}")
+    shutil.rmtree(work, ignore_errors=True)
+    sys.exit(1 if failed else 0)
 
 
 if __name__ == "__main__":

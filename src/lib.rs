@@ -25,6 +25,7 @@ pub mod script;
 pub mod session;
 pub mod shell;
 pub mod stream;
+pub mod telemetry;
 pub mod vcf;
 
 pub use error::VcfError;

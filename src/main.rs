@@ -48,6 +48,11 @@ struct Cli {
     /// No syntax highlighting in the shell (it is off anyway when output is not a terminal).
     #[arg(long)]
     no_color: bool,
+    /// Send a trace of each statement (with a span per operator) to the OpenTelemetry
+    /// collector that the OTEL_* variables name (`OTEL_EXPORTER_OTLP_ENDPOINT`, by default
+    /// http://localhost:4317 over gRPC); with `serve`, a trace per Flight SQL call.
+    #[arg(long, global = true)]
+    trace: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -187,7 +192,7 @@ async fn run(cli: Cli) -> Result<()> {
         write_root,
     }) = &cli.command
     {
-        return serve(*addr, config.as_deref(), read_root, write_root).await;
+        return serve(*addr, config.as_deref(), read_root, write_root, cli.trace).await;
     }
     if let Some(Command::Audit {
         action: AuditCommand::Verify { file },
@@ -230,6 +235,21 @@ async fn run(cli: Cli) -> Result<()> {
         return vcfq::generator::generate_file(&output, &options)
             .with_context(|| format!("{}: cannot write", output.display()));
     }
+    // before the session is made: its plans then get a span per operator
+    let tracing = if cli.trace {
+        Some(vcfq::telemetry::Tracing::start(&Default::default())?)
+    } else {
+        None
+    };
+    let result = run_sql(cli).await;
+    if let Some(tracing) = tracing {
+        tracing.shutdown().await;
+    }
+    result
+}
+
+/// The shell, or the statements of `-c`, `-f` and stdin.
+async fn run_sql(cli: Cli) -> Result<()> {
     let mut builder = vcfq::SessionBuilder::new();
     for (key, value) in &cli.settings {
         builder = builder.with_setting(key, value)?;
@@ -284,6 +304,7 @@ async fn serve(
     config: Option<&std::path::Path>,
     read_roots: &[PathBuf],
     write_roots: &[PathBuf],
+    trace: bool,
 ) -> Result<()> {
     let mut settings = match config {
         Some(path) => vcfq::flight::config::ServerConfig::load(path)?,
@@ -294,6 +315,9 @@ async fn serve(
     };
     if addr.is_some() {
         settings.addr = addr;
+    }
+    if trace && settings.tracing.is_none() {
+        settings.tracing = Some(Default::default());
     }
     // roots from the command line are relative to the working directory
     let cwd = std::env::current_dir().context("the working directory")?;
@@ -344,11 +368,17 @@ async fn run_script(
 }
 
 async fn run_statement(ctx: &SessionContext, sql: &str, printing: &Printing) -> Result<()> {
-    let statement = Statement::plan(ctx, sql).await?;
-    let mut out = io::BufWriter::new(io::stdout().lock());
-    statement.print(&mut out, printing).await?;
-    out.flush()?;
-    Ok(())
+    tracing::Instrument::instrument(
+        async {
+            let statement = Statement::plan(ctx, sql).await?;
+            let mut out = io::BufWriter::new(io::stdout().lock());
+            statement.print(&mut out, printing).await?;
+            out.flush()?;
+            Ok(())
+        },
+        vcfq::telemetry::statement_span(sql),
+    )
+    .await
 }
 
 /// Whether the error is output closed by its reader (`vcfq … | head`), which is no failure.

@@ -116,7 +116,7 @@ impl SessionBuilder {
         if let Some(runtime) = self.runtime {
             builder = builder.with_runtime_env(runtime);
         }
-        let mut state = builder
+        builder = builder
             .with_config(self.config)
             .with_default_features()
             // array literals of numbers (query vectors) as one constant, before DataFusion's
@@ -130,8 +130,12 @@ impl SessionBuilder {
             .with_optimizer_rule(Arc::new(PruneGenotypeFields))
             .with_physical_optimizer_rule(Arc::new(BoundParquetRowGroups))
             .with_physical_optimizer_rule(Arc::new(ParallelAggregateScans))
-            .with_physical_optimizer_rule(Arc::new(VectorSearchRewrite))
-            .build();
+            .with_physical_optimizer_rule(Arc::new(VectorSearchRewrite));
+        if crate::telemetry::operator_spans() {
+            // last, so that every rule before it sees the plain plan
+            builder = builder.with_physical_optimizer_rule(crate::telemetry::operator_spans_rule());
+        }
+        let mut state = builder.build();
         state
             .table_factories_mut()
             .insert("VCF".to_string(), Arc::new(VcfTableFactory));

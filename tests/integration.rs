@@ -1,5 +1,5 @@
 //! The one integration-test binary: SQL behaviour (sqllogictest files), the CLI, the saved
-//! queries of `queries/`, the shell, the Flight SQL server with real clients (and with file roots, grants and an audit trail), Kafka topics on a real broker, Iggy topics on a real server, coordinated tables over both, and VCF/BCF written by vcfq as bcftools reads it.
+//! queries of `queries/`, the shell, the Flight SQL server with real clients (and with file roots, grants and an audit trail; metrics, traces, JWTs and mutual TLS), Kafka topics on a real broker, Iggy topics on a real server, coordinated tables over both, and VCF/BCF written by vcfq as bcftools reads it.
 
 #[path = "integration/access.rs"]
 mod access;
@@ -21,6 +21,8 @@ mod iggy;
 mod kafka;
 #[path = "integration/lance.rs"]
 mod lance;
+#[path = "integration/observability.rs"]
+mod observability;
 #[path = "integration/parquet_out.rs"]
 mod parquet_out;
 #[path = "integration/queries.rs"]

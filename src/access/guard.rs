@@ -496,7 +496,14 @@ mod tests {
 
     #[test]
     fn options_naming_files_are_found_under_any_prefix() {
-        for key in ["like", "format.like", "LIKE", "tls.ca_file", "ssl.ca.location", "key_path"] {
+        for key in [
+            "like",
+            "format.like",
+            "LIKE",
+            "tls.ca_file",
+            "ssl.ca.location",
+            "key_path",
+        ] {
             assert!(names_a_file(key), "{key}");
         }
         for key in ["format", "format.mode", "partitions", "region"] {

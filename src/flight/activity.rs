@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
+use datafusion::physical_plan::ExecutionPlan;
 use futures::future::AbortHandle;
 
 /// Finished queries kept for `system.queries`.
@@ -72,13 +73,67 @@ pub struct SessionInfo {
     pub started: SystemTime,
 }
 
-/// Counters a running query's result stream adds to.
+/// Counters a running query's result stream adds to, and the physical plans it ran.
 #[derive(Debug, Default)]
 pub struct Progress {
     /// Rows sent so far.
     pub rows: AtomicU64,
     /// Bytes sent so far.
     pub bytes: AtomicU64,
+    plans: Mutex<Vec<Arc<dyn ExecutionPlan>>>,
+}
+
+impl Progress {
+    /// A physical plan of the query started (a prepared statement bound to several rows runs
+    /// several).
+    pub fn ran(&self, plan: Arc<dyn ExecutionPlan>) {
+        self.plans
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(plan);
+    }
+
+    /// Rows and bytes the query's scans have read, from its plans' metrics.
+    pub fn scanned(&self) -> (u64, u64) {
+        let plans = self.plans.lock().unwrap_or_else(|p| p.into_inner());
+        plans.iter().fold((0, 0), |(rows, bytes), plan| {
+            let (r, b) = scanned(plan.as_ref());
+            (rows + r, bytes + b)
+        })
+    }
+}
+
+/// Rows and bytes read by the scans (leaves) of a plan: records or messages read where the
+/// scan counts them (VCF/BCF, topics), else the rows it produced; `bytes_scanned` where the
+/// scan reports it.
+pub fn scanned(plan: &dyn ExecutionPlan) -> (u64, u64) {
+    let children = plan.children();
+    let metrics = plan.metrics();
+    let named = |name: &str| {
+        metrics
+            .as_ref()
+            .and_then(|m| m.sum_by_name(name))
+            .map(|v| v.as_usize() as u64)
+    };
+    let mut bytes = named("bytes_scanned").unwrap_or(0);
+    let mut rows = 0;
+    if children.is_empty() {
+        rows = named("records_scanned")
+            .or_else(|| named("messages_read"))
+            .or_else(|| {
+                metrics
+                    .as_ref()
+                    .and_then(|m| m.output_rows())
+                    .map(|n| n as u64)
+            })
+            .unwrap_or(0);
+    }
+    for child in children {
+        let (r, b) = scanned(child.as_ref());
+        rows += r;
+        bytes += b;
+    }
+    (rows, bytes)
 }
 
 #[derive(Debug)]
@@ -188,6 +243,11 @@ impl Activity {
             }
             None => false,
         }
+    }
+
+    /// How many queries are running.
+    pub fn running(&self) -> usize {
+        self.lock().running.len()
     }
 
     /// The user of a running query.

@@ -1,5 +1,6 @@
 //! Authentication: basic username/password (Argon2 hashes from the config file) exchanged in
-//! the Flight handshake for an expiring bearer token.
+//! the Flight handshake for an expiring bearer token; bearer JWTs of an identity provider
+//! ([`super::jwt`]); client certificates of mutual TLS mapped to users ([`super::certs`]).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -20,6 +21,7 @@ const BASE64: GeneralPurpose = GeneralPurpose::new(
 );
 
 use super::config::UserConfig;
+use super::jwt::{JwtIdentity, JwtVerifier, looks_like_jwt};
 
 /// Why a request was not let in. Mapped to gRPC codes in [`super::status`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -39,6 +41,9 @@ pub enum AuthError {
     /// The bearer token has expired.
     #[error("bearer token expired: log in again")]
     Expired,
+    /// A bearer JWT or a client certificate was refused (why, without secrets).
+    #[error("{0}")]
+    Rejected(String),
     /// The server cannot make a token (no OS randomness).
     #[error("{0}")]
     Unavailable(String),
@@ -59,6 +64,18 @@ pub enum Principal {
         /// Login name.
         name: String,
     },
+    /// A caller with an identity provider's JWT (its roles come with it).
+    Jwt {
+        /// The token's user and roles.
+        identity: JwtIdentity,
+        /// The token (its session's key).
+        token: String,
+    },
+    /// A caller identified by its client certificate alone (no credentials sent).
+    Certificate {
+        /// The user the certificate names.
+        name: String,
+    },
     /// No credentials, allowed by `allow_anonymous`.
     Anonymous,
 }
@@ -68,12 +85,15 @@ struct TokenEntry {
     expires: Instant,
 }
 
-/// Users, their password hashes and the tokens handed out.
+/// Users, their password hashes and the tokens handed out; the JWT verifier when JWTs are
+/// accepted.
 pub struct Authenticator {
-    users: HashMap<String, String>,
+    /// Users by name, with their password hash (`None`: no password login).
+    users: HashMap<String, Option<String>>,
     allow_anonymous: bool,
     ttl: Duration,
     tokens: Mutex<HashMap<String, TokenEntry>>,
+    jwt: Option<JwtVerifier>,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -96,6 +116,39 @@ impl Authenticator {
             allow_anonymous,
             ttl,
             tokens: Mutex::new(HashMap::new()),
+            jwt: None,
+        }
+    }
+
+    /// Also accepts bearer JWTs that `verifier` accepts.
+    pub fn with_jwt(mut self, verifier: JwtVerifier) -> Self {
+        self.jwt = Some(verifier);
+        self
+    }
+
+    /// Checks a bearer JWT (when JWTs are accepted).
+    pub fn verify_jwt(&self, token: &str) -> Result<JwtIdentity, AuthError> {
+        match &self.jwt {
+            Some(v) => v.verify(token),
+            None => Err(AuthError::UnknownToken),
+        }
+    }
+
+    /// A new bearer token for the user a verified client certificate names; the user must be
+    /// one of `[[users]]`.
+    pub fn login_certificate(&self, user: &str) -> Result<(String, String), AuthError> {
+        self.certificate_user(user)?;
+        self.issue(user)
+    }
+
+    /// Checks that a certificate's user is a configured user.
+    fn certificate_user(&self, user: &str) -> Result<(), AuthError> {
+        if self.users.contains_key(user) {
+            Ok(())
+        } else {
+            Err(AuthError::Rejected(format!(
+                "the client certificate names {user:?}, who is not a user of this server"
+            )))
         }
     }
 
@@ -120,7 +173,11 @@ impl Authenticator {
     }
 
     fn verify(&self, user: &str, password: &str) -> Result<(), AuthError> {
-        let hash = self.users.get(user).ok_or(AuthError::BadCredentials)?;
+        let hash = self
+            .users
+            .get(user)
+            .and_then(Option::as_ref)
+            .ok_or(AuthError::BadCredentials)?;
         let parsed = PasswordHash::new(hash).map_err(|_| AuthError::BadCredentials)?;
         Argon2::default()
             .verify_password(password.as_bytes(), &parsed)
@@ -140,9 +197,21 @@ impl Authenticator {
         Ok((user.to_string(), token))
     }
 
-    /// Who sent a request with this `authorization` header (or none).
-    pub fn principal(&self, header: Option<&str>) -> Result<Principal, AuthError> {
+    /// Who sent a request with this `authorization` header (or none), over a connection
+    /// whose verified client certificate names `certificate_user` (mutual TLS). Credentials
+    /// sent win over the certificate.
+    pub fn principal(
+        &self,
+        header: Option<&str>,
+        certificate_user: Option<&str>,
+    ) -> Result<Principal, AuthError> {
         let Some(header) = header else {
+            if let Some(name) = certificate_user {
+                self.certificate_user(name)?;
+                return Ok(Principal::Certificate {
+                    name: name.to_string(),
+                });
+            }
             return if self.allow_anonymous {
                 Ok(Principal::Anonymous)
             } else {
@@ -160,6 +229,12 @@ impl Authenticator {
             .or_else(|| header.strip_prefix("bearer "))
             .ok_or_else(|| AuthError::Malformed("expected `Bearer <token>`".into()))?
             .trim();
+        if self.jwt.is_some() && looks_like_jwt(token) {
+            return Ok(Principal::Jwt {
+                identity: self.verify_jwt(token)?,
+                token: token.to_string(),
+            });
+        }
         let mut tokens = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
         let entry = tokens.get(token).ok_or(AuthError::UnknownToken)?;
         if entry.expires <= Instant::now() {
@@ -232,11 +307,18 @@ mod tests {
     use super::*;
 
     fn auth(ttl: Duration) -> Authenticator {
-        let users = vec![UserConfig {
-            name: "alice".into(),
-            password_hash: hash_password("s3cret!").unwrap(),
-            roles: Vec::new(),
-        }];
+        let users = vec![
+            UserConfig {
+                name: "alice".into(),
+                password_hash: Some(hash_password("s3cret!").unwrap()),
+                roles: Vec::new(),
+            },
+            UserConfig {
+                name: "robot".into(),
+                password_hash: None,
+                roles: Vec::new(),
+            },
+        ];
         Authenticator::new(&users, false, ttl)
     }
 
@@ -252,7 +334,7 @@ mod tests {
         assert_eq!(user, "alice");
         assert_eq!(token.len(), 64);
         assert_eq!(
-            a.principal(Some(&format!("Bearer {token}"))).unwrap(),
+            a.principal(Some(&format!("Bearer {token}")), None).unwrap(),
             Principal::User {
                 name: "alice".into(),
                 token: token.clone()
@@ -273,15 +355,45 @@ mod tests {
             a.login("bob", "s3cret!").unwrap_err(),
             AuthError::BadCredentials
         );
-        assert_eq!(a.principal(None).unwrap_err(), AuthError::Missing);
+        assert_eq!(a.principal(None, None).unwrap_err(), AuthError::Missing);
         assert_eq!(
-            a.principal(Some("Bearer nope")).unwrap_err(),
+            a.principal(Some("Bearer nope"), None).unwrap_err(),
             AuthError::UnknownToken
         );
         assert!(matches!(
-            a.principal(Some("Token x")).unwrap_err(),
+            a.principal(Some("Token x"), None).unwrap_err(),
             AuthError::Malformed(_)
         ));
+        // without JWTs configured, a JWT is just an unknown token
+        assert_eq!(
+            a.principal(Some("Bearer a.b.c"), None).unwrap_err(),
+            AuthError::UnknownToken
+        );
+    }
+
+    #[test]
+    fn certificates_name_configured_users_and_credentials_win() {
+        let a = auth(Duration::from_secs(60));
+        assert_eq!(
+            a.principal(None, Some("robot")).unwrap(),
+            Principal::Certificate {
+                name: "robot".into()
+            }
+        );
+        assert!(matches!(
+            a.principal(None, Some("mallory")).unwrap_err(),
+            AuthError::Rejected(m) if m.contains("not a user")
+        ));
+        let header = format!("Basic {}", BASE64.encode("alice:s3cret!"));
+        assert_eq!(
+            a.principal(Some(&header), Some("robot")).unwrap(),
+            Principal::Basic {
+                name: "alice".into()
+            }
+        );
+        // a user without a password logs in by certificate only
+        assert_eq!(a.login("robot", "").unwrap_err(), AuthError::BadCredentials);
+        assert!(a.login_certificate("robot").is_ok());
     }
 
     #[test]
@@ -289,7 +401,8 @@ mod tests {
         let a = auth(Duration::ZERO);
         let (_, token) = a.login("alice", "s3cret!").unwrap();
         assert_eq!(
-            a.principal(Some(&format!("Bearer {token}"))).unwrap_err(),
+            a.principal(Some(&format!("Bearer {token}")), None)
+                .unwrap_err(),
             AuthError::Expired
         );
         let (_, token) = a.login("alice", "s3cret!").unwrap();

@@ -9,6 +9,24 @@
 //! [tls]
 //! cert = "server.crt"
 //! key = "server.key"
+//! client_ca = "clients-ca.pem"       # mutual TLS: client certificates signed by this CA
+//! client_auth = "required"           # or "optional" (then credentials or anonymous access)
+//! client_user = "cn"                 # the certificate's name that is the user: cn, email, dns, uri
+//!
+//! [jwt]                    # bearer JWTs of an identity provider
+//! jwks = "idp-jwks.json"   # or public_key = "idp.pem" + algorithms = ["ES256"]
+//! issuer = "https://idp.example.org/"
+//! audience = ["vcfq"]
+//! user_claim = "sub"
+//! roles_claim = "roles"    # values naming [[roles]] (or mapped by role_map)
+//!
+//! [metrics]
+//! addr = "127.0.0.1:9464"  # Prometheus text at http://addr/metrics
+//! token = "…"              # scrapes then send `Authorization: Bearer …`
+//!
+//! [tracing]                # OTLP traces (the OTEL_* variables work too)
+//! endpoint = "http://127.0.0.1:4317"
+//! protocol = "grpc"        # or "http/protobuf"
 //!
 //! [[users]]
 //! name = "alice"
@@ -51,8 +69,12 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use super::certs::CertName;
+use super::jwt::{JwtConfig, JwtVerifier};
+use super::metrics::MetricsConfig;
 use crate::access::paths::FileRoots;
 use crate::access::rules::{RoleConfig, Rules};
+use crate::telemetry::TraceSettings;
 
 /// Everything `vcfq serve` reads from its `--config` file.
 #[derive(Debug, Clone, Deserialize)]
@@ -93,6 +115,12 @@ pub struct ServerConfig {
     pub anonymous_roles: Vec<String>,
     /// The audit trail.
     pub audit: Option<AuditConfig>,
+    /// Bearer JWTs of an identity provider.
+    pub jwt: Option<JwtConfig>,
+    /// Prometheus metrics on an HTTP port.
+    pub metrics: Option<MetricsConfig>,
+    /// OTLP traces.
+    pub tracing: Option<TraceSettings>,
     /// Directory the config file is in; relative paths are resolved against it.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -117,12 +145,15 @@ impl Default for ServerConfig {
             roles: Vec::new(),
             anonymous_roles: Vec::new(),
             audit: None,
+            jwt: None,
+            metrics: None,
+            tracing: None,
             base_dir: PathBuf::from("."),
         }
     }
 }
 
-/// TLS material, PEM files.
+/// TLS material, PEM files; and mutual TLS.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsConfig {
@@ -130,6 +161,27 @@ pub struct TlsConfig {
     pub cert: PathBuf,
     /// Private key.
     pub key: PathBuf,
+    /// CA certificates (PEM) that client certificates must be signed by: mutual TLS.
+    #[serde(default)]
+    pub client_ca: Option<PathBuf>,
+    /// Whether a client certificate is required (the default with `client_ca`) or optional.
+    #[serde(default)]
+    pub client_auth: ClientAuth,
+    /// Which name of a client certificate is the user's name.
+    #[serde(default)]
+    pub client_user: CertName,
+}
+
+/// `[tls] client_auth`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientAuth {
+    /// Connections without a certificate signed by `client_ca` are refused.
+    #[default]
+    Required,
+    /// A certificate, when sent, must be signed by `client_ca`; without one, clients log in
+    /// with credentials (or anonymously, when allowed).
+    Optional,
 }
 
 /// One user of basic auth.
@@ -138,8 +190,10 @@ pub struct TlsConfig {
 pub struct UserConfig {
     /// Login name.
     pub name: String,
-    /// Argon2 hash in PHC form (`vcfq hash-password` prints one).
-    pub password_hash: String,
+    /// Argon2 hash in PHC form (`vcfq hash-password` prints one). Without one the user logs
+    /// in by client certificate only.
+    #[serde(default)]
+    pub password_hash: Option<String>,
     /// The user's roles (`[[roles]]`).
     #[serde(default)]
     pub roles: Vec<String>,
@@ -256,18 +310,44 @@ impl ServerConfig {
             if !names.insert(user.name.as_str()) {
                 return Err(format!("user {:?} is listed twice", user.name));
             }
-            argon2::PasswordHash::new(&user.password_hash).map_err(|e| {
-                format!(
-                    "user {:?}: password_hash is not a PHC string ({e}); make one with `vcfq hash-password`",
-                    user.name
-                )
-            })?;
+            if let Some(hash) = &user.password_hash {
+                argon2::PasswordHash::new(hash).map_err(|e| {
+                    format!(
+                        "user {:?}: password_hash is not a PHC string ({e}); make one with `vcfq hash-password`",
+                        user.name
+                    )
+                })?;
+            }
         }
-        if self.users.is_empty() && !self.allow_anonymous {
+        if self.users.is_empty() && !self.allow_anonymous && self.jwt.is_none() {
             return Err(
-                "no [[users]] and allow_anonymous = false: nobody could connect".to_string(),
+                "no [[users]], no [jwt] and allow_anonymous = false: nobody could connect"
+                    .to_string(),
             );
         }
+        if let Some(jwt) = &self.jwt {
+            JwtVerifier::from_config(jwt, &self.base_dir)?;
+        }
+        if let Some(ca) = self.tls.as_ref().and_then(|t| t.client_ca.as_ref()) {
+            let path = self.resolve(ca);
+            let pem = std::fs::read(&path)
+                .map_err(|e| format!("[tls] client_ca {}: cannot read: {e}", path.display()))?;
+            use rustls::pki_types::CertificateDer;
+            use rustls::pki_types::pem::PemObject;
+            if CertificateDer::pem_slice_iter(&pem)
+                .flatten()
+                .next()
+                .is_none()
+            {
+                return Err(format!(
+                    "[tls] client_ca {}: no PEM certificate in it",
+                    path.display()
+                ));
+            }
+        }
+        // every role, assigned or not (JWTs may name any of them)
+        let all: Vec<String> = self.roles.iter().map(|r| r.name.clone()).collect();
+        self.rules_for(&all)?;
         let mut roles = std::collections::HashSet::new();
         for role in &self.roles {
             if !roles.insert(role.name.as_str()) {

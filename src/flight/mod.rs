@@ -6,7 +6,10 @@
 //! - [`audit`]: the hash-chained audit trail of statements and logins.
 //! - [`activity`], [`system`]: running and recent queries and live sessions, as
 //!   `system.queries` / `system.sessions` (and `system.audit`), and `cancel_query(id)`.
-//! - [`auth`]: basic username/password in the handshake → expiring bearer token.
+//! - [`auth`]: basic username/password in the handshake → expiring bearer token; bearer JWTs
+//!   ([`jwt`]); client certificates of mutual TLS ([`certs`]).
+//! - [`metrics`]: Prometheus metrics on an HTTP port; [`rpc`]: the layer that counts and
+//!   traces every call.
 //! - [`sessions`]: one DataFusion session per login or anonymous connection.
 //! - [`conn`]: connections that end their sessions when they close.
 //! - [`service`]: the Flight SQL commands.
@@ -17,10 +20,14 @@
 pub mod activity;
 pub mod audit;
 pub mod auth;
+pub mod certs;
 pub mod config;
 pub mod conn;
 pub mod info;
+pub mod jwt;
+pub mod metrics;
 pub mod params;
+pub mod rpc;
 pub mod service;
 pub mod sessions;
 pub mod status;
@@ -35,14 +42,18 @@ use arrow_flight::flight_service_server::FlightServiceServer;
 use datafusion::catalog::TableProvider;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use tonic::transport::server::TcpIncoming;
-use tonic::transport::{Identity, Server, ServerTlsConfig};
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
 use self::activity::Activity;
 use self::audit::AuditLog;
 use self::auth::Authenticator;
-use self::config::ServerConfig;
+use self::config::{ClientAuth, ServerConfig};
+use self::jwt::JwtVerifier;
+use self::metrics::ServerMetrics;
+use self::rpc::RpcLayer;
 use self::service::VcfqFlightSql;
 use self::sessions::{Access, SessionStore};
+use crate::telemetry::{Tracing, requested_by_environment};
 
 /// The address used when neither `--addr` nor the config file gives one.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:50051";
@@ -55,6 +66,20 @@ pub async fn serve(config: ServerConfig) -> Result<()> {
         Some(addr) => addr,
         None => DEFAULT_ADDR.parse().context("default address")?,
     };
+    // traces first: sessions made from here on wrap their operators in spans
+    let tracing = if config.tracing.is_some() || requested_by_environment() {
+        Some(Tracing::start(&config.tracing.clone().unwrap_or_default())?)
+    } else {
+        None
+    };
+    let served = serve_traced(config, addr, tracing.is_some()).await;
+    if let Some(tracing) = tracing {
+        tracing.shutdown().await;
+    }
+    served
+}
+
+async fn serve_traced(config: ServerConfig, addr: SocketAddr, traced: bool) -> Result<()> {
     let mut runtime = RuntimeEnvBuilder::new();
     if config.memory_limit_mb > 0 {
         runtime = runtime.with_memory_limit(config.memory_limit_mb * 1024 * 1024, 1.0);
@@ -96,20 +121,25 @@ pub async fn serve(config: ServerConfig) -> Result<()> {
     // every principal's session, once: the startup statements run, and each grant's columns,
     // masks and row filter plan against its table
     store
-        .new_context(None)
+        .new_context(&sessions::Identity::of_user(None))
         .await
         .context("config startup statements (anonymous session)")?;
     for user in &users {
         store
-            .new_context(Some(user))
+            .new_context(&sessions::Identity::of_user(Some(user)))
             .await
             .with_context(|| format!("config: the session of user {user:?}"))?;
     }
-    let auth = Arc::new(Authenticator::new(
+    let mut auth = Authenticator::new(
         &config.users,
         config.allow_anonymous,
         Duration::from_secs(config.token_ttl_secs),
-    ));
+    );
+    if let Some(jwt) = &config.jwt {
+        auth = auth
+            .with_jwt(JwtVerifier::from_config(jwt, &config.base_dir).map_err(anyhow::Error::msg)?);
+    }
+    let auth = Arc::new(auth);
 
     // without TCP_NODELAY, Nagle's algorithm and delayed ACKs add ~40 ms to each small reply
     let incoming = TcpIncoming::bind(addr)
@@ -129,9 +159,18 @@ pub async fn serve(config: ServerConfig) -> Result<()> {
             .with_context(|| format!("{}: cannot read TLS certificate", cert_path.display()))?;
         let key = std::fs::read(&key_path)
             .with_context(|| format!("{}: cannot read TLS key", key_path.display()))?;
+        let mut tls_config = ServerTlsConfig::new().identity(Identity::from_pem(cert, key));
+        if let Some(ca) = &tls.client_ca {
+            let ca_path = config.resolve(ca);
+            let ca = std::fs::read(&ca_path)
+                .with_context(|| format!("{}: cannot read the client CA", ca_path.display()))?;
+            tls_config = tls_config
+                .client_ca_root(Certificate::from_pem(ca))
+                .client_auth_optional(tls.client_auth == ClientAuth::Optional);
+        }
         server = server
-            .tls_config(ServerTlsConfig::new().identity(Identity::from_pem(cert, key)))
-            .context("bad TLS certificate or key")?;
+            .tls_config(tls_config)
+            .context("bad TLS certificate, key or client CA")?;
         "grpc+tls"
     } else {
         "grpc"
@@ -146,8 +185,23 @@ pub async fn serve(config: ServerConfig) -> Result<()> {
         }
         None => None,
     };
-    let service = FlightServiceServer::new(VcfqFlightSql::new(auth, Arc::clone(&store), audit))
-        .max_decoding_message_size(64 * 1024 * 1024);
+    let metrics = config
+        .metrics
+        .as_ref()
+        .map(|_| Arc::new(ServerMetrics::new()));
+    let client_user = config
+        .tls
+        .as_ref()
+        .filter(|t| t.client_ca.is_some())
+        .map(|t| t.client_user);
+    let service = FlightServiceServer::new(VcfqFlightSql::new(
+        auth,
+        Arc::clone(&store),
+        audit,
+        metrics.clone(),
+        client_user,
+    ))
+    .max_decoding_message_size(64 * 1024 * 1024);
     let roots = config.file_roots().map_err(|e| anyhow::anyhow!("{e}"))?;
     let shown = |dirs: &[std::path::PathBuf]| {
         if dirs.is_empty() {
@@ -165,6 +219,21 @@ pub async fn serve(config: ServerConfig) -> Result<()> {
         shown(roots.write_roots())
     );
     println!("vcfq serve: listening on {scheme}://{local}");
+    if let (Some(m), Some(metrics)) = (&config.metrics, &metrics) {
+        let listener = tokio::net::TcpListener::bind(m.addr)
+            .await
+            .with_context(|| format!("[metrics] cannot listen on {}", m.addr))?;
+        let at = listener
+            .local_addr()
+            .with_context(|| format!("[metrics] cannot listen on {}", m.addr))?;
+        println!("vcfq serve: metrics on http://{at}/metrics");
+        let (token, metrics, store) = (m.token.clone(), Arc::clone(metrics), Arc::clone(&store));
+        tokio::spawn(async move {
+            if let Err(e) = metrics::serve(listener, token, metrics, store).await {
+                eprintln!("vcfq serve: the metrics endpoint failed: {e}");
+            }
+        });
+    }
     use std::io::Write;
     let _ = std::io::stdout().flush();
 
@@ -174,6 +243,7 @@ pub async fn serve(config: ServerConfig) -> Result<()> {
         accepted.map(|stream| conn::TrackedConnection::new(stream, Arc::clone(&tracked_store)))
     });
     let running = server
+        .layer(RpcLayer::new(metrics, traced))
         .add_service(service)
         .serve_with_incoming_shutdown(incoming, async {
             let _ = stopped.await;

@@ -34,22 +34,24 @@ use datafusion::datasource::TableType;
 use datafusion::error::DataFusionError;
 use datafusion::logical_expr::LogicalPlan;
 
-use crate::access::guard::touched;
 use futures::future::{AbortHandle, Abortable};
 use futures::{Stream, StreamExt, TryStreamExt, stream};
 use prost::Message;
 use tonic::metadata::MetadataValue;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::activity::QueryState;
+use super::activity::{Progress, QueryState};
 use super::audit::{AuditLog, Event, Outcome};
-use super::auth::{Authenticator, Principal, parse_basic};
+use super::auth::{AuthError, Authenticator, Principal, parse_basic};
+use super::certs::CertName;
 use super::info::{SQL_INFO, XDBC_TYPE_INFO};
+use super::jwt::looks_like_jwt;
+use super::metrics::{ServerMetrics, StatementFigures, StatementOutcome};
 use super::params::{bind, number_placeholders, parameter_schema, rows_of};
 use super::sessions::{
-    Audited, ClientSession, Pending, Prepared, QueryTicket, SessionError, SessionStore,
+    Audited, ClientSession, Identity, Pending, Prepared, QueryTicket, SessionError, SessionStore,
 };
-use super::status::{status_from_auth, status_from_datafusion, status_from_flight};
+use super::status::{code_name, status_from_auth, status_from_datafusion, status_from_flight};
 
 type FlightDataStream =
     Pin<Box<dyn Stream<Item = Result<arrow_flight::FlightData, Status>> + Send>>;
@@ -61,26 +63,35 @@ const CANCEL_FLIGHT_INFO: &str = "CancelFlightInfo";
 pub struct VcfqFlightSql {
     auth: Arc<Authenticator>,
     sessions: Arc<SessionStore>,
-    audit: Option<Arc<AuditLog>>,
+    recorder: Recorder,
+    /// With mutual TLS: which name of a client certificate is the user.
+    client_user: Option<CertName>,
 }
 
 impl VcfqFlightSql {
-    /// A service authenticating with `auth`, keeping client sessions in `sessions`, and
-    /// recording statements and logins in `audit`.
+    /// A service authenticating with `auth` (and, with mutual TLS, by the `client_user` name
+    /// of client certificates), keeping client sessions in `sessions`, and recording
+    /// statements and logins in `audit` and `metrics`.
     pub fn new(
         auth: Arc<Authenticator>,
         sessions: Arc<SessionStore>,
         audit: Option<Arc<AuditLog>>,
+        metrics: Option<Arc<ServerMetrics>>,
+        client_user: Option<CertName>,
     ) -> Self {
         VcfqFlightSql {
             auth,
+            recorder: Recorder {
+                audit,
+                metrics,
+                sessions: Arc::clone(&sessions),
+            },
             sessions,
-            audit,
+            client_user,
         }
     }
 
-    /// Records a statement's end: in `system.queries`, and in the audit trail (when there is
-    /// one).
+    /// Records a statement's end: in `system.queries`, the metrics and the audit trail.
     fn record(
         &self,
         session: &ClientSession,
@@ -88,25 +99,27 @@ impl VcfqFlightSql {
         rows: Option<u64>,
         result: Result<(), &Status>,
     ) {
-        record_in(
-            self.audit.as_deref(),
-            &self.sessions,
-            session,
-            audited,
-            rows,
-            result,
-        );
+        self.recorder.statement(session, audited, rows, result);
     }
 
-    /// Records a login attempt.
-    fn record_login(&self, user: Option<&str>, peer: String, result: Result<(), &Status>) {
-        let Some(log) = &self.audit else {
+    /// Records a login attempt (`method`: password, jwt, certificate, anonymous).
+    fn record_login(
+        &self,
+        who: &Identity,
+        peer: String,
+        method: &str,
+        result: Result<(), &Status>,
+    ) {
+        if let Some(metrics) = &self.recorder.metrics {
+            metrics.login(method, result.is_ok());
+        }
+        let Some(log) = &self.recorder.audit else {
             return;
         };
         let event = Event {
             kind: "login",
-            user: user.map(str::to_string),
-            roles: self.sessions.roles_of(user),
+            user: who.user.clone(),
+            roles: self.sessions.roles_of(who),
             peer,
             outcome: Some(outcome_of(result)),
             ..Default::default()
@@ -114,6 +127,23 @@ impl VcfqFlightSql {
         if let Err(e) = log.append(&event) {
             eprintln!("vcfq serve: cannot append to {}: {e}", log.path().display());
         }
+    }
+
+    /// The user a verified client certificate names, with mutual TLS (`None` without it, or
+    /// when the connection has no certificate).
+    fn certificate_user<T>(&self, request: &Request<T>) -> Result<Option<String>, Status> {
+        let Some(which) = self.client_user else {
+            return Ok(None);
+        };
+        let Some(chain) = request.peer_certs() else {
+            return Ok(None);
+        };
+        let Some(leaf) = chain.first() else {
+            return Ok(None);
+        };
+        super::certs::user_of(leaf.as_ref(), which)
+            .map(Some)
+            .map_err(|e| status_from_auth(&AuthError::Rejected(e)))
     }
 
     /// What the audit trail will say of a statement of `session`.
@@ -137,6 +167,7 @@ impl VcfqFlightSql {
     ) -> Audited {
         let activity = self.sessions.activity();
         let (query, progress) = activity.start(session.id, session.user.clone(), sql);
+        tracing::Span::current().record("db.query.text", sql);
         Audited {
             query,
             progress,
@@ -145,6 +176,11 @@ impl VcfqFlightSql {
                 id: query,
             }),
             kind,
+            plan_kind: if kind == "prepare" {
+                "prepare"
+            } else {
+                "unplanned"
+            },
             statement: session.next_id(),
             sql: sql.to_string(),
             params: Vec::new(),
@@ -154,7 +190,10 @@ impl VcfqFlightSql {
         }
     }
 
-    /// The caller's session: by bearer token, or by connection for anonymous clients.
+    /// The caller's session: by bearer token (the server's or a JWT), or by connection for
+    /// anonymous clients, clients known by their certificate and clients that send basic
+    /// credentials with every call. A JWT or a certificate seen for the first time is
+    /// recorded as a login.
     async fn session<T>(&self, request: &Request<T>) -> Result<Arc<ClientSession>, Status> {
         let header = request
             .metadata()
@@ -162,23 +201,62 @@ impl VcfqFlightSql {
             .map(|v| v.to_str())
             .transpose()
             .map_err(|_| Status::unauthenticated("malformed authorization header"))?;
-        let principal = self
-            .auth
-            .principal(header)
-            .map_err(|e| status_from_auth(&e))?;
         let peer = peer_of(request);
-        let (key, user) = match principal {
-            Principal::User { name, token } => (format!("token:{token}"), Some(name)),
-            Principal::Basic { name } => (format!("basic:{name}@{peer}"), Some(name)),
-            Principal::Anonymous => (format!("peer:{peer}"), None),
+        let certificate = self.certificate_user(request)?;
+        let principal = match self.auth.principal(header, certificate.as_deref()) {
+            Ok(p) => p,
+            Err(e) => {
+                let status = status_from_auth(&e);
+                // a refused JWT or certificate is a failed login; a stale server token is not
+                if let AuthError::Rejected(_) | AuthError::Expired = e {
+                    let method = if header.is_some() {
+                        "jwt"
+                    } else {
+                        "certificate"
+                    };
+                    self.record_login(&Identity::default(), peer, method, Err(&status));
+                }
+                return Err(status);
+            }
         };
-        self.sessions
-            .get_or_create(&key, user.as_deref())
-            .await
-            .map_err(|e| match e {
-                SessionError::TooMany(e) => Status::resource_exhausted(e.to_string()),
-                SessionError::Setup(e) => status_from_datafusion(e),
-            })
+        let (key, who, login) = match principal {
+            Principal::User { name, token } => (
+                format!("token:{token}"),
+                Identity::of_user(Some(&name)),
+                None,
+            ),
+            Principal::Basic { name } => (
+                format!("basic:{name}@{peer}"),
+                Identity::of_user(Some(&name)),
+                None,
+            ),
+            Principal::Jwt { identity, token } => (
+                format!("jwt:{token}"),
+                Identity {
+                    user: Some(identity.user),
+                    roles: Some(identity.roles),
+                },
+                Some("jwt"),
+            ),
+            Principal::Certificate { name } => (
+                format!("cert:{name}@{peer}"),
+                Identity::of_user(Some(&name)),
+                Some("certificate"),
+            ),
+            Principal::Anonymous => (format!("peer:{peer}"), Identity::of_user(None), None),
+        };
+        let (session, made) =
+            self.sessions
+                .get_or_create(&key, &who)
+                .await
+                .map_err(|e| match e {
+                    SessionError::TooMany(e) => Status::resource_exhausted(e.to_string()),
+                    SessionError::Setup(e) => status_from_datafusion(e),
+                })?;
+        if made && let Some(method) = login {
+            self.record_login(&who, peer, method, Ok(()));
+        }
+        Ok(session)
     }
 
     /// A FlightInfo whose one endpoint's ticket fetches pending query `id`.
@@ -226,6 +304,9 @@ impl VcfqFlightSql {
         id: u64,
         pending: Pending,
     ) -> Result<Response<FlightDataStream>, Status> {
+        if let Some(audited) = &pending.audit {
+            tracing::Span::current().record("db.query.text", audited.sql.as_str());
+        }
         if let Some(batches) = pending.ready {
             if let Some(audited) = &pending.audit {
                 self.record(&session, audited, Some(count_of(&batches)), Ok(()));
@@ -237,9 +318,16 @@ impl VcfqFlightSql {
             return Ok(Response::new(Box::pin(encoded)));
         }
         let ctx = session.ctx.clone();
+        let progress = pending
+            .audit
+            .as_ref()
+            .map_or_else(Default::default, |a| Arc::clone(&a.progress));
         let mut plans = pending.plans.into_iter();
         let first = match plans.next() {
-            Some(plan) => match execute(&ctx, plan).await.map_err(status_from_datafusion) {
+            Some(plan) => match execute(&ctx, plan, &progress)
+                .await
+                .map_err(status_from_datafusion)
+            {
                 Ok(stream) => stream,
                 Err(status) => {
                     if let Some(audited) = &pending.audit {
@@ -252,10 +340,12 @@ impl VcfqFlightSql {
         };
         let schema = sent_schema(&first.schema(), &pending.schema);
         let rest_ctx = ctx.clone();
+        let rest_progress = Arc::clone(&progress);
         let rest = stream::iter(plans)
             .then(move |plan| {
                 let ctx = rest_ctx.clone();
-                async move { execute(&ctx, plan).await }
+                let progress = Arc::clone(&rest_progress);
+                async move { execute(&ctx, plan, &progress).await }
             })
             .try_flatten();
         let relabel = Arc::clone(&schema);
@@ -264,10 +354,6 @@ impl VcfqFlightSql {
             .and_then(move |b| std::future::ready(with_schema(b, &relabel)))
             .map_err(|e| FlightError::ExternalError(Box::new(e)));
         let tally = Arc::new(Mutex::new(Tally::default()));
-        let progress = pending
-            .audit
-            .as_ref()
-            .map_or_else(Default::default, |a| Arc::clone(&a.progress));
         let counted = Arc::clone(&progress);
         let batches = batches.inspect(move |b| {
             if let Ok(batch) = b {
@@ -300,7 +386,7 @@ impl VcfqFlightSql {
         }
         let audit = pending
             .audit
-            .map(|audited| (self.audit.clone(), Arc::clone(&self.sessions), audited));
+            .map(|audited| (self.recorder.clone(), audited));
         let done = Finished {
             session,
             id,
@@ -335,7 +421,7 @@ impl VcfqFlightSql {
         handle: &[u8],
     ) -> Result<(Vec<LogicalPlan>, SchemaRef, Audited), Status> {
         let id = decode_id(handle, "prepared statement")?;
-        let (plans, schema, sql, params, objects) = session
+        let (plans, schema, sql, params, (objects, plan_kind)) = session
             .with_prepared(id, |p| {
                 let wanted = parameter_schema(&p.plan)?.fields().len();
                 let plans = if p.params.is_empty() {
@@ -356,7 +442,7 @@ impl VcfqFlightSql {
                     Arc::clone(&p.dataset_schema),
                     p.sql.clone(),
                     params_text(&p.params),
-                    touched(&p.plan),
+                    Audited::describe(&p.plan),
                 ))
             })
             .ok_or_else(|| not_found_handle("prepared statement", id))?
@@ -364,6 +450,7 @@ impl VcfqFlightSql {
         let mut audited = self.audited_from(peer, session, "statement", &sql);
         audited.params = params;
         audited.objects = objects;
+        audited.plan_kind = plan_kind;
         Ok((plans, schema, audited))
     }
 
@@ -405,14 +492,14 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 struct Finished {
     session: Arc<ClientSession>,
     id: u64,
-    audit: Option<(Option<Arc<AuditLog>>, Arc<SessionStore>, Audited)>,
+    audit: Option<(Recorder, Audited)>,
     tally: Arc<Mutex<Tally>>,
 }
 
 impl Drop for Finished {
     fn drop(&mut self) {
         self.session.finish(self.id);
-        if let Some((log, sessions, audited)) = &self.audit {
+        if let Some((recorder, audited)) = &self.audit {
             let t = lock(&self.tally);
             let abandoned = Status::cancelled("the client stopped reading the result");
             let result = match (&t.error, t.ended) {
@@ -421,56 +508,76 @@ impl Drop for Finished {
                 (None, false) => Err(&abandoned),
             };
             let rows = audited.progress.rows.load(Ordering::Relaxed);
-            record_in(
-                log.as_deref(),
-                sessions,
-                &self.session,
-                audited,
-                Some(rows),
-                result,
-            );
+            recorder.statement(&self.session, audited, Some(rows), result);
         }
     }
 }
 
-/// Ends a statement in `system.queries` and appends its record to the audit trail (an append
-/// that fails is reported on stderr).
-fn record_in(
-    log: Option<&AuditLog>,
-    sessions: &SessionStore,
-    session: &ClientSession,
-    audited: &Audited,
-    rows: Option<u64>,
-    result: Result<(), &Status>,
-) {
-    let state = match result {
-        Ok(()) => QueryState::Done,
-        Err(status) if status.code() == tonic::Code::Cancelled => QueryState::Cancelled,
-        Err(_) => QueryState::Failed,
-    };
-    let error = result.err().map(|s| s.message().to_string());
-    sessions
-        .activity()
-        .finish(audited.query, rows, state, error);
-    let Some(log) = log else {
-        return;
-    };
-    let event = Event {
-        kind: audited.kind,
-        user: session.user.clone(),
-        roles: sessions.roles_of(session.user.as_deref()),
-        peer: audited.peer.clone(),
-        session: Some(session.id),
-        statement: Some(audited.statement),
-        sql: Some(audited.sql.clone()),
-        params: audited.params.clone(),
-        objects: audited.objects.clone(),
-        rows,
-        duration: audited.started.elapsed(),
-        outcome: Some(outcome_of(result)),
-    };
-    if let Err(e) = log.append(&event) {
-        eprintln!("vcfq serve: cannot append to {}: {e}", log.path().display());
+/// Where a statement's end is recorded: `system.queries`, the metrics, the audit trail.
+#[derive(Clone)]
+struct Recorder {
+    audit: Option<Arc<AuditLog>>,
+    metrics: Option<Arc<ServerMetrics>>,
+    sessions: Arc<SessionStore>,
+}
+
+impl Recorder {
+    /// Ends a statement in `system.queries`, counts it, and appends its record to the audit
+    /// trail (an append that fails is reported on stderr).
+    fn statement(
+        &self,
+        session: &ClientSession,
+        audited: &Audited,
+        rows: Option<u64>,
+        result: Result<(), &Status>,
+    ) {
+        let state = match result {
+            Ok(()) => QueryState::Done,
+            Err(status) if status.code() == tonic::Code::Cancelled => QueryState::Cancelled,
+            Err(_) => QueryState::Failed,
+        };
+        let error = result.err().map(|s| s.message().to_string());
+        self.sessions
+            .activity()
+            .finish(audited.query, rows, state, error);
+        let duration = audited.started.elapsed();
+        if let Some(metrics) = &self.metrics {
+            let (rows_scanned, bytes_scanned) = audited.progress.scanned();
+            metrics.statement(&StatementFigures {
+                kind: audited.plan_kind,
+                outcome: match result {
+                    Ok(()) => StatementOutcome::Ok,
+                    Err(s) if s.code() == tonic::Code::PermissionDenied => StatementOutcome::Denied,
+                    Err(s) if s.code() == tonic::Code::Cancelled => StatementOutcome::Cancelled,
+                    Err(_) => StatementOutcome::Error,
+                },
+                duration,
+                rows: rows.unwrap_or(0),
+                bytes_sent: audited.progress.bytes.load(Ordering::Relaxed),
+                rows_scanned,
+                bytes_scanned,
+            });
+        }
+        let Some(log) = &self.audit else {
+            return;
+        };
+        let event = Event {
+            kind: audited.kind,
+            user: session.user.clone(),
+            roles: session.roles.clone(),
+            peer: audited.peer.clone(),
+            session: Some(session.id),
+            statement: Some(audited.statement),
+            sql: Some(audited.sql.clone()),
+            params: audited.params.clone(),
+            objects: audited.objects.clone(),
+            rows,
+            duration,
+            outcome: Some(outcome_of(result)),
+        };
+        if let Err(e) = log.append(&event) {
+            eprintln!("vcfq serve: cannot append to {}: {e}", log.path().display());
+        }
     }
 }
 
@@ -483,18 +590,6 @@ fn outcome_of(result: Result<(), &Status>) -> Outcome {
         }
         Err(status) => Outcome::Error(code_name(status.code()), status.message().to_string()),
     }
-}
-
-/// `PermissionDenied` → `PERMISSION_DENIED`, as gRPC names its codes.
-fn code_name(code: tonic::Code) -> String {
-    let mut out = String::new();
-    for (i, c) in format!("{code:?}").chars().enumerate() {
-        if c.is_ascii_uppercase() && i > 0 {
-            out.push('_');
-        }
-        out.push(c.to_ascii_uppercase());
-    }
-    out
 }
 
 /// The rows a command's result counts (its `count` column), or its rows.
@@ -546,6 +641,7 @@ async fn prepare_run(
     schema: SchemaRef,
     audit: Audited,
 ) -> Result<Pending, Status> {
+    let progress = Arc::clone(&audit.progress);
     if plans.is_empty() || !plans.iter().all(is_command) {
         return Ok(Pending {
             plans,
@@ -556,11 +652,7 @@ async fn prepare_run(
     }
     let mut batches = Vec::new();
     for plan in plans {
-        let df = ctx
-            .execute_logical_plan(plan)
-            .await
-            .map_err(status_from_datafusion)?;
-        batches.extend(df.collect().await.map_err(status_from_datafusion)?);
+        batches.extend(collect(ctx, plan, &progress).await?);
     }
     Ok(Pending {
         plans: Vec::new(),
@@ -570,17 +662,39 @@ async fn prepare_run(
     })
 }
 
+/// Starts a plan; its physical plan is kept in `progress` (what its scans read is counted
+/// from it when the statement ends).
 async fn execute(
     ctx: &datafusion::prelude::SessionContext,
     plan: LogicalPlan,
+    progress: &Progress,
 ) -> datafusion::error::Result<datafusion::execution::SendableRecordBatchStream> {
-    ctx.execute_logical_plan(plan).await?.execute_stream().await
+    let df = ctx.execute_logical_plan(plan).await?;
+    let task = Arc::new(df.task_ctx());
+    let physical = df.create_physical_plan().await?;
+    progress.ran(Arc::clone(&physical));
+    datafusion::physical_plan::execute_stream(physical, task)
+}
+
+/// Runs a plan to its end ([`execute`], collected).
+async fn collect(
+    ctx: &datafusion::prelude::SessionContext,
+    plan: LogicalPlan,
+    progress: &Progress,
+) -> Result<Vec<RecordBatch>, Status> {
+    execute(ctx, plan, progress)
+        .await
+        .map_err(status_from_datafusion)?
+        .try_collect()
+        .await
+        .map_err(status_from_datafusion)
 }
 
 /// Runs a statement that returns no rows to the client; the number of rows it changed.
 async fn rows_affected(
     ctx: &datafusion::prelude::SessionContext,
     plan: LogicalPlan,
+    progress: &Progress,
 ) -> Result<i64, Status> {
     let counts = matches!(plan, LogicalPlan::Dml(_) | LogicalPlan::Copy(_));
     let changes_nothing = matches!(plan, LogicalPlan::Ddl(_) | LogicalPlan::Statement(_));
@@ -589,13 +703,7 @@ async fn rows_affected(
             "the statement returns rows: run it as a query, not an update",
         ));
     }
-    let batches = ctx
-        .execute_logical_plan(plan)
-        .await
-        .map_err(status_from_datafusion)?
-        .collect()
-        .await
-        .map_err(status_from_datafusion)?;
+    let batches = collect(ctx, plan, progress).await?;
     if !counts {
         return Ok(0);
     }
@@ -610,6 +718,22 @@ async fn rows_affected(
         }
     }
     Ok(i64::try_from(total).unwrap_or(i64::MAX))
+}
+
+type HandshakeStream = Pin<Box<dyn Stream<Item = Result<HandshakeResponse, Status>> + Send>>;
+
+/// The handshake's answer: the bearer token, in the payload and the `authorization` header.
+fn handshake_reply(token: String) -> Result<Response<HandshakeStream>, Status> {
+    let value = MetadataValue::try_from(format!("Bearer {token}"))
+        .map_err(|_| Status::internal("token is not a valid header value"))?;
+    let reply = HandshakeResponse {
+        protocol_version: 0,
+        payload: Bytes::from(token),
+    };
+    let mut response: Response<HandshakeStream> =
+        Response::new(Box::pin(stream::iter([Ok(reply)])));
+    response.metadata_mut().insert("authorization", value);
+    Ok(response)
 }
 
 fn decode_id(handle: &[u8], what: &str) -> Result<u64, Status> {
@@ -797,6 +921,7 @@ impl FlightSqlService for VcfqFlightSql {
         Status,
     > {
         let peer = peer_of(&request);
+        let certificate = self.certificate_user(&request)?;
         let mut attempted: Option<String> = None;
         let header = request
             .metadata()
@@ -804,10 +929,35 @@ impl FlightSqlService for VcfqFlightSql {
             .map(|v| v.to_str().map(str::to_string))
             .transpose()
             .map_err(|_| Status::unauthenticated("malformed authorization header"))?;
-        let login = match header {
+        // a JWT is its own bearer token: the handshake checks it and hands it back (JDBC's
+        // `token=` logs in this way); roles come with it
+        if let Some(token) = header.as_deref().and_then(|h| {
+            h.strip_prefix("Bearer ")
+                .or_else(|| h.strip_prefix("bearer "))
+                .map(str::trim)
+                .filter(|t| looks_like_jwt(t))
+        }) {
+            let token = token.to_string();
+            return match self.auth.verify_jwt(&token) {
+                Ok(identity) => {
+                    let who = Identity {
+                        user: Some(identity.user),
+                        roles: Some(identity.roles),
+                    };
+                    self.record_login(&who, peer, "jwt", Ok(()));
+                    handshake_reply(token)
+                }
+                Err(e) => {
+                    let status = status_from_auth(&e);
+                    self.record_login(&Identity::default(), peer, "jwt", Err(&status));
+                    Err(status)
+                }
+            };
+        }
+        let (method, login) = match header {
             Some(header) => {
                 attempted = parse_basic(&header).ok().map(|(user, _)| user);
-                self.auth.login_basic(&header)
+                ("password", self.auth.login_basic(&header))
             }
             None => {
                 // older clients put a BasicAuth message in the handshake payload
@@ -816,9 +966,19 @@ impl FlightSqlService for VcfqFlightSql {
                 match first.map(|r| arrow_flight::BasicAuth::decode(r.payload)) {
                     Some(Ok(basic)) if !basic.username.is_empty() => {
                         attempted = Some(basic.username.clone());
-                        self.auth.login(&basic.username, &basic.password)
+                        (
+                            "password",
+                            self.auth.login(&basic.username, &basic.password),
+                        )
                     }
-                    _ => self.auth.login_anonymous(),
+                    _ => match certificate {
+                        // mutual TLS: the certificate is the credential
+                        Some(name) => {
+                            attempted = Some(name.clone());
+                            ("certificate", self.auth.login_certificate(&name))
+                        }
+                        None => ("anonymous", self.auth.login_anonymous()),
+                    },
                 }
             }
         };
@@ -826,26 +986,21 @@ impl FlightSqlService for VcfqFlightSql {
             Ok((user, token)) => {
                 // an anonymous login's user is empty
                 let user = (!user.is_empty()).then_some(user);
-                self.record_login(user.as_deref(), peer, Ok(()));
+                self.record_login(&Identity::of_user(user.as_deref()), peer, method, Ok(()));
                 token
             }
             Err(e) => {
                 let status = status_from_auth(&e);
-                self.record_login(attempted.as_deref(), peer, Err(&status));
+                self.record_login(
+                    &Identity::of_user(attempted.as_deref()),
+                    peer,
+                    method,
+                    Err(&status),
+                );
                 return Err(status);
             }
         };
-        let reply = HandshakeResponse {
-            protocol_version: 0,
-            payload: Bytes::from(token.clone()),
-        };
-        let mut response: Response<
-            Pin<Box<dyn Stream<Item = Result<HandshakeResponse, Status>> + Send>>,
-        > = Response::new(Box::pin(stream::iter([Ok(reply)])));
-        let value = MetadataValue::try_from(format!("Bearer {token}"))
-            .map_err(|_| Status::internal("token is not a valid header value"))?;
-        response.metadata_mut().insert("authorization", value);
-        Ok(response)
+        handshake_reply(token)
     }
 
     async fn get_flight_info_statement(
@@ -859,7 +1014,7 @@ impl FlightSqlService for VcfqFlightSql {
             let plan = crate::session::logical_plan(&session.ctx, &query.query)
                 .await
                 .map_err(status_from_datafusion)?;
-            audited.objects = touched(&plan);
+            audited.planned(&plan);
             // DDL and SET take effect here, as soon as the client sends them
             let df = session
                 .ctx
@@ -1188,8 +1343,8 @@ impl FlightSqlService for VcfqFlightSql {
             let plan = crate::session::logical_plan(&session.ctx, &ticket.query)
                 .await
                 .map_err(status_from_datafusion)?;
-            audited.objects = touched(&plan);
-            rows_affected(&session.ctx, plan).await
+            audited.planned(&plan);
+            rows_affected(&session.ctx, plan, &audited.progress).await
         }
         .await;
         let rows = result.as_ref().ok().map(|&n| u64::try_from(n).unwrap_or(0));
@@ -1233,7 +1388,7 @@ impl FlightSqlService for VcfqFlightSql {
         let result = async {
             let mut total = 0;
             for plan in plans {
-                total += rows_affected(&session.ctx, plan).await?;
+                total += rows_affected(&session.ctx, plan, &audited.progress).await?;
             }
             Ok::<_, Status>(total)
         }
@@ -1255,7 +1410,7 @@ impl FlightSqlService for VcfqFlightSql {
             .await
             .map_err(status_from_datafusion);
         if let Ok(plan) = &planned {
-            audited.objects = touched(plan);
+            audited.objects = Audited::describe(plan).0;
         }
         self.record(&session, &audited, None, planned.as_ref().map(|_| ()));
         let plan = planned?;

@@ -23,7 +23,7 @@ use super::system::Viewer;
 use crate::access::Guard;
 use crate::access::paths::FileRoots;
 use crate::access::restrict::restricted_table;
-use crate::access::rules::{Rules, TableView};
+use crate::access::rules::{RoleConfig, Rules, TableView};
 
 /// Pending queries kept per session before the oldest are dropped (a client that asks for
 /// FlightInfo and never fetches it must not grow the server without bound).
@@ -68,6 +68,9 @@ pub struct Audited {
     pub ticket: Arc<QueryTicket>,
     /// `statement` or `prepare`.
     pub kind: &'static str,
+    /// What the statement does, once planned (the metrics' `kind`): see
+    /// [`Audited::describe`].
+    pub plan_kind: &'static str,
     /// The statement's id within its session.
     pub statement: u64,
     /// Its text.
@@ -80,6 +83,33 @@ pub struct Audited {
     pub peer: String,
     /// When the request came.
     pub started: Instant,
+}
+
+impl Audited {
+    /// The tables and paths a plan touches, and what kind of statement it is: `query`,
+    /// `insert`, `copy`, `ddl`, `explain`, `set` or `other`.
+    pub fn describe(plan: &LogicalPlan) -> (Vec<String>, &'static str) {
+        use datafusion::logical_expr::{DmlStatement, WriteOp};
+        let kind = match plan {
+            LogicalPlan::Dml(DmlStatement {
+                op: WriteOp::Insert(_),
+                ..
+            }) => "insert",
+            LogicalPlan::Dml(_) => "dml",
+            LogicalPlan::Copy(_) => "copy",
+            LogicalPlan::Ddl(_) => "ddl",
+            LogicalPlan::Explain(_) | LogicalPlan::Analyze(_) => "explain",
+            LogicalPlan::Statement(_) => "set",
+            LogicalPlan::DescribeTable(_) => "other",
+            _ => "query",
+        };
+        (crate::access::guard::touched(plan), kind)
+    }
+
+    /// Notes what a statement's plan touches and what kind it is.
+    pub fn planned(&mut self, plan: &LogicalPlan) {
+        (self.objects, self.plan_kind) = Self::describe(plan);
+    }
 }
 
 /// Marks a query cancelled in [`Activity`] when the last copy of its [`Audited`] goes
@@ -111,6 +141,8 @@ pub struct ClientSession {
     pub ctx: SessionContext,
     /// Who owns it (`None`: anonymous).
     pub user: Option<String>,
+    /// Its owner's roles (for the audit trail).
+    pub roles: Vec<String>,
     next_id: AtomicU64,
     prepared: Mutex<HashMap<u64, Prepared>>,
     pending: Mutex<Vec<(u64, Pending)>>,
@@ -123,11 +155,12 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl ClientSession {
-    fn new(id: u64, ctx: SessionContext, user: Option<String>) -> Self {
+    fn new(id: u64, ctx: SessionContext, user: Option<String>, roles: Vec<String>) -> Self {
         ClientSession {
             id,
             ctx,
             user,
+            roles,
             next_id: AtomicU64::new(1),
             prepared: Mutex::new(HashMap::new()),
             pending: Mutex::new(Vec::new()),
@@ -215,6 +248,25 @@ impl ClientSession {
     }
 }
 
+/// Who a session belongs to.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Identity {
+    /// The user (`None`: anonymous).
+    pub user: Option<String>,
+    /// Roles that came with the credentials (a JWT's); `None`: the config's roles of `user`.
+    pub roles: Option<Vec<String>>,
+}
+
+impl Identity {
+    /// A configured user (`None`: anonymous), with the config's roles.
+    pub fn of_user(user: Option<&str>) -> Self {
+        Identity {
+            user: user.map(str::to_string),
+            roles: None,
+        }
+    }
+}
+
 /// What the server lets its clients reach: file roots, stream locations, and each principal's
 /// grants.
 #[derive(Debug, Clone, Default)]
@@ -227,6 +279,10 @@ pub struct Access {
     pub users: HashMap<String, Rules>,
     /// The grants of anonymous clients.
     pub anonymous: Rules,
+    /// The roles defined, for principals whose roles come with their credentials.
+    pub roles: Vec<RoleConfig>,
+    /// Where the config file is (role locations are relative to it).
+    pub base_dir: PathBuf,
 }
 
 impl Access {
@@ -241,14 +297,28 @@ impl Access {
             streams: config.streams.allow.clone(),
             users,
             anonymous: config.rules_for(&config.anonymous_roles)?,
+            roles: config.roles.clone(),
+            base_dir: config.base_dir.clone(),
         })
     }
 
-    /// The grants of `user` (`None`: anonymous).
-    pub fn rules(&self, user: Option<&str>) -> Rules {
-        match user {
-            Some(name) => self.users.get(name).cloned().unwrap_or_default(),
-            None => self.anonymous.clone(),
+    /// The grants of a principal. Roles that came with credentials count only where they are
+    /// defined in `[[roles]]` (an identity provider's other groups grant nothing); without
+    /// any roles defined, everyone may do everything within the roots.
+    pub fn rules(&self, who: &Identity) -> Rules {
+        match (&who.roles, &who.user) {
+            (Some(_), _) if self.roles.is_empty() => Rules::unrestricted(),
+            (Some(roles), _) => {
+                let defined: Vec<String> = roles
+                    .iter()
+                    .filter(|r| self.roles.iter().any(|d| &d.name == *r))
+                    .cloned()
+                    .collect();
+                // the definitions were checked when the config was read
+                Rules::of_roles(&defined, &self.roles, &self.base_dir).unwrap_or_default()
+            }
+            (None, Some(name)) => self.users.get(name).cloned().unwrap_or_default(),
+            (None, None) => self.anonymous.clone(),
         }
     }
 }
@@ -299,10 +369,10 @@ impl SessionStore {
         }
     }
 
-    /// A fresh DataFusion session for `user` (`None`: anonymous): the shared tables and
-    /// what the startup statements make, each as the user's grants show it (hidden, narrowed
-    /// or whole), and the user's [`Guard`] on every later statement.
-    pub async fn new_context(&self, user: Option<&str>) -> Result<SessionContext> {
+    /// A fresh DataFusion session for `who`: the shared tables and what the startup
+    /// statements make, each as its grants show it (hidden, narrowed or whole), and its
+    /// [`Guard`] on every later statement.
+    pub async fn new_context(&self, who: &Identity) -> Result<SessionContext> {
         let ctx = crate::SessionBuilder::new()
             .with_runtime(Arc::clone(&self.runtime))
             .build()?;
@@ -312,7 +382,7 @@ impl SessionStore {
         for sql in &self.startup {
             crate::session::sql(&ctx, sql).await?.collect().await?;
         }
-        let rules = self.access.rules(user);
+        let rules = self.access.rules(who);
         let state = ctx.state();
         let default_schema = &state.config().options().catalog.default_schema;
         let mut shared = HashSet::new();
@@ -339,7 +409,7 @@ impl SessionStore {
             }
         }
         let viewer = Viewer {
-            user: user.map(str::to_string),
+            user: who.user.clone(),
             admin: rules.is_admin(),
         };
         super::system::register(&ctx, &self.activity, self.audit.clone(), viewer)?;
@@ -358,34 +428,41 @@ impl SessionStore {
         &self.activity
     }
 
-    /// The roles of `user` (`None`: anonymous), for the audit trail.
-    pub fn roles_of(&self, user: Option<&str>) -> Vec<String> {
-        self.access.rules(user).roles().to_vec()
+    /// The roles of a principal, for the audit trail.
+    pub fn roles_of(&self, who: &Identity) -> Vec<String> {
+        self.access.rules(who).roles().to_vec()
     }
 
-    /// The session under `key`, made when missing.
+    /// The shared runtime (its memory pool).
+    pub fn runtime(&self) -> &Arc<RuntimeEnv> {
+        &self.runtime
+    }
+
+    /// The session under `key`, made when missing; whether it was made now.
     pub async fn get_or_create(
         &self,
         key: &str,
-        user: Option<&str>,
-    ) -> std::result::Result<Arc<ClientSession>, SessionError> {
+        who: &Identity,
+    ) -> std::result::Result<(Arc<ClientSession>, bool), SessionError> {
         if let Some(session) = lock(&self.sessions).get(key) {
             session.touch();
-            return Ok(Arc::clone(session));
+            return Ok((Arc::clone(session), false));
         }
         if lock(&self.sessions).len() >= self.max_sessions {
             return Err(SessionError::TooMany(TooManySessions(self.max_sessions)));
         }
-        let ctx = self.new_context(user).await.map_err(SessionError::Setup)?;
+        let ctx = self.new_context(who).await.map_err(SessionError::Setup)?;
         let id = self.next_session.fetch_add(1, Ordering::Relaxed);
-        let session = Arc::new(ClientSession::new(id, ctx, user.map(str::to_string)));
+        let roles = self.roles_of(who);
+        let session = Arc::new(ClientSession::new(id, ctx, who.user.clone(), roles));
         let mut sessions = lock(&self.sessions);
         // another request of the same client may have made it meanwhile
         let session = sessions.entry(key.to_string()).or_insert(session).clone();
-        if session.id == id {
+        let made = session.id == id;
+        if made {
             self.activity.session_opened(id, session.user.clone());
         }
-        Ok(session)
+        Ok((session, made))
     }
 
     /// Drops the session under `key` (token expired).
@@ -396,14 +473,17 @@ impl SessionStore {
         }
     }
 
-    /// Drops the sessions tied to a closed connection (anonymous clients, and clients that
-    /// send basic credentials on every call); token sessions outlive connections.
+    /// Drops the sessions tied to a closed connection (anonymous clients, clients that send
+    /// basic credentials on every call, clients known by their certificate); token and JWT
+    /// sessions outlive connections.
     pub fn remove_connection(&self, peer: &str) {
         let anonymous = format!("peer:{peer}");
-        let basic = format!("@{peer}");
+        let at_peer = format!("@{peer}");
         let mut sessions = lock(&self.sessions);
         sessions.retain(|key, session| {
-            let tied = *key == anonymous || (key.starts_with("basic:") && key.ends_with(&basic));
+            let tied = *key == anonymous
+                || ((key.starts_with("basic:") || key.starts_with("cert:"))
+                    && key.ends_with(&at_peer));
             if tied {
                 session.cancel_all();
                 self.activity.session_closed(session.id);
@@ -453,4 +533,71 @@ pub enum SessionError {
     /// Registering the shared tables or running the startup statements failed.
     #[error("cannot set up a session: {0}")]
     Setup(datafusion::error::DataFusionError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::access::rules::Privilege;
+
+    fn config(text: &str) -> ServerConfig {
+        ServerConfig::parse(text).unwrap()
+    }
+
+    #[test]
+    fn roles_that_come_with_credentials_count_where_defined() {
+        let c = config(
+            r#"
+            [[users]]
+            name = "alice"
+            roles = ["analyst"]
+            [[roles]]
+            name = "analyst"
+            [[roles.grants]]
+            tables = ["calls"]
+            privileges = ["select"]
+            [[roles]]
+            name = "loader"
+            [[roles.grants]]
+            tables = ["staging"]
+            privileges = ["insert"]
+            "#,
+        );
+        let access = Access::from_config(&c).unwrap();
+        let jwt = |roles: &[&str]| Identity {
+            user: Some("carol".into()),
+            roles: Some(roles.iter().map(|r| r.to_string()).collect()),
+        };
+        let carol = access.rules(&jwt(&["loader", "some-idp-group"]));
+        assert_eq!(carol.roles(), ["loader"]);
+        assert!(carol.table_allows("staging", Privilege::Insert));
+        assert!(!carol.table_allows("calls", Privilege::Select));
+        assert!(
+            !access
+                .rules(&jwt(&[]))
+                .table_allows("calls", Privilege::Select)
+        );
+        // a configured user's roles come from the config, whatever its name
+        let alice = access.rules(&Identity::of_user(Some("alice")));
+        assert!(alice.table_allows("calls", Privilege::Select));
+        assert!(
+            !access
+                .rules(&Identity::of_user(Some("nobody")))
+                .table_allows("calls", Privilege::Select)
+        );
+    }
+
+    #[test]
+    fn without_roles_defined_everyone_may_everything() {
+        let access = Access::from_config(&config("allow_anonymous = true")).unwrap();
+        let who = Identity {
+            user: Some("carol".into()),
+            roles: Some(vec!["whatever".into()]),
+        };
+        assert!(
+            access
+                .rules(&who)
+                .table_allows("anything", Privilege::Insert)
+        );
+    }
 }

@@ -38,10 +38,24 @@ pub fn status_from_auth(e: &AuthError) -> Status {
         | AuthError::BadCredentials
         | AuthError::Malformed(_)
         | AuthError::UnknownToken
+        | AuthError::Rejected(_)
         | AuthError::Expired => Code::Unauthenticated,
         AuthError::Unavailable(_) => Code::Unavailable,
     };
     Status::new(code, e.to_string())
+}
+
+/// A gRPC code as gRPC names it (`PermissionDenied` → `PERMISSION_DENIED`), for the audit
+/// trail and the metrics.
+pub fn code_name(code: Code) -> String {
+    let mut out = String::new();
+    for (i, c) in format!("{code:?}").chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            out.push('_');
+        }
+        out.push(c.to_ascii_uppercase());
+    }
+    out
 }
 
 /// The gRPC status for an error met while encoding or decoding Flight data.

@@ -220,7 +220,10 @@ impl Shell {
         // listen from now on: a Ctrl-C before this statement does not cancel it
         cancelled.as_mut().enable();
         let outcome = tokio::select! {
-            r = self.execute(sql) => Some(r),
+            r = tracing::Instrument::instrument(
+                self.execute(sql),
+                crate::telemetry::statement_span(sql),
+            ) => Some(r),
             _ = cancelled => None,
         };
         match outcome {

@@ -2,8 +2,9 @@
 //! [`TopicSink`]. The trait is small so that a coordinator can route the same messages to Iggy
 //! or Kafka.
 
+use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock, Mutex};
 
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
@@ -65,6 +66,35 @@ pub trait TopicWriter: Send {
     async fn abort(self: Box<Self>);
 }
 
+/// Messages of `INSERT`s into one topic table's target, since the process started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SinkCounts {
+    /// Handed to the platform's writer.
+    pub sent: u64,
+    /// Acknowledged when their statement finished.
+    pub acknowledged: u64,
+    /// Sent by statements that failed (not reported as written).
+    pub failed: u64,
+}
+
+static SINK_COUNTS: LazyLock<Mutex<BTreeMap<String, SinkCounts>>> =
+    LazyLock::new(|| Mutex::new(BTreeMap::new()));
+
+fn count_sink(target: &str, add: SinkCounts) {
+    let mut all = SINK_COUNTS.lock().unwrap_or_else(|p| p.into_inner());
+    let c = all.entry(target.to_string()).or_default();
+    c.sent += add.sent;
+    c.acknowledged += add.acknowledged;
+    c.failed += add.failed;
+}
+
+/// Every topic table target written to (`iggy 127.0.0.1:8090/s/calls`) with its counts, for
+/// the server's metrics. Coordinated tables count their platforms' messages themselves.
+pub fn sink_counts() -> Vec<(String, SinkCounts)> {
+    let all = SINK_COUNTS.lock().unwrap_or_else(|p| p.into_inner());
+    all.iter().map(|(t, c)| (t.clone(), *c)).collect()
+}
+
 /// A DataFusion [`DataSink`] writing rows to a [`TopicSink`].
 #[derive(Debug)]
 pub struct TopicDataSink {
@@ -106,10 +136,11 @@ impl DataSink for TopicDataSink {
         // writer sends the ones before them
         let target = self.sink.target();
         let encoder = self.encoder.clone();
+        let encoding = target.clone();
         let mut encoded = data
             .map(move |batch| {
                 let encoder = encoder.clone();
-                let target = target.clone();
+                let target = encoding.clone();
                 async move {
                     let batch = batch?;
                     tokio::task::spawn_blocking(move || encoder.encode(&batch))
@@ -121,19 +152,55 @@ impl DataSink for TopicDataSink {
                 }
             })
             .buffered(ENCODERS);
+        let mut sent = 0u64;
+        let failed = |sent: u64| {
+            count_sink(
+                &target,
+                SinkCounts {
+                    failed: sent,
+                    ..SinkCounts::default()
+                },
+            );
+        };
         while let Some(messages) = encoded.next().await {
             let messages = match messages {
                 Ok(m) => m,
                 Err(e) => {
                     writer.abort().await;
+                    failed(sent);
                     return Err(e);
                 }
             };
+            let n = messages.len() as u64;
             if let Err(e) = writer.send(Arc::new(messages)).await {
                 writer.abort().await;
+                failed(sent + n);
                 return Err(e.into());
             }
+            sent += n;
+            count_sink(
+                &target,
+                SinkCounts {
+                    sent: n,
+                    ..SinkCounts::default()
+                },
+            );
         }
-        Ok(writer.finish().await?)
+        match writer.finish().await {
+            Ok(written) => {
+                count_sink(
+                    &target,
+                    SinkCounts {
+                        acknowledged: written,
+                        ..SinkCounts::default()
+                    },
+                );
+                Ok(written)
+            }
+            Err(e) => {
+                failed(sent);
+                Err(e.into())
+            }
+        }
     }
 }

@@ -27,6 +27,7 @@ pub(crate) struct Server {
     child: Child,
     pub(crate) addr: String,
     dir: Option<tempfile::TempDir>,
+    stdout: BufReader<std::process::ChildStdout>,
 }
 
 impl Server {
@@ -46,11 +47,28 @@ impl Server {
 
     /// Starts the server with the `server.toml` in `dir`.
     pub(crate) fn start_with(dir: tempfile::TempDir) -> Server {
-        Self::start_as(dir, &[])
+        Self::start_as(dir, &[], &[])
+    }
+
+    /// Starts the server with the `server.toml` in `dir` and these environment variables.
+    pub(crate) fn start_with_env(dir: tempfile::TempDir, env: &[(&str, String)]) -> Server {
+        Self::start_as(dir, &[], env)
+    }
+
+    /// The server's directory (its config, the files it names).
+    pub(crate) fn dir(&self) -> &Path {
+        self.dir.as_ref().expect("the server's directory").path()
+    }
+
+    /// The next line the server prints on stdout (after `listening on …`).
+    pub(crate) fn next_line(&mut self) -> String {
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).expect("reading stdout");
+        line.trim().to_string()
     }
 
     /// Starts the server through `wrapper` (a command that runs the rest of its arguments).
-    fn start_as(dir: tempfile::TempDir, wrapper: &[&str]) -> Server {
+    fn start_as(dir: tempfile::TempDir, wrapper: &[&str], env: &[(&str, String)]) -> Server {
         let binary = env!("CARGO_BIN_EXE_vcfq");
         let mut command = match wrapper.split_first() {
             Some((program, args)) => {
@@ -61,17 +79,16 @@ impl Server {
             None => Command::new(binary),
         };
         let mut child = command
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .args(["serve", "--config"])
             .arg(dir.path().join("server.toml"))
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
             .expect("starting vcfq serve");
-        let stdout = child.stdout.take().expect("stdout");
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
         let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("reading the port");
+        stdout.read_line(&mut line).expect("reading the port");
         let addr = line
             .trim()
             .rsplit("://")
@@ -83,6 +100,7 @@ impl Server {
             child,
             addr,
             dir: Some(dir),
+            stdout,
         }
     }
 
@@ -496,7 +514,7 @@ async fn errors_keep_their_kind_to_the_client() {
     } else {
         &[]
     };
-    let server = Server::start_as(dir, wrapper);
+    let server = Server::start_as(dir, wrapper, &[]);
     let mut c = client(&server.addr).await;
 
     let e = error_of(&mut c, &format!("SELECT * FROM '{}'", missing.display())).await;
@@ -817,7 +835,7 @@ pub(crate) fn python() -> PathBuf {
 }
 
 /// The Flight SQL JDBC driver jar.
-fn jdbc_jar() -> PathBuf {
+pub(crate) fn jdbc_jar() -> PathBuf {
     installed(
         "VCFQ_JDBC_JAR",
         ".m2/repository/org/apache/arrow/flight-sql-jdbc-driver/18.3.0/flight-sql-jdbc-driver-18.3.0.jar",
