@@ -7,7 +7,7 @@
 //! | feature not implemented | `UNIMPLEMENTED` |
 //! | the data a valid query reads is bad (malformed record) | `FAILED_PRECONDITION` |
 //! | memory limit, too many sessions | `RESOURCE_EXHAUSTED` |
-//! | no/invalid credentials, expired token | `UNAUTHENTICATED` |
+//! | no/invalid credentials, expired token, a refused JWT or client certificate | `UNAUTHENTICATED` |
 //! | file not readable by the server; a path, table or location the user's grants and the
 //! server's file roots do not allow | `PERMISSION_DENIED` |
 //! | I/O failure reading data, a broker that is down or times out | `UNAVAILABLE` |

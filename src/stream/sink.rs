@@ -204,3 +204,121 @@ impl DataSink for TopicDataSink {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::{Int64Array, RecordBatch, StringArray};
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+
+    use crate::stream::options::Format;
+
+    /// A platform that takes every message, and acknowledges them at the end unless told
+    /// to fail there.
+    #[derive(Debug)]
+    struct Fake {
+        target: String,
+        fail_at_finish: bool,
+    }
+
+    struct FakeWriter {
+        target: String,
+        sent: u64,
+        fail_at_finish: bool,
+    }
+
+    #[async_trait]
+    impl TopicSink for Fake {
+        fn target(&self) -> String {
+            self.target.clone()
+        }
+        async fn open(&self) -> Result<Box<dyn TopicWriter>, StreamError> {
+            Ok(Box::new(FakeWriter {
+                target: self.target.clone(),
+                sent: 0,
+                fail_at_finish: self.fail_at_finish,
+            }))
+        }
+    }
+
+    #[async_trait]
+    impl TopicWriter for FakeWriter {
+        async fn send(&mut self, messages: Messages) -> Result<(), StreamError> {
+            self.sent += messages.len() as u64;
+            Ok(())
+        }
+        async fn settle(&mut self) -> Result<(), StreamError> {
+            Ok(())
+        }
+        async fn finish(self: Box<Self>) -> Result<u64, StreamError> {
+            if self.fail_at_finish {
+                Err(StreamError::transient(&self.target, "not acknowledged"))
+            } else {
+                Ok(self.sent)
+            }
+        }
+        async fn abort(self: Box<Self>) {}
+    }
+
+    async fn write(target: &str, fail_at_finish: bool, rows: usize) -> Result<u64> {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("chrom", DataType::Utf8, false),
+            Field::new("pos", DataType::Int64, false),
+        ]));
+        let batch = RecordBatch::try_new(
+            Arc::clone(&schema),
+            vec![
+                Arc::new(StringArray::from(vec!["chr1"; rows])),
+                Arc::new(Int64Array::from((0..rows as i64).collect::<Vec<_>>())),
+            ],
+        )?;
+        let sink = TopicDataSink::new(
+            Arc::new(Fake {
+                target: target.to_string(),
+                fail_at_finish,
+            }),
+            Encoder::new(Format::Json, Arc::clone(&schema)),
+            Arc::clone(&schema),
+        );
+        let data = Box::pin(RecordBatchStreamAdapter::new(
+            schema,
+            futures::stream::iter([Ok(batch)]),
+        ));
+        sink.write_all(data, &Arc::new(TaskContext::default()))
+            .await
+    }
+
+    fn counts(target: &str) -> SinkCounts {
+        sink_counts()
+            .into_iter()
+            .find(|(t, _)| t == target)
+            .map(|(_, c)| c)
+            .unwrap_or_default()
+    }
+
+    #[tokio::test]
+    async fn messages_are_counted_sent_then_acknowledged_or_failed() {
+        let ok = "fake sink-counts/ok";
+        assert_eq!(write(ok, false, 5).await.unwrap(), 5);
+        assert_eq!(write(ok, false, 2).await.unwrap(), 2);
+        assert_eq!(
+            counts(ok),
+            SinkCounts {
+                sent: 7,
+                acknowledged: 7,
+                failed: 0
+            }
+        );
+        let bad = "fake sink-counts/bad";
+        assert!(write(bad, true, 3).await.is_err());
+        assert_eq!(
+            counts(bad),
+            SinkCounts {
+                sent: 3,
+                acknowledged: 0,
+                failed: 3
+            }
+        );
+    }
+}

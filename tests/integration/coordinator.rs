@@ -392,7 +392,13 @@ async fn a_coordinated_table_served_over_flight_sql_fails_over_and_shows_its_hea
             format!("kafka://{dead}/{}", unique("coord-lonely")),
         ),
     );
-    let served = Server::start(&config);
+    let mut served = Server::start(&format!("[metrics]\naddr = \"127.0.0.1:0\"\n{config}"));
+    let metrics_url = served
+        .next_line()
+        .rsplit(' ')
+        .next()
+        .expect("the metrics address")
+        .to_string();
     let mut c = login(&served.addr).await;
     let even = single_i64(&query(&mut c, "SELECT count(*) FROM calls WHERE pos % 2 = 0").await);
     let odd = single_i64(&query(&mut c, "SELECT count(*) FROM calls WHERE pos % 2 = 1").await);
@@ -442,6 +448,37 @@ async fn a_coordinated_table_served_over_flight_sql_fails_over_and_shows_its_hea
         "each INSERT acknowledged by one platform"
     );
     assert_ne!(strings(&h, "failed")[0], "0");
+    // the same seen from outside, by a Prometheus scrape
+    let (_, samples) = crate::observability::scrape(&metrics_url, None);
+    let coord = |name: &str, labels: &[(&str, &str)]| {
+        let mut all = vec![("table", "coord")];
+        all.extend_from_slice(labels);
+        crate::observability::sample(&samples, name, &all)
+    };
+    // open (2), or half-open (1) if its open time has passed since the health query
+    let primary = coord("vcfq_stream_breaker_state", &[("role", "primary")]);
+    assert!(
+        primary == 2.0 || primary == 1.0,
+        "primary breaker {primary}"
+    );
+    assert_eq!(
+        coord("vcfq_stream_breaker_state", &[("role", "fallback")]),
+        0.0
+    );
+    assert_eq!(
+        coord(
+            "vcfq_stream_messages_total",
+            &[("role", "fallback"), ("outcome", "acknowledged")]
+        ),
+        odd as f64
+    );
+    assert_eq!(
+        coord(
+            "vcfq_stream_messages_total",
+            &[("role", "primary"), ("outcome", "acknowledged")]
+        ),
+        even as f64
+    );
 
     // both down: the error reaches the client as Unavailable, naming both platforms
     let e = c

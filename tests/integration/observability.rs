@@ -4,7 +4,6 @@
 //! provider through ADBC and JDBC, and mutual TLS client certificates through ADBC.
 
 use std::io::{BufRead, BufReader};
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -15,7 +14,9 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header, encode, get_current_timestamp
 use serde_json::{Value, json};
 
 use crate::fixtures::{GEN_RECORDS, data_dir};
-use crate::flight::{PASSWORD, Server, client_script, jdbc_jar, python};
+use crate::flight::{
+    PASSWORD, Server, client_script, jdbc_jar, openssl_ca as ca, openssl_signed as signed, python,
+};
 
 /// Runs statements through the ADBC driver with these connection options; one JSON value per
 /// statement (`{"rows": …}` or `{"error": …}`).
@@ -73,6 +74,7 @@ fn jdbc(url: &str, sql: &str) -> String {
 struct Sink {
     child: Child,
     grpc: u16,
+    http: u16,
     lines: mpsc::Receiver<String>,
     spans: Vec<Value>,
 }
@@ -100,6 +102,7 @@ impl Sink {
         Sink {
             child,
             grpc: ports["grpc"].as_u64().expect("grpc port") as u16,
+            http: ports["http"].as_u64().expect("http port") as u16,
             lines,
             spans: Vec::new(),
         }
@@ -136,7 +139,7 @@ impl Drop for Sink {
 }
 
 /// `/metrics` parsed by prometheus_client: (HTTP status, samples).
-fn scrape(url: &str, token: Option<&str>) -> (u64, Vec<Value>) {
+pub(crate) fn scrape(url: &str, token: Option<&str>) -> (u64, Vec<Value>) {
     let mut command = Command::new(python());
     command.arg(client_script("prom_scrape.py")).arg(url);
     if let Some(token) = token {
@@ -154,7 +157,7 @@ fn scrape(url: &str, token: Option<&str>) -> (u64, Vec<Value>) {
 }
 
 /// The sum of the samples named `name` whose labels include `labels`.
-fn sample(samples: &[Value], name: &str, labels: &[(&str, &str)]) -> f64 {
+pub(crate) fn sample(samples: &[Value], name: &str, labels: &[(&str, &str)]) -> f64 {
     samples
         .iter()
         .filter(|s| s["name"] == name)
@@ -373,6 +376,46 @@ fn metrics_and_traces_of_real_clients() {
     assert_eq!(failed["status"], 2, "an error status: {failed}");
 }
 
+#[test]
+fn the_cli_traces_each_statement_over_otlp_http() {
+    let mut sink = Sink::start();
+    let sql = format!(
+        "SELECT chrom, count(*) FROM '{}' GROUP BY chrom",
+        data_dir().join("gen.vcf.gz").display()
+    );
+    let output = Command::new(env!("CARGO_BIN_EXE_vcfq"))
+        .args(["--trace", "--format", "tsv", "-c", &sql])
+        .env(
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            format!("http://127.0.0.1:{}", sink.http),
+        )
+        .env("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+        .output()
+        .expect("running vcfq");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // the spans were sent before the process exited
+    let spans = sink.until(|spans| {
+        spans.iter().any(|s| s["name"] == "statement")
+            && spans.iter().any(|s| s["name"] == "VcfExec")
+    });
+    let statement = spans
+        .iter()
+        .find(|s| s["name"] == "statement")
+        .expect("the statement's span");
+    assert_eq!(statement["transport"], "http");
+    assert_eq!(statement["attributes"]["db.query.text"], sql.as_str());
+    assert_eq!(statement["parent_span_id"], "", "a trace of its own");
+    let scan = spans
+        .iter()
+        .find(|s| s["name"] == "VcfExec")
+        .expect("the scan's span");
+    assert_eq!(scan["trace_id"], statement["trace_id"]);
+}
+
 /// An identity provider's signing key (P-256) and its JWKS.
 struct Idp {
     signer: EncodingKey,
@@ -502,85 +545,6 @@ columns = ["chrom", "pos"]
             .count()
             >= 3,
         "{trail}"
-    );
-}
-
-/// openssl in `dir`.
-fn openssl(dir: &Path, args: &[&str]) {
-    let status = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .stderr(Stdio::null())
-        .stdout(Stdio::null())
-        .status()
-        .expect("openssl (apt install openssl)");
-    assert!(status.success(), "openssl {args:?}");
-}
-
-/// A CA `name.pem` / `name.key`.
-fn ca(dir: &Path, name: &str) {
-    openssl(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            &format!("/CN={name}"),
-            "-keyout",
-            &format!("{name}.key"),
-            "-out",
-            &format!("{name}.pem"),
-        ],
-    );
-}
-
-/// A certificate `name.pem` / `name.key` for `subject`, signed by CA `by`, with `ext` (X.509 v3
-/// extensions).
-fn signed(dir: &Path, name: &str, subject: &str, by: &str, ext: &str) {
-    openssl(
-        dir,
-        &[
-            "req",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-subj",
-            subject,
-            "-keyout",
-            &format!("{name}.key"),
-            "-out",
-            &format!("{name}.csr"),
-        ],
-    );
-    std::fs::write(dir.join(format!("{name}.ext")), ext).expect("ext");
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            &format!("{name}.csr"),
-            "-CA",
-            &format!("{by}.pem"),
-            "-CAkey",
-            &format!("{by}.key"),
-            "-CAcreateserial",
-            "-days",
-            "1",
-            "-extfile",
-            &format!("{name}.ext"),
-            "-out",
-            &format!("{name}.pem"),
-        ],
     );
 }
 
