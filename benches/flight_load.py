@@ -43,6 +43,16 @@ def rss_mib(pid):
     return 0.0
 
 
+def cpu_seconds(pid):
+    """User + system CPU time of a process so far (from /proc)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except OSError:
+        return 0.0
+
+
 QUERIES = {
     # kind: (sql, parameters or None)
     "count": ("SELECT count(*) FROM calls", None),
@@ -54,25 +64,26 @@ QUERIES = {
 
 
 def run_load(args, work, vcf, observed, round_no):
-    """One timed run against a fresh server; observed: metrics, an audit trail and OTLP traces
-    (to the test suite's OTLP receiver) on. Returns (queries, seconds, latencies, errors,
-    peak RSS MiB, spans received)."""
+    """One timed run against a fresh server; observed: what --observe names (metrics, an audit
+    trail, OTLP traces to the test suite's OTLP receiver) on. Returns (queries, seconds,
+    latencies, errors, peak RSS MiB, spans received)."""
+    parts = set(args.observe.split(",")) if observed else set()
     config = os.path.join(work, f"server-{round_no}-{int(observed)}.toml")
     with open(config, "w") as f:
         f.write(f'addr = "127.0.0.1:0"\nallow_anonymous = true\nmemory_limit_mb = 2048\n'
                 f'[[tables]]\nname = "calls"\nlocation = "{vcf}"\n')
-        if observed:
-            f.write(f'[metrics]\naddr = "127.0.0.1:0"\n[audit]\npath = "audit-{round_no}.jsonl"\n')
+        if "metrics" in parts:
+            f.write('[metrics]\naddr = "127.0.0.1:0"\n')
+        if "audit" in parts:
+            f.write(f'[audit]\npath = "audit-{round_no}.jsonl"\n')
     env = dict(os.environ)
     sink = None
-    spans_file = os.path.join(work, f"spans-{round_no}.jsonl")
-    if observed:
-        sink_out = open(spans_file, "w")
-        sink = subprocess.Popen([sys.executable, os.path.join(ROOT, "tests", "clients", "otlp_sink.py")],
-                                stdout=subprocess.PIPE, text=True)
+    if "traces" in parts:
+        # a receiver that only counts spans: a collector runs elsewhere in a deployment, and one
+        # decoding every span here would take the cores the server is measured on
+        sink = subprocess.Popen([sys.executable, os.path.join(ROOT, "tests", "clients", "otlp_sink.py"),
+                                 "--count"], stdout=subprocess.PIPE, text=True)
         ports = json.loads(sink.stdout.readline())
-        # the rest of the receiver's output (a line per span) goes to a file
-        threading.Thread(target=lambda: [sink_out.write(l) for l in sink.stdout], daemon=True).start()
         env.update({"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{ports['grpc']}",
                     "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"})
     server = subprocess.Popen([args.binary, "serve", "--config", config], stdout=subprocess.PIPE,
@@ -81,7 +92,7 @@ def run_load(args, work, vcf, observed, round_no):
     addr = line.strip().rsplit("://", 1)[-1]
     uri = f"grpc://{addr}"
     metrics_url = None
-    if observed:
+    if "metrics" in parts:
         metrics_url = server.stdout.readline().strip().rsplit(" ", 1)[-1]
 
     stop = time.monotonic() + args.seconds
@@ -144,24 +155,24 @@ def run_load(args, work, vcf, observed, round_no):
     for t in threads:
         t.join()
     elapsed = time.monotonic() - t_start
+    cpu = cpu_seconds(server.pid)
     server.terminate()
     server.wait(timeout=30)
     spans = 0
     if sink is not None:
         time.sleep(1)
-        sink.kill()
+        sink.terminate()
+        spans = json.loads(sink.stdout.read().strip().splitlines()[-1])["spans"]
         sink.wait()
-        sink_out.close()
-        with open(spans_file) as f:
-            spans = sum(1 for _ in f)
     total = sum(len(v) for v in latencies.values())
-    return total, elapsed, latencies, errors, peak[0], spans
+    return total, elapsed, latencies, errors, peak[0], spans, cpu
 
 
-def report(label, args, total, elapsed, latencies, errors, peak, spans):
+def report(label, args, total, elapsed, latencies, errors, peak, spans, cpu):
     print(f"{label}: {args.clients} clients, {elapsed:.0f} s, {args.records} records: "
           f"{total} queries, {total / elapsed:.1f} queries/s, {len(errors)} errors, "
-          f"server peak RSS {peak:.0f} MiB" + (f", {spans} spans received" if spans else ""))
+          f"server peak RSS {peak:.0f} MiB, server CPU {1000 * cpu / max(total, 1):.2f} ms/query"
+          + (f", {spans} spans received" if spans else ""))
     print("| query | n | p50 ms | p99 ms |")
     print("|---|---|---|---|")
     everything = []
@@ -191,6 +202,8 @@ def main():
                     help="also run with metrics (scraped every second), an audit trail and OTLP traces on; "
                          "rounds alternate, and the throughput ratio on/off is printed")
     ap.add_argument("--rounds", type=int, default=3, help="with --observability: rounds of off, on")
+    ap.add_argument("--observe", default="metrics,audit,traces",
+                    help="with --observability: what is on (comma-separated: metrics, audit, traces)")
     args = ap.parse_args()
 
     work = tempfile.mkdtemp(prefix="vcfq-load-")
@@ -204,17 +217,24 @@ def main():
         failed = bool(result[3])
     else:
         rates = {False: [], True: []}
+        cpu = {False: [], True: []}
         for round_no in range(args.rounds):
             # alternate which goes first, so that drift of the machine falls on both
             for observed in ([False, True] if round_no % 2 == 0 else [True, False]):
                 result = run_load(args, work, vcf, observed, round_no)
                 report(f"round {round_no + 1}, observability {'on' if observed else 'off'}", args, *result)
                 rates[observed].append(result[0] / result[1])
+                cpu[observed].append(result[6] / max(result[0], 1))
                 failed |= bool(result[3])
         off, on = max(rates[False]), max(rates[True])
         print(f"throughput, best of {args.rounds}: off {off:.1f} queries/s, on {on:.1f} queries/s, "
               f"on/off {on / off:.3f} (overhead {100 * (1 - on / off):.1f}%)")
         print(f"medians: off {statistics.median(rates[False]):.1f}, on {statistics.median(rates[True]):.1f}")
+        # what the server itself spends per query (the clients and the OTLP receiver share
+        # the machine's cores, so throughput also counts their CPU)
+        off_cpu, on_cpu = statistics.median(cpu[False]) * 1000, statistics.median(cpu[True]) * 1000
+        print(f"server CPU per query, medians: off {off_cpu:.2f} ms, on {on_cpu:.2f} ms, "
+              f"on/off {on_cpu / off_cpu:.3f}")
     shutil.rmtree(work, ignore_errors=True)
     sys.exit(1 if failed else 0)
 

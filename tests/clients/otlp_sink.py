@@ -2,11 +2,15 @@
 gRPC service (TraceService/Export) and HTTP endpoint (POST /v1/traces, application/x-protobuf),
 decoded with the OpenTelemetry project's own protobuf classes (opentelemetry-proto).
 
-Usage: otlp_sink.py. The first line printed is {"grpc": PORT, "http": PORT} (loopback, chosen
-by the OS); then one JSON line per span received: trace and span ids, parent, name,
-attributes, the resource's service.name and the transport it came by.
+Usage: otlp_sink.py [--count]. The first line printed is {"grpc": PORT, "http": PORT}
+(loopback, chosen by the OS); then one JSON line per span received: trace and span ids,
+parent, name, attributes, the resource's service.name and the transport it came by. With
+--count (benches/flight_load.py: a collector that costs little beside the server it measures)
+spans are only counted, and {"spans": N} is printed when the receiver is terminated.
 """
 import json
+import signal
+import sys
 import threading
 from concurrent import futures
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,6 +20,8 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as ts
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc as tsg
 
 lock = threading.Lock()
+count_only = "--count" in sys.argv[1:]
+received = [0]
 
 
 def value_of(v):
@@ -24,6 +30,11 @@ def value_of(v):
 
 
 def emit(request, transport):
+    if count_only:
+        n = sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
+        with lock:
+            received[0] += n
+        return
     with lock:
         for rs in request.resource_spans:
             resource = {a.key: value_of(a.value) for a in rs.resource.attributes}
@@ -80,6 +91,15 @@ grpc_port = server.add_insecure_port("127.0.0.1:0")
 server.start()
 httpd = ThreadingHTTPServer(("127.0.0.1", 0), Http)
 print(json.dumps({"grpc": grpc_port, "http": httpd.server_address[1]}), flush=True)
+
+
+def stop(*_):
+    if count_only:
+        print(json.dumps({"spans": received[0]}), flush=True)
+    sys.exit(0)
+
+
+signal.signal(signal.SIGTERM, stop)
 try:
     httpd.serve_forever()
 except KeyboardInterrupt:
