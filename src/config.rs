@@ -26,6 +26,11 @@ extensions_options! {
         /// 'false', each of several partitions reads a share of the file, which lets
         /// aggregations run in parallel from the start but returns rows in no set order.
         pub preserve_order: bool, default = true
+        /// At most this many partitions for a scan that need not keep file order (one per byte
+        /// range or index chunk when there are fewer); 0 means
+        /// `datafusion.execution.target_partitions`. Sessions on a cluster (`--cluster`) set
+        /// it to 4096 unless it is set: a task per unit, shared out among the executors.
+        pub scan_partitions: usize, default = 0
     }
 }
 

@@ -184,6 +184,11 @@ impl TypedCause<'_> {
 /// them (DataFusion errors often repeat their source in their own message). An error caused
 /// by a vcfq error is that error's message, however DataFusion wrapped it.
 pub fn one_line(e: &anyhow::Error) -> String {
+    for cause in e.chain() {
+        if let Some(remote) = remote_message(&cause.to_string()) {
+            return remote;
+        }
+    }
     let root: &(dyn std::error::Error + 'static) = e.as_ref();
     if let Some(cause) = typed_cause(root) {
         return cause.message().replace(['\n', '\r'], " ");
@@ -202,4 +207,92 @@ pub fn one_line(e: &anyhow::Error) -> String {
         }
     }
     out.replace(['\n', '\r'], " ")
+}
+
+/// Marks around an error's one line, as a process of a cluster reports it.
+const REMOTE_START: &str = "<vcfq-error>";
+const REMOTE_END: &str = "</vcfq-error>";
+
+/// The error as its one line ([`one_line`]) between marks, for an error that leaves a
+/// cluster's scheduler or executor: Ballista reports errors to the client in their Rust
+/// debug form, wrapped in its own words, and the client finds the line again in that text
+/// ([`remote_message`]) to print what a local run prints.
+pub fn mark_for_client(e: DataFusionError) -> DataFusionError {
+    let text = one_line(&anyhow::Error::new(e));
+    DataFusionError::Execution(format!("{REMOTE_START}{text}{REMOTE_END}"))
+}
+
+/// The one line of an error marked by [`mark_for_client`] in `text` (a report that quotes
+/// it in Rust's debug form: its escapes are undone).
+pub fn remote_message(text: &str) -> Option<String> {
+    let start = text.rfind(REMOTE_START)? + REMOTE_START.len();
+    let end = start + text[start..].find(REMOTE_END)?;
+    Some(unescape_debug(&text[start..end]))
+}
+
+/// Undoes the escapes of `str`'s `Debug` form (`\\`, `\"`, `\'`, `\n`, `\r`, `\t`, `\0`,
+/// `\u{…}`); anything else is kept as it is.
+fn unescape_debug(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('n') => out.push('\n'),
+            Some('r') => out.push('\r'),
+            Some('t') => out.push('\t'),
+            Some('0') => out.push('\0'),
+            Some('u') if chars.peek() == Some(&'{') => {
+                chars.next();
+                let hex: String = chars.by_ref().take_while(|&h| h != '}').collect();
+                match u32::from_str_radix(&hex, 16).ok().and_then(char::from_u32) {
+                    Some(ch) => out.push(ch),
+                    None => {
+                        out.push_str("\\u{");
+                        out.push_str(&hex);
+                        out.push('}');
+                    }
+                }
+            }
+            Some(other) => out.push(other),
+            None => out.push('\\'),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_marked_error_reads_back_from_ballistas_debug_report() {
+        let e = VcfError::Data {
+            path: PathBuf::from("/d/a \"b\"\\c.vcf"),
+            line: 30041,
+            message: "invalid POS 'x'\tß\u{7}".into(),
+        };
+        let local = one_line(&anyhow::Error::new(DataFusionError::from(e)));
+        let marked = mark_for_client(DataFusionError::External(Box::new(VcfError::Data {
+            path: PathBuf::from("/d/a \"b\"\\c.vcf"),
+            line: 30041,
+            message: "invalid POS 'x'\tß\u{7}".into(),
+        })));
+        // what the executor's task failure and the client's job failure make of it
+        let task = format!("Task failed due to runtime execution error: {:?}", marked);
+        let job = DataFusionError::Execution(format!("Job abc failed: {task}"));
+        assert_eq!(remote_message(&task).as_deref(), Some(local.as_str()));
+        assert_eq!(one_line(&anyhow::Error::new(job)), local);
+        assert!(local.starts_with("Execution error: /d/a \"b\"\\c.vcf:30041: invalid POS"));
+    }
+
+    #[test]
+    fn text_without_marks_is_no_remote_error() {
+        assert_eq!(remote_message("Job x failed: boom"), None);
+        assert_eq!(remote_message("<vcfq-error>unterminated"), None);
+        assert_eq!(unescape_debug(r"a\u{zz}b\"), "a\\u{zz}b\\");
+    }
 }

@@ -11,6 +11,7 @@
 //! scripts) and the Flight SQL server ([`flight`]) are thin front ends over it.
 
 pub mod access;
+pub mod cluster;
 pub mod config;
 pub mod coordinator;
 pub mod copy_target;

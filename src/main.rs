@@ -1,6 +1,6 @@
 //! The `vcfq` command: the interactive shell (no arguments, on a terminal), `-c SQL`,
-//! `-f script.sql`, SQL piped on stdin, `vcfq serve` (Flight SQL), `vcfq hash-password` and
-//! `vcfq gen`.
+//! `-f script.sql`, SQL piped on stdin, `vcfq serve` (Flight SQL), `vcfq scheduler` and
+//! `vcfq executor` (a Ballista cluster), `vcfq hash-password` and `vcfq gen`.
 //!
 //! Exit codes: 0 success, 1 a statement failed (the message names the script line, file or
 //! object), 2 bad command-line usage.
@@ -53,6 +53,11 @@ struct Cli {
     /// http://localhost:4317 over gRPC); with `serve`, a trace per Flight SQL call.
     #[arg(long, global = true)]
     trace: bool,
+    /// Run queries on the Ballista cluster whose scheduler (`vcfq scheduler`) is at this
+    /// address (`df://host:port`); the files they read must be at the same paths on its
+    /// executors (a shared filesystem).
+    #[arg(long, value_name = "URL")]
+    cluster: Option<String>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -92,6 +97,40 @@ enum Command {
     },
     /// Print an Argon2 hash of the password read from stdin, for a server config's [[users]].
     HashPassword,
+    /// A Ballista scheduler that runs vcfq's queries on `vcfq executor`s (`--cluster` sends
+    /// queries to it). Prints `df://HOST:PORT` once it listens.
+    Scheduler {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1")]
+        bind_host: String,
+        /// Port (0 picks a free one).
+        #[arg(long, default_value_t = vcfq::cluster::DEFAULT_SCHEDULER_PORT)]
+        port: u16,
+        /// The host name executors and clients reach it by (default: the bind address).
+        #[arg(long)]
+        external_host: Option<String>,
+    },
+    /// A Ballista executor of vcfq's tasks, for the scheduler at `--scheduler`.
+    Executor {
+        /// The scheduler's address (`host:port` or `df://host:port`).
+        #[arg(long)]
+        scheduler: String,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1")]
+        bind_host: String,
+        /// Port that results are fetched from.
+        #[arg(long, default_value_t = 50051)]
+        port: u16,
+        /// The host name others reach it by (default: the bind address).
+        #[arg(long)]
+        external_host: Option<String>,
+        /// Tasks run at once (0: one per core).
+        #[arg(long, default_value_t = 0)]
+        concurrency: usize,
+        /// Where intermediate (shuffle) files go.
+        #[arg(long, value_name = "DIR")]
+        work_dir: Option<PathBuf>,
+    },
     /// The audit trail of `vcfq serve`.
     Audit {
         #[command(subcommand)]
@@ -127,15 +166,28 @@ fn parse_setting(s: &str) -> Result<(String, String), String> {
     Ok((key, value))
 }
 
-/// Prints warnings as `warning: …` lines on stderr.
-struct StderrLogger;
+/// Prints vcfq's warnings as `warning: …` lines on stderr; with `VCFQ_LOG=info|debug|trace`,
+/// every library's messages of that level too (Ballista's job timings, for instance), with
+/// their level and origin.
+struct StderrLogger {
+    /// Messages of every library up to this level (`VCFQ_LOG`), else only vcfq's warnings.
+    all: Option<log::LevelFilter>,
+}
 
 impl log::Log for StderrLogger {
     fn enabled(&self, m: &log::Metadata) -> bool {
-        m.level() <= log::Level::Warn
+        match self.all {
+            Some(level) => m.level() <= level,
+            None => m.level() <= log::Level::Warn && m.target().starts_with("vcfq"),
+        }
     }
     fn log(&self, r: &log::Record) {
-        if self.enabled(r.metadata()) && r.target().starts_with("vcfq") {
+        if !self.enabled(r.metadata()) {
+            return;
+        }
+        if self.all.is_some() {
+            let _ = writeln!(io::stderr(), "{} {}: {}", r.level(), r.target(), r.args());
+        } else {
             let level = match r.level() {
                 log::Level::Error => "error",
                 _ => "warning",
@@ -145,8 +197,6 @@ impl log::Log for StderrLogger {
     }
     fn flush(&self) {}
 }
-
-static LOGGER: StderrLogger = StderrLogger;
 
 /// Keeps freed memory in the process instead of handing it back to the kernel at once.
 ///
@@ -169,8 +219,15 @@ fn keep_freed_memory() {
 async fn main() -> ExitCode {
     keep_freed_memory();
     let cli = Cli::parse();
-    if !cli.quiet {
-        let _ = log::set_logger(&LOGGER).map(|()| log::set_max_level(log::LevelFilter::Warn));
+    let all = std::env::var("VCFQ_LOG")
+        .ok()
+        .and_then(|l| l.parse::<log::LevelFilter>().ok());
+    if !cli.quiet || all.is_some() {
+        let logger = Box::leak(Box::new(StderrLogger { all }));
+        let max = all
+            .unwrap_or(log::LevelFilter::Warn)
+            .max(log::LevelFilter::Warn);
+        let _ = log::set_logger(logger).map(|()| log::set_max_level(max));
     }
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
@@ -205,6 +262,46 @@ async fn run(cli: Cli) -> Result<()> {
             verified.records,
             verified.head
         );
+        return Ok(());
+    }
+    if let Some(Command::Scheduler {
+        bind_host,
+        port,
+        external_host,
+    }) = &cli.command
+    {
+        let options = vcfq::cluster::process::SchedulerOptions {
+            bind_host: bind_host.clone(),
+            port: *port,
+            external_host: external_host.clone(),
+        };
+        let shown = external_host.clone();
+        vcfq::cluster::process::run_scheduler(session_builder(&cli)?, options, move |addr| {
+            let host = shown.unwrap_or_else(|| addr.ip().to_string());
+            println!("df://{host}:{}", addr.port());
+            let _ = io::stdout().flush();
+        })
+        .await?;
+        return Ok(());
+    }
+    if let Some(Command::Executor {
+        scheduler,
+        bind_host,
+        port,
+        external_host,
+        concurrency,
+        work_dir,
+    }) = &cli.command
+    {
+        let options = vcfq::cluster::process::ExecutorOptions {
+            scheduler: scheduler.clone(),
+            bind_host: bind_host.clone(),
+            port: *port,
+            external_host: external_host.clone(),
+            concurrency: *concurrency,
+            work_dir: work_dir.clone(),
+        };
+        vcfq::cluster::process::run_executor(session_builder(&cli)?, options).await?;
         return Ok(());
     }
     if let Some(Command::HashPassword) = cli.command {
@@ -248,11 +345,20 @@ async fn run(cli: Cli) -> Result<()> {
     result
 }
 
-/// The shell, or the statements of `-c`, `-f` and stdin.
-async fn run_sql(cli: Cli) -> Result<()> {
+/// The session the command line's `--set`s describe (without a cluster).
+fn session_builder(cli: &Cli) -> Result<vcfq::SessionBuilder> {
     let mut builder = vcfq::SessionBuilder::new();
     for (key, value) in &cli.settings {
         builder = builder.with_setting(key, value)?;
+    }
+    Ok(builder)
+}
+
+/// The shell, or the statements of `-c`, `-f` and stdin.
+async fn run_sql(cli: Cli) -> Result<()> {
+    let mut builder = session_builder(&cli)?;
+    if let Some(url) = &cli.cluster {
+        builder = vcfq::cluster::attach(builder, url)?;
     }
     let ctx = builder.build()?;
     if cli.commands.is_empty() && cli.files.is_empty() && io::stdin().is_terminal() {

@@ -10,6 +10,7 @@ use datafusion::common::plan_err;
 use datafusion::datasource::dynamic_file::DynamicListTableFactory;
 use datafusion::error::Result;
 use datafusion::execution::SessionState;
+use datafusion::execution::context::QueryPlanner;
 use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::execution::{SessionStateBuilder, SessionStateDefaults};
 use datafusion::logical_expr::planner::ExprPlanner;
@@ -50,6 +51,8 @@ use vcfq_udfs::literal::NumberArrayLiterals;
 pub struct SessionBuilder {
     config: SessionConfig,
     runtime: Option<Arc<RuntimeEnv>>,
+    /// Plans statements instead of DataFusion's planner (a cluster's, [`crate::cluster`]).
+    planner: Option<Arc<dyn QueryPlanner + Send + Sync>>,
 }
 
 impl Default for SessionBuilder {
@@ -76,6 +79,7 @@ impl SessionBuilder {
         SessionBuilder {
             config,
             runtime: None,
+            planner: None,
         }
     }
 
@@ -110,11 +114,21 @@ impl SessionBuilder {
         self
     }
 
+    /// Plans the sessions' statements with `planner` (which sends them elsewhere, as
+    /// [`crate::cluster::attach`] makes sessions do) instead of DataFusion's planner.
+    pub fn with_query_planner(mut self, planner: Arc<dyn QueryPlanner + Send + Sync>) -> Self {
+        self.planner = Some(planner);
+        self
+    }
+
     /// A new session.
     pub fn build(self) -> Result<SessionContext> {
         let mut builder = SessionStateBuilder::new();
         if let Some(runtime) = self.runtime {
             builder = builder.with_runtime_env(runtime);
+        }
+        if let Some(planner) = self.planner {
+            builder = builder.with_query_planner(planner);
         }
         builder = builder
             .with_config(self.config)

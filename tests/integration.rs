@@ -1,10 +1,12 @@
 //! The one integration-test binary: SQL behaviour (sqllogictest files), the CLI, the saved
-//! queries of `queries/`, the shell, the Flight SQL server with real clients (and with file roots, grants and an audit trail; metrics, traces, JWTs and mutual TLS), Kafka topics on a real broker, Iggy topics on a real server, coordinated tables over both, and VCF/BCF written by vcfq as bcftools reads it.
+//! queries of `queries/`, the shell, the Flight SQL server with real clients (and with file roots, grants and an audit trail; metrics, traces, JWTs and mutual TLS), Kafka topics on a real broker, Iggy topics on a real server, coordinated tables over both, the same SQL on a Ballista cluster, and VCF/BCF written by vcfq as bcftools reads it.
 
 #[path = "integration/access.rs"]
 mod access;
 #[path = "integration/cli.rs"]
 mod cli;
+#[path = "integration/cluster.rs"]
+mod cluster;
 #[path = "integration/coordinator.rs"]
 mod coordinator;
 #[path = "integration/corpus.rs"]

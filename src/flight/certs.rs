@@ -93,7 +93,7 @@ fn directory_string(tag: u8, bytes: &[u8]) -> Option<String> {
     match tag {
         0x0c | 0x13 | 0x16 => std::str::from_utf8(bytes).ok().map(str::to_owned),
         0x14 => Some(bytes.iter().map(|&b| char::from(b)).collect()), // T61 as Latin-1
-        0x1e if bytes.len() % 2 == 0 => {
+        0x1e if bytes.len().is_multiple_of(2) => {
             let units: Vec<u16> = bytes
                 .chunks(2)
                 .map(|c| u16::from_be_bytes([c[0], c[1]]))
@@ -116,10 +116,10 @@ fn common_names(name: &[u8]) -> Vec<String> {
                 continue;
             }
             let mut parts = elements(atv);
-            if let (Some((OID, oid)), Some((vtag, value))) = (parts.next(), parts.next()) {
-                if oid == OID_CN {
-                    out.extend(directory_string(vtag, value));
-                }
+            if let (Some((OID, oid)), Some((vtag, value))) = (parts.next(), parts.next())
+                && oid == OID_CN
+            {
+                out.extend(directory_string(vtag, value));
             }
         }
     }

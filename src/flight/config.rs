@@ -121,6 +121,8 @@ pub struct ServerConfig {
     pub metrics: Option<MetricsConfig>,
     /// OTLP traces.
     pub tracing: Option<TraceSettings>,
+    /// A Ballista cluster that runs the sessions' queries.
+    pub cluster: Option<ClusterConfig>,
     /// Directory the config file is in; relative paths are resolved against it.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -148,9 +150,19 @@ impl Default for ServerConfig {
             jwt: None,
             metrics: None,
             tracing: None,
+            cluster: None,
             base_dir: PathBuf::from("."),
         }
     }
+}
+
+/// `[cluster]`: queries run on a Ballista cluster of `vcfq executor`s.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// The scheduler, `df://host:port` (`vcfq scheduler`); the executors must reach the files
+    /// at the paths this server does.
+    pub scheduler: String,
 }
 
 /// TLS material, PEM files; and mutual TLS.

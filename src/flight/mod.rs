@@ -108,16 +108,19 @@ async fn serve_traced(config: ServerConfig, addr: SocketAddr, traced: bool) -> R
     let access = Access::from_config(&config).map_err(|e| anyhow::anyhow!("{e}"))?;
     let users: Vec<String> = config.users.iter().map(|u| u.name.clone()).collect();
     let audit_path = config.audit.as_ref().map(|a| config.resolve(&a.path));
-    let store = Arc::new(SessionStore::new(
-        runtime,
-        access,
-        Arc::new(Activity::default()),
-        audit_path.clone(),
-        tables,
-        config.startup.clone(),
-        config.max_sessions,
-        Duration::from_secs(config.session_idle_secs),
-    ));
+    let store = Arc::new(
+        SessionStore::new(
+            runtime,
+            access,
+            Arc::new(Activity::default()),
+            audit_path.clone(),
+            tables,
+            config.startup.clone(),
+            config.max_sessions,
+            Duration::from_secs(config.session_idle_secs),
+        )
+        .with_cluster(config.cluster.as_ref().map(|c| c.scheduler.clone())),
+    );
     // every principal's session, once: the startup statements run, and each grant's columns,
     // masks and row filter plan against its table
     store

@@ -326,6 +326,8 @@ impl Access {
 /// Makes sessions and finds them again by key.
 pub struct SessionStore {
     runtime: Arc<RuntimeEnv>,
+    /// The scheduler queries go to, with a cluster.
+    cluster: Option<String>,
     access: Access,
     activity: Arc<Activity>,
     audit: Option<PathBuf>,
@@ -345,6 +347,7 @@ pub struct TooManySessions(pub usize);
 impl SessionStore {
     /// Sessions sharing one runtime (memory pool) and seeing `tables` from the start, as far
     /// as `access` lets each principal.
+    #[allow(clippy::too_many_arguments)] // the server's parts, each used once, named at the call
     pub fn new(
         runtime: Arc<RuntimeEnv>,
         access: Access,
@@ -357,6 +360,7 @@ impl SessionStore {
     ) -> Self {
         SessionStore {
             runtime,
+            cluster: None,
             access,
             activity,
             audit,
@@ -369,13 +373,21 @@ impl SessionStore {
         }
     }
 
+    /// Sessions whose queries run on the cluster whose scheduler is at `url` (`df://…`).
+    pub fn with_cluster(mut self, url: Option<String>) -> Self {
+        self.cluster = url;
+        self
+    }
+
     /// A fresh DataFusion session for `who`: the shared tables and what the startup
     /// statements make, each as its grants show it (hidden, narrowed or whole), and its
     /// [`Guard`] on every later statement.
     pub async fn new_context(&self, who: &Identity) -> Result<SessionContext> {
-        let ctx = crate::SessionBuilder::new()
-            .with_runtime(Arc::clone(&self.runtime))
-            .build()?;
+        let mut builder = crate::SessionBuilder::new().with_runtime(Arc::clone(&self.runtime));
+        if let Some(url) = &self.cluster {
+            builder = crate::cluster::attach(builder, url)?;
+        }
+        let ctx = builder.build()?;
         for (name, table) in &self.tables {
             ctx.register_table(name.as_str(), Arc::clone(table))?;
         }

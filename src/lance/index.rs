@@ -175,8 +175,10 @@ impl IndexSpec {
 
     /// Lance's build parameters for vectors of `dim` values.
     fn params(&self, dim: usize) -> Result<VectorIndexParams> {
-        let mut ivf = IvfBuildParams::default();
-        ivf.num_partitions = self.num_partitions;
+        let mut ivf = IvfBuildParams {
+            num_partitions: self.num_partitions,
+            ..Default::default()
+        };
         if let Some(n) = self.max_iterations {
             ivf.max_iters = n;
         }
@@ -187,10 +189,10 @@ impl IndexSpec {
             let sub = self.num_sub_vectors.unwrap_or_else(|| {
                 (1..=(dim / 16).max(1))
                     .rev()
-                    .find(|d| dim % d == 0)
+                    .find(|&d| dim.is_multiple_of(d))
                     .unwrap_or(1)
             });
-            if dim % sub != 0 {
+            if !dim.is_multiple_of(sub) {
                 return plan_err!(
                     "CREATE INDEX: num_sub_vectors ({sub}) must divide the vector length ({dim})"
                 );

@@ -36,6 +36,43 @@ pub struct VcfExec {
     /// several partitions is reported once).
     report: Mutex<Weak<ScanReport>>,
     options: ScanOptions,
+    /// What the scan was planned from, for planning it again in another process.
+    origin: Option<Arc<ScanOrigin>>,
+}
+
+/// What a scan was planned from: the table (files, options, the INFO and FORMAT fields it
+/// decodes) and the choices its planning made. A cluster's executor opens the same files by
+/// the same paths and plans the same scan from it ([`crate::cluster`]).
+#[derive(Debug, Clone)]
+pub struct ScanOrigin {
+    /// The files of the table, in table order.
+    pub files: Vec<std::path::PathBuf>,
+    /// The table's options.
+    pub table: super::options::VcfOptions,
+    /// The INFO fields of the table's `info` struct (narrowed to those a query reads).
+    pub infos: Vec<String>,
+    /// The FORMAT fields of the table's `genotypes` struct (likewise).
+    pub formats: Vec<String>,
+    /// What the planning chose.
+    pub spec: ScanSpec,
+}
+
+/// The choices planning a scan made, by position in the table: its columns, samples,
+/// regions and the filter the readers evaluate.
+#[derive(Debug, Clone)]
+pub struct ScanSpec {
+    /// The table's columns decoded: the output ones, then those only the filter reads.
+    pub indices: Vec<usize>,
+    /// How many of `indices` are output.
+    pub outputs: usize,
+    /// Indices (in the header) of the samples read.
+    pub selected: Vec<usize>,
+    /// Only records overlapping these (all when `None`).
+    pub regions: Option<Vec<Region>>,
+    /// The filter the readers evaluate, over the decoded columns.
+    pub predicate: Option<Arc<dyn datafusion::physical_plan::PhysicalExpr>>,
+    /// Bytes per unit of a split file (`vcf.min_split_bytes`).
+    pub min_split_bytes: u64,
 }
 
 /// How a scan runs: its readers, limit and error handling.
@@ -49,6 +86,8 @@ pub struct ScanOptions {
     pub threads: usize,
     /// Keep the records in file order.
     pub preserve_order: bool,
+    /// At most this many partitions when order need not be kept.
+    pub partitions: usize,
 }
 
 impl VcfExec {
@@ -68,7 +107,7 @@ impl VcfExec {
                 threads.min(layout.units.len().max(1)),
             )
         } else {
-            (layout.partitions(threads), 1)
+            (layout.partitions(options.partitions.max(1)), 1)
         };
         let output = match &filter {
             Some(f) => Arc::clone(&f.schema),
@@ -102,27 +141,54 @@ impl VcfExec {
             metrics: ExecutionPlanMetricsSet::new(),
             report: Mutex::new(Weak::new()),
             options,
+            origin: None,
         }
+    }
+
+    /// The same scan, knowing what it was planned from.
+    pub fn with_origin(mut self, origin: ScanOrigin) -> Self {
+        self.origin = Some(Arc::new(origin));
+        self
+    }
+
+    /// What the scan was planned from (`None` for a scan made otherwise).
+    pub fn origin(&self) -> Option<&ScanOrigin> {
+        self.origin.as_deref()
+    }
+
+    /// How it runs.
+    pub fn options(&self) -> ScanOptions {
+        self.options
+    }
+
+    /// Its output partitions.
+    pub fn partition_count(&self) -> usize {
+        self.partitions.len()
     }
 
     /// The same scan with one partition per share of the units and no order, for a consumer
     /// to which order does not matter (an aggregation); `None` when it has that layout already
     /// or nothing to share out.
     pub fn unordered(&self) -> Option<VcfExec> {
-        if !self.options.preserve_order || self.layout.units.len() < 2 || self.options.threads < 2 {
+        if !self.options.preserve_order
+            || self.layout.units.len() < 2
+            || self.options.partitions < 2
+        {
             return None;
         }
         let options = ScanOptions {
             preserve_order: false,
             ..self.options
         };
-        Some(VcfExec::new(
+        let mut scan = VcfExec::new(
             self.layout.clone(),
             Arc::clone(&self.opener.plan),
             self.opener.regions.as_ref().clone(),
             options,
             self.opener.filter.clone(),
-        ))
+        );
+        scan.origin = self.origin.clone();
+        Some(scan)
     }
 }
 

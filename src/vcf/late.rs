@@ -236,6 +236,11 @@ impl LateDecoder {
         self.stash.records.len()
     }
 
+    /// Whether no record is kept.
+    pub fn is_empty(&self) -> bool {
+        self.stash.records.is_empty()
+    }
+
     /// Keeps a record line.
     pub fn push_line(&mut self, line: &[u8], at: Location) {
         let start = self.stash.bytes.len();
@@ -434,7 +439,7 @@ mod tests {
         };
         let second = SharedParts {
             id: None,
-            alleles: vec![30..31],
+            alleles: std::iter::once(30..31).collect(),
             filter: Some(typed(33)),
             info: Vec::new(),
         };

@@ -16,6 +16,7 @@ pub mod input;
 pub mod key;
 pub mod late;
 pub mod opener;
+pub mod options;
 pub mod parquet;
 pub mod partition;
 pub mod prune;

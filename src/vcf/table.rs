@@ -1,7 +1,6 @@
 //! The VCF table: resolving paths, inferring the schema from the header (the "format"), and the
 //! [`TableProvider`] that plans scans with projection, sample and limit pushdown.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -17,8 +16,10 @@ use datafusion::logical_expr::{Expr, Operator, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
 
+pub use super::options::{VcfOptions, parse_region_arg, parse_samples_arg};
+
 use super::batch::{ColumnKind, DecodePlan};
-use super::exec::{ScanOptions, VcfExec};
+use super::exec::{ScanOptions, ScanOrigin, ScanSpec, VcfExec};
 use super::header::{FieldDef, VcfHeader};
 use super::input::{Container, VcfInput};
 use super::opener::ScanFilter;
@@ -28,105 +29,6 @@ use super::region::{Region, is_region_filter, regions_from_filters, string_liter
 use super::schema::{Layout, SAMPLE, table_schema};
 use crate::config::VcfConfig;
 use crate::error::VcfError;
-
-/// Options of a VCF table (`OPTIONS (…)` of `CREATE EXTERNAL TABLE`, or table-function arguments).
-#[derive(Debug, Clone)]
-pub struct VcfOptions {
-    /// Only records overlapping this region are read.
-    pub region: Option<Region>,
-    /// Only these samples are read (all when `None`).
-    pub samples: Option<Vec<String>>,
-    /// Wide (one row per record) or long (record × sample).
-    pub layout: Layout,
-    /// Records read to find undeclared INFO/FORMAT fields.
-    pub infer_records: usize,
-}
-
-impl Default for VcfOptions {
-    fn default() -> Self {
-        VcfOptions {
-            region: None,
-            samples: None,
-            layout: Layout::Wide,
-            infer_records: 1000,
-        }
-    }
-}
-
-impl VcfOptions {
-    /// Sets the region.
-    pub fn with_region(mut self, region: Option<Region>) -> Self {
-        self.region = region;
-        self
-    }
-
-    /// Sets the samples to read.
-    pub fn with_samples(mut self, samples: Option<Vec<String>>) -> Self {
-        self.samples = samples;
-        self
-    }
-
-    /// Sets the layout.
-    pub fn with_layout(mut self, layout: Layout) -> Self {
-        self.layout = layout;
-        self
-    }
-
-    /// Takes what the session's `vcf.*` settings say about opening a table
-    /// (`vcf.infer_records`).
-    pub fn with_config(mut self, config: &VcfConfig) -> Self {
-        self.infer_records = config.infer_records;
-        self
-    }
-
-    /// Takes the options vcfq knows from a `CREATE EXTERNAL TABLE … OPTIONS` map and rejects the rest.
-    pub fn from_sql_options(options: &HashMap<String, String>) -> Result<Self, VcfError> {
-        let mut out = VcfOptions::default();
-        for (key, value) in options {
-            let key = key.strip_prefix("format.").unwrap_or(key);
-            match key {
-                "region" => out.region = parse_region_arg(value)?,
-                "samples" => out.samples = parse_samples_arg(value),
-                "layout" => {
-                    out.layout = match value.to_ascii_lowercase().as_str() {
-                        "wide" => Layout::Wide,
-                        "long" => Layout::Long,
-                        _ => {
-                            return Err(VcfError::Invalid(format!(
-                                "option layout must be 'wide' or 'long', not '{value}'"
-                            )));
-                        }
-                    }
-                }
-                _ => {
-                    return Err(VcfError::Invalid(format!(
-                        "unknown option '{key}' for STORED AS VCF (known: region, samples, layout)"
-                    )));
-                }
-            }
-        }
-        Ok(out)
-    }
-}
-
-/// Parses a region argument; empty means none.
-pub fn parse_region_arg(text: &str) -> Result<Option<Region>, VcfError> {
-    if text.trim().is_empty() {
-        Ok(None)
-    } else {
-        Region::parse(text).map(Some).map_err(VcfError::Invalid)
-    }
-}
-
-/// Parses a comma-separated sample list; empty means all samples.
-pub fn parse_samples_arg(text: &str) -> Option<Vec<String>> {
-    let names: Vec<String> = text
-        .split(',')
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-        .collect();
-    if names.is_empty() { None } else { Some(names) }
-}
 
 /// Whether a path's name says it is a VCF or BCF file.
 pub fn has_vcf_extension(path: &str) -> bool {
@@ -286,7 +188,11 @@ impl VcfTable {
 
     /// Opens the files of `location` and infers the schema.
     pub fn open(location: &str, options: VcfOptions) -> Result<Self, VcfError> {
-        let files = resolve_paths(location)?;
+        VcfTable::open_files(resolve_paths(location)?, options)
+    }
+
+    /// Opens these files (in this order) as one table and infers the schema.
+    pub fn open_files(files: Vec<PathBuf>, options: VcfOptions) -> Result<Self, VcfError> {
         let format = VcfFormat::infer(&files, options.infer_records)?;
         let schema = format.schema(options.layout);
         let selected = select_samples(&format.header.samples, options.samples.as_deref())?;
@@ -509,7 +415,6 @@ impl TableProvider for VcfTable {
             .get::<VcfConfig>()
             .cloned()
             .unwrap_or_default();
-        let skip_errors = config.skip_errors();
         let wanted: Vec<usize> = match projection {
             Some(p) => p.clone(),
             None => (0..self.schema.fields().len()).collect(),
@@ -529,11 +434,6 @@ impl TableProvider for VcfTable {
                 }
             }
         }
-        let schema = Arc::new(self.schema.project(&indices)?);
-        let columns = indices
-            .iter()
-            .map(|&i| ColumnKind::of(self.options.layout, i))
-            .collect();
         let mut selected = self.selected.clone();
         let mut limit = limit;
         for f in filters {
@@ -546,15 +446,11 @@ impl TableProvider for VcfTable {
                 limit = None;
             }
         }
-        let filter = match conjunction(exact.iter().map(|f| (*f).clone())) {
+        let predicate = match conjunction(exact.iter().map(|f| (*f).clone())) {
             Some(expr) => {
-                let df_schema = DFSchema::try_from(schema.as_ref().clone())?;
-                let output: Vec<usize> = (0..wanted.len()).collect();
-                Some(ScanFilter {
-                    predicate: state.create_physical_expr(expr, &df_schema)?,
-                    schema: Arc::new(schema.project(&output)?),
-                    output,
-                })
+                let schema = self.schema.project(&indices)?;
+                let df_schema = DFSchema::try_from(schema)?;
+                Some(state.create_physical_expr(expr, &df_schema)?)
             }
             None => None,
         };
@@ -563,7 +459,88 @@ impl TableProvider for VcfTable {
             .filter(|f| self.is_narrowing_filter(f))
             .cloned()
             .collect();
-        let regions = regions_from_filters(&narrowing, self.options.region.as_ref());
+        let spec = ScanSpec {
+            outputs: wanted.len(),
+            indices,
+            selected,
+            regions: regions_from_filters(&narrowing, self.options.region.as_ref()),
+            predicate,
+            min_split_bytes: config.min_split_bytes.0 as u64,
+        };
+        let target_partitions = state.config_options().execution.target_partitions;
+        let options = ScanOptions {
+            limit,
+            skip_errors: config.skip_errors(),
+            threads: target_partitions,
+            preserve_order: config.preserve_order,
+            partitions: match config.scan_partitions {
+                0 => target_partitions,
+                n => n,
+            },
+        };
+        self.plan_scan(spec, options)
+    }
+}
+
+impl VcfTable {
+    /// Opens a table as another process described it: the same files and options, with the
+    /// INFO fields `infos` in its `info` struct and the FORMAT fields `formats` in its
+    /// `genotypes` struct ([`VcfTable::info_fields`], [`VcfTable::genotype_fields`]).
+    pub fn reopen(
+        files: Vec<PathBuf>,
+        options: VcfOptions,
+        infos: &[String],
+        formats: &[String],
+    ) -> Result<Self, VcfError> {
+        let mut table = VcfTable::open_files(files, options)?;
+        if let Some(t) = table.with_info_fields(infos) {
+            table = t;
+        }
+        if let Some(t) = table.with_genotype_fields(formats) {
+            table = t;
+        }
+        Ok(table)
+    }
+
+    /// The table's options.
+    pub fn options(&self) -> &VcfOptions {
+        &self.options
+    }
+
+    /// The INFO fields of its `info` struct.
+    pub fn info_fields(&self) -> Vec<String> {
+        self.infos.iter().map(|d| d.id.clone()).collect()
+    }
+
+    /// The FORMAT fields of its `genotypes` struct.
+    pub fn genotype_fields(&self) -> Vec<String> {
+        self.formats.iter().map(|d| d.id.clone()).collect()
+    }
+
+    /// The scan that `spec` describes, run as `options` say (an empty plan when the regions
+    /// exclude every record).
+    pub fn plan_scan(
+        &self,
+        spec: ScanSpec,
+        options: ScanOptions,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let schema = Arc::new(self.schema.project(&spec.indices)?);
+        let columns = spec
+            .indices
+            .iter()
+            .map(|&i| ColumnKind::of(self.options.layout, i))
+            .collect();
+        let filter = match &spec.predicate {
+            Some(predicate) => {
+                let output: Vec<usize> = (0..spec.outputs).collect();
+                Some(ScanFilter {
+                    predicate: Arc::clone(predicate),
+                    schema: Arc::new(schema.project(&output)?),
+                    output,
+                })
+            }
+            None => None,
+        };
         let plan = DecodePlan {
             layout: self.options.layout,
             schema,
@@ -593,33 +570,26 @@ impl TableProvider for VcfTable {
                 .map(|d| d.id.clone())
                 .collect(),
             sample_names: self.format.header.samples.clone(),
-            selected,
+            selected: spec.selected.clone(),
         };
-        if regions.as_ref().is_some_and(|r| r.is_empty()) {
+        if spec.regions.as_ref().is_some_and(|r| r.is_empty()) {
             // the filters exclude every row
             let output = filter
                 .as_ref()
                 .map_or_else(|| Arc::clone(&plan.schema), |f| Arc::clone(&f.schema));
             return Ok(Arc::new(EmptyExec::new(output)));
         }
-        let target_partitions = state.config_options().execution.target_partitions;
-        let layout = partition::plan(
-            &self.files,
-            regions.as_deref(),
-            config.min_split_bytes.0 as u64,
-        )?;
-        let options = ScanOptions {
-            limit,
-            skip_errors,
-            threads: target_partitions,
-            preserve_order: config.preserve_order,
+        let layout = partition::plan(&self.files, spec.regions.as_deref(), spec.min_split_bytes)?;
+        let regions = spec.regions.clone().unwrap_or_default();
+        let origin = ScanOrigin {
+            files: self.files.clone(),
+            table: self.options.clone(),
+            infos: self.info_fields(),
+            formats: self.genotype_fields(),
+            spec,
         };
-        Ok(Arc::new(VcfExec::new(
-            layout,
-            Arc::new(plan),
-            regions.unwrap_or_default(),
-            options,
-            filter,
-        )))
+        Ok(Arc::new(
+            VcfExec::new(layout, Arc::new(plan), regions, options, filter).with_origin(origin),
+        ))
     }
 }

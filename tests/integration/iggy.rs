@@ -697,7 +697,14 @@ async fn a_torn_batch_left_by_a_kill_is_cut_when_the_server_restarts() {
     let restarted = OwnServer::start(dir.path());
     std::mem::forget(own);
     let ctx = self::ctx();
-    create(&ctx, &restarted.url, "torn", &t, &format!("OPTIONS ('like' '{vcf}')")).await;
+    create(
+        &ctx,
+        &restarted.url,
+        "torn",
+        &t,
+        &format!("OPTIONS ('like' '{vcf}')"),
+    )
+    .await;
     // new rows go after the last whole message, and every row reads back once
     run(&ctx, &format!("INSERT INTO torn SELECT * FROM '{vcf}'"))
         .await

@@ -404,7 +404,7 @@ fn features(chrom: &str, pos: i64, reference: &str, alt: Option<&str>, v: &mut [
             v[16] = if ri % 2 == ai % 2 { 1.0 } else { -1.0 };
         }
     }
-    let symbolic = matches!(kind, 5 | 6 | 7);
+    let symbolic = matches!(kind, 5..=7);
     let alt_len = if symbolic { 0 } else { alt_text.len() };
     v[17] = (1.0 + reference.len() as f64).ln() / 4.0;
     v[18] = (1.0 + alt_len as f64).ln() / 4.0;

@@ -781,7 +781,10 @@ mod tests {
         );
     }
 
-    fn genotypes(rows: &[Vec<(&str, Option<&str>, Option<i32>)>]) -> ArrayRef {
+    /// A sample's name, GT and DP.
+    type Cell<'a> = (&'a str, Option<&'a str>, Option<i32>);
+
+    fn genotypes(rows: &[Vec<Cell>]) -> ArrayRef {
         let mut samples = Vec::new();
         let mut gts = Vec::new();
         let mut dps = Vec::new();

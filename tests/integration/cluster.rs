@@ -1,0 +1,421 @@
+//! The same SQL on a Ballista cluster: a scheduler and two executors in this process
+//! (standalone), and as separate processes (`vcfq scheduler`, two `vcfq executor`s on loopback
+//! ports, `vcfq --cluster`). Every query's rows are compared with a local run's, and the
+//! plans are checked to have gone to the cluster.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+use datafusion::prelude::SessionContext;
+
+use crate::fixtures::GEN_RECORDS;
+use crate::topics::path;
+
+/// Byte ranges small enough that the generated files split into several units (partitions).
+const SPLIT: &str = "65536";
+
+/// Each row of the batches as one line of text.
+fn lines(batches: &[RecordBatch]) -> Vec<String> {
+    let options = FormatOptions::default().with_null("NULL");
+    let mut out = Vec::new();
+    for b in batches {
+        let formatters: Vec<ArrayFormatter> = b
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options).expect("formatter"))
+            .collect();
+        for row in 0..b.num_rows() {
+            let cells: Vec<String> = formatters
+                .iter()
+                .map(|f| f.value(row).to_string())
+                .collect();
+            out.push(cells.join("\t"));
+        }
+    }
+    out
+}
+
+fn session(cluster: Option<&str>) -> SessionContext {
+    let mut builder = vcfq::SessionBuilder::new()
+        .with_setting("vcf.min_split_bytes", SPLIT)
+        .expect("setting");
+    if let Some(url) = cluster {
+        builder = vcfq::cluster::attach(builder, url).expect("cluster url");
+    }
+    builder.build().expect("session")
+}
+
+async fn collect(ctx: &SessionContext, sql: &str) -> datafusion::error::Result<Vec<RecordBatch>> {
+    vcfq::session::sql(ctx, sql).await?.collect().await
+}
+
+/// The queries compared: counts, INFO filters, per-sample genotype aggregates, regions
+/// through an index, a join of two VCFs, file-order LIMITs, table functions with arguments.
+fn queries() -> Vec<(String, bool)> {
+    let vcf = path("gen.vcf.gz");
+    let bcf = path("gen.bcf");
+    let plain = path("gen.vcf");
+    // (sql, whether its row order is defined)
+    vec![
+        (format!("SELECT count(*) FROM '{vcf}'"), true),
+        (
+            format!(
+                "SELECT chrom, count(*) AS n, sum(info.DP) AS dp, round(avg(qual), 3) AS q \
+                 FROM '{vcf}' WHERE info.AF[1] > 0.05 GROUP BY chrom ORDER BY chrom"
+            ),
+            true,
+        ),
+        (
+            format!(
+                "SELECT sample, count(*) AS non_ref, sum(gt_dosage(GT)) AS alleles \
+                 FROM vcf_genotypes('{vcf}') WHERE gt_dosage(GT) > 0 GROUP BY sample"
+            ),
+            false,
+        ),
+        (
+            format!(
+                "SELECT count(*), min(pos), max(pos) FROM '{vcf}' \
+                 WHERE chrom = 'chr1' AND pos BETWEEN 1000000 AND 30000000"
+            ),
+            true,
+        ),
+        (
+            format!("SELECT count(*) AS n, sum(pos) FROM read_vcf('{bcf}', 'chr2:1-50000000')"),
+            true,
+        ),
+        (
+            format!(
+                "SELECT a.chrom, count(*) AS n FROM '{vcf}' a JOIN '{bcf}' b \
+                 ON a.chrom = b.chrom AND a.pos = b.pos AND a.ref = b.ref AND a.alt = b.alt \
+                 GROUP BY a.chrom ORDER BY a.chrom"
+            ),
+            true,
+        ),
+        (
+            format!("SELECT chrom, pos, ref, alt, info FROM '{plain}' LIMIT 7"),
+            true,
+        ),
+        (
+            format!(
+                "SELECT chrom, pos, id, ref, alt, qual, filter, info, genotypes FROM '{vcf}' \
+                 WHERE info.AF[1] > 0.4 ORDER BY chrom, pos, ref LIMIT 25"
+            ),
+            true,
+        ),
+        (
+            format!(
+                "SELECT count(DISTINCT chrom || ':' || CAST(pos AS VARCHAR)) FROM '{plain}' \
+                 WHERE array_has(filter, 'PASS')"
+            ),
+            true,
+        ),
+    ]
+}
+
+async fn compare(local: &SessionContext, cluster: &SessionContext) {
+    for (sql, ordered) in queries() {
+        let plan = vcfq::session::sql(cluster, &sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+            .create_physical_plan()
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        assert_eq!(
+            plan.name(),
+            "ClusterExec",
+            "{sql} did not go to the cluster"
+        );
+        let want = lines(
+            &collect(local, &sql)
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}")),
+        );
+        let got = lines(
+            &collect(cluster, &sql)
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}")),
+        );
+        assert!(!want.is_empty(), "{sql}: no rows");
+        if ordered {
+            assert_eq!(got, want, "{sql}");
+        } else {
+            let (mut got, mut want) = (got, want);
+            got.sort();
+            want.sort();
+            assert_eq!(got, want, "{sql}");
+        }
+    }
+    // the count really covered the file
+    let total = lines(
+        &collect(
+            cluster,
+            &format!("SELECT count(*) FROM '{}'", path("gen.vcf.gz")),
+        )
+        .await
+        .expect("count"),
+    );
+    assert_eq!(total, [GEN_RECORDS.to_string()]);
+}
+
+/// The error a query gives, as one line.
+async fn error(ctx: &SessionContext, sql: &str) -> String {
+    let e = collect(ctx, sql).await.expect_err("the query must fail");
+    vcfq::error::one_line(&anyhow::Error::new(e))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standalone_cluster_gives_the_local_results() {
+    let url = vcfq::cluster::process::standalone(vcfq::SessionBuilder::new(), 2, 2)
+        .await
+        .expect("standalone cluster");
+    let local = session(None);
+    let cluster = session(Some(&url));
+    compare(&local, &cluster).await;
+    // a scan that feeds an aggregation is split into a partition per byte range
+    let explain = lines(
+        &collect(
+            &cluster,
+            &format!("EXPLAIN SELECT count(*) FROM '{}'", path("gen.vcf")),
+        )
+        .await
+        .expect("explain"),
+    )
+    .join("\n");
+    assert!(
+        explain.contains("distributed_plan") && explain.contains("ShuffleWriterExec"),
+        "{explain}"
+    );
+    let first_stage: usize = explain
+        .split_once("ResolvedStage[stage_id=1.0, partitions=")
+        .and_then(|(_, rest)| rest.split_once(']'))
+        .and_then(|(n, _)| n.parse().ok())
+        .unwrap_or_else(|| panic!("no first stage in\n{explain}"));
+    let units: usize = explain
+        .split_once("units=")
+        .and_then(|(_, rest)| rest.split_once(','))
+        .and_then(|(n, _)| n.parse().ok())
+        .unwrap_or_else(|| panic!("no units in\n{explain}"));
+    assert!(
+        units >= 2 && first_stage == units,
+        "a task per unit:\n{explain}"
+    );
+    // a malformed record on an executor: the same one-line error as locally (file and line)
+    let bad = format!("SELECT sum(pos) FROM '{}'", path("bad_tail.vcf"));
+    let want = error(&local, &bad).await;
+    assert!(
+        want.contains("bad_tail.vcf") && want.contains("30041"),
+        "{want}"
+    );
+    assert_eq!(error(&cluster, &bad).await, want);
+    // writes and tables that cannot travel stay on the client, with the same results
+    let out = tempfile::tempdir().expect("dir");
+    let parquet = out.path().join("x.parquet");
+    collect(
+        &cluster,
+        &format!(
+            "COPY (SELECT chrom, pos FROM '{}') TO '{}' STORED AS PARQUET",
+            path("gen.vcf.gz"),
+            parquet.display()
+        ),
+    )
+    .await
+    .expect("copy");
+    let back = lines(
+        &collect(
+            &local,
+            &format!("SELECT count(*) FROM '{}'", parquet.display()),
+        )
+        .await
+        .expect("read back"),
+    );
+    assert_eq!(back, [GEN_RECORDS.to_string()]);
+    collect(&cluster, "CREATE TABLE m AS VALUES (1), (2)")
+        .await
+        .expect("memory table");
+    assert_eq!(
+        lines(
+            &collect(&cluster, "SELECT sum(column1) FROM m")
+                .await
+                .expect("sum")
+        ),
+        ["3"]
+    );
+}
+
+/// A child process killed when dropped.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+fn vcfq() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_vcfq"))
+}
+
+/// `vcfq` with these arguments in `dir`: (exit success, stdout, stderr).
+fn cli(dir: &Path, args: &[&str]) -> (bool, String, String) {
+    let o = vcfq()
+        .current_dir(dir)
+        .args(["--set", &format!("vcf.min_split_bytes={SPLIT}")])
+        .args(args)
+        .output()
+        .expect("vcfq");
+    (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_scheduler_and_two_executor_processes_give_the_local_results() {
+    let work = tempfile::tempdir().expect("dir");
+    let mut scheduler = vcfq()
+        .args(["scheduler", "--port", "0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("vcfq scheduler");
+    let mut first = String::new();
+    BufReader::new(scheduler.stdout.take().expect("stdout"))
+        .read_line(&mut first)
+        .expect("the scheduler's address");
+    let scheduler = Proc(scheduler);
+    let url = first.trim().to_string();
+    assert!(url.starts_with("df://127.0.0.1:"), "{url:?}");
+    let executors: Vec<Proc> = (0..2)
+        .map(|i| {
+            let dir = work.path().join(format!("executor{i}"));
+            Proc(
+                vcfq()
+                    .args(["executor", "--scheduler", &url, "--concurrency", "2"])
+                    .args(["--port", &free_port().to_string()])
+                    .arg("--work-dir")
+                    .arg(&dir)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .expect("vcfq executor"),
+            )
+        })
+        .collect();
+    // the saved queries over the README's example data, from its directory
+    let data = work.path().join("example");
+    std::fs::create_dir_all(data.join("data")).expect("dir");
+    vcfq::generator::generate_file(
+        &data.join("data/example.vcf.gz"),
+        &vcfq::generator::GenOptions {
+            records: 20_000,
+            samples: 8,
+            seed: 42,
+        },
+    )
+    .expect("example data");
+    let queries = Path::new(env!("CARGO_MANIFEST_DIR")).join("queries");
+    let mut scripts: Vec<PathBuf> = std::fs::read_dir(&queries)
+        .expect("queries/")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "sql"))
+        .collect();
+    scripts.sort();
+    assert!(scripts.len() >= 4);
+    for script in &scripts {
+        let s = script.to_str().expect("path");
+        let local = cli(&data, &["--format", "tsv", "-f", s]);
+        let remote = cli(&data, &["--cluster", &url, "--format", "tsv", "-f", s]);
+        assert!(local.0, "{s}: {}", local.2);
+        assert!(remote.0, "{s} on the cluster: {}", remote.2);
+        assert_eq!(remote.1, local.1, "{s}");
+    }
+    // EXPLAIN shows where it runs
+    let (ok, plan, err) = cli(
+        &data,
+        &[
+            "--cluster",
+            &url,
+            "-c",
+            "EXPLAIN SELECT count(*) FROM 'data/example.vcf.gz'",
+        ],
+    );
+    assert!(ok, "{err}");
+    assert!(
+        plan.contains("VcfExec") && plan.contains("distributed_plan"),
+        "{plan}"
+    );
+    let (ok, plan, err) = cli(
+        &data,
+        &[
+            "--cluster",
+            &url,
+            "-c",
+            "EXPLAIN SELECT count(*) FROM (VALUES (1)) t",
+        ],
+    );
+    assert!(ok, "{err}");
+    assert!(
+        !plan.contains("distributed_plan"),
+        "no table: runs here\n{plan}"
+    );
+    // a malformed record read by an executor: the local one-line error
+    let bad = format!("SELECT sum(pos) FROM '{}'", path("bad_tail.vcf"));
+    let local = cli(&data, &["-c", &bad]);
+    let remote = cli(&data, &["--cluster", &url, "-c", &bad]);
+    assert!(!local.0 && !remote.0, "{local:?} {remote:?}");
+    assert!(local.2.contains("30041"), "{}", local.2);
+    assert_eq!(remote.2, local.2);
+    // `vcfq serve` with [cluster]: the same rows and the same error through Flight SQL
+    served_through_flight(&url);
+    // an unreachable scheduler: a one-line error naming it, in bounded time
+    let gone = format!("df://127.0.0.1:{}", free_port());
+    let started = std::time::Instant::now();
+    let (ok, _, err) = cli(&data, &["--cluster", &gone, "-c", &bad]);
+    assert!(!ok);
+    assert!(
+        err.starts_with(&format!(
+            "error: IO error: cluster scheduler {gone} cannot be reached: "
+        )),
+        "{err}"
+    );
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(started.elapsed() < Duration::from_secs(60));
+    drop(executors);
+    drop(scheduler);
+}
+
+/// A Flight SQL server whose sessions use the cluster at `url`, next to one without.
+fn served_through_flight(url: &str) {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let on_cluster = crate::flight::Server::start(&format!("[cluster]\nscheduler = \"{url}\"\n"));
+        let here = crate::flight::Server::start("");
+        let mut remote = crate::flight::login(&on_cluster.addr).await;
+        let mut local = crate::flight::login(&here.addr).await;
+        let sql = "SELECT chrom, count(*) AS n, sum(info.DP) AS dp FROM calls GROUP BY chrom ORDER BY chrom";
+        let want = lines(&crate::flight::query(&mut local, sql).await);
+        assert_eq!(want.len(), 23);
+        assert_eq!(lines(&crate::flight::query(&mut remote, sql).await), want);
+        let explain = lines(&crate::flight::query(&mut remote, &format!("EXPLAIN {sql}")).await).join("\n");
+        assert!(explain.contains("distributed_plan"), "{explain}");
+        let bad = format!("SELECT sum(pos) FROM '{}'", path("bad_tail.vcf"));
+        let want = crate::flight::error_of(&mut local, &bad).await;
+        assert!(want.contains("30041"), "{want}");
+        assert_eq!(crate::flight::error_of(&mut remote, &bad).await, want);
+    });
+}
