@@ -103,7 +103,7 @@ def main():
         queries = {
             "count": f"SELECT count(*) FROM '{sites}'",
             "info filter": f"SELECT count(*) FROM '{sites}' WHERE info.AF[1] > 0.1 AND array_has(filter, 'PASS')",
-            "group by chrom": f"SELECT chrom, count(*), avg(qual), sum(info.DP) FROM '{sites}' GROUP BY chrom ORDER BY chrom",
+            "group by chrom": f"SELECT chrom, count(*), round(avg(qual), 3), sum(info.DP) FROM '{sites}' GROUP BY chrom ORDER BY chrom",
             "per-sample non-ref": f"SELECT sample, count(*) FROM vcf_genotypes('{geno}') WHERE gt_dosage(GT) > 0 "
                                   "GROUP BY sample ORDER BY sample",
         }
