@@ -3,15 +3,80 @@
 
 use std::fmt;
 
-use datafusion::common::config::{ConfigExtension, ConfigField, Visit};
+use datafusion::common::config::{
+    ConfigEntry, ConfigExtension, ConfigField, ExtensionOptions, Visit,
+};
 use datafusion::common::extensions_options;
 use datafusion::error::{DataFusionError, Result};
 
-extensions_options! {
+/// A config extension whose entries carry its prefix (`vcf.on_error`, not `on_error` as
+/// DataFusion's `extensions_options!` lists them): `SHOW vcf.on_error` and
+/// `information_schema.df_settings` find them, and a cluster's scheduler and executors, which
+/// get a session's settings as the key/value pairs of its entries, can set them.
+macro_rules! prefixed_extension {
+    ($(#[$meta:meta])* $name:ident($fields:ident), $prefix:literal) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Default)]
+        pub struct $name($fields);
+
+        impl std::ops::Deref for $name {
+            type Target = $fields;
+            fn deref(&self) -> &$fields {
+                &self.0
+            }
+        }
+
+        impl std::ops::DerefMut for $name {
+            fn deref_mut(&mut self) -> &mut $fields {
+                &mut self.0
+            }
+        }
+
+        impl ConfigExtension for $name {
+            const PREFIX: &'static str = $prefix;
+        }
+
+        impl ExtensionOptions for $name {
+            fn as_any(&self) -> &dyn std::any::Any {
+                self
+            }
+            fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
+                self
+            }
+            fn cloned(&self) -> Box<dyn ExtensionOptions> {
+                Box::new(self.clone())
+            }
+            fn set(&mut self, key: &str, value: &str) -> Result<()> {
+                ExtensionOptions::set(&mut self.0, key, value)
+            }
+            fn entries(&self) -> Vec<ConfigEntry> {
+                let mut entries = ExtensionOptions::entries(&self.0);
+                for e in &mut entries {
+                    e.key = format!("{}.{}", $prefix, e.key);
+                }
+                entries
+            }
+        }
+    };
+}
+
+prefixed_extension!(
     /// Settings for reading VCF/BCF files (`vcf.*`). Each acts on every way of reading a file:
     /// a path in `FROM`, `CREATE EXTERNAL TABLE … STORED AS VCF`, `read_vcf` and
     /// `vcf_genotypes`.
-    pub struct VcfConfig {
+    VcfConfig(VcfSettings),
+    "vcf"
+);
+
+prefixed_extension!(
+    /// Settings for vector search over Lance tables (`vector.*`).
+    VectorConfig(VectorSettings),
+    "vector"
+);
+
+extensions_options! {
+    /// The fields of [`VcfConfig`].
+    pub struct VcfSettings {
         /// What to do with a record line that cannot be read: 'fail' (default) stops the query
         /// with an error naming the file and line; 'skip' drops the line, counts it and reports
         /// the count (and the first such line) on stderr when the file is done.
@@ -34,11 +99,7 @@ extensions_options! {
     }
 }
 
-impl ConfigExtension for VcfConfig {
-    const PREFIX: &'static str = "vcf";
-}
-
-impl VcfConfig {
+impl VcfSettings {
     /// Whether unreadable lines are skipped rather than fatal.
     pub fn skip_errors(&self) -> bool {
         self.on_error == OnError::Skip
@@ -46,8 +107,8 @@ impl VcfConfig {
 }
 
 extensions_options! {
-    /// Settings for vector search over Lance tables (`vector.*`).
-    pub struct VectorConfig {
+    /// The fields of [`VectorConfig`].
+    pub struct VectorSettings {
         /// Answer `vector_search(…)` and `ORDER BY <distance>(col, <vector>) LIMIT k` through
         /// a vector index where the column has one (approximate); with 'false', every such
         /// query is an exact scan, for comparing a query with its exact answer.
@@ -57,10 +118,6 @@ extensions_options! {
         /// Candidates re-ranked by their exact distance, as a multiple of k (0: none).
         pub refine_factor: u32, default = 0
     }
-}
-
-impl ConfigExtension for VectorConfig {
-    const PREFIX: &'static str = "vector";
 }
 
 /// `vcf.on_error`: what an unreadable record line does.

@@ -211,6 +211,39 @@ async fn a_standalone_cluster_gives_the_local_results() {
         "{want}"
     );
     assert_eq!(error(&cluster, &bad).await, want);
+    // the session's vcf.* settings reach the scheduler and the executors: the bad line skipped
+    // there as here, and the same units (vcf.min_split_bytes) in both plans
+    for ctx in [&local, &cluster] {
+        collect(ctx, "SET vcf.on_error = 'skip'")
+            .await
+            .expect("set");
+    }
+    let skipped = lines(&collect(&local, &bad).await.expect("skip here"));
+    assert_eq!(
+        lines(&collect(&cluster, &bad).await.expect("skip there")),
+        skipped
+    );
+    for ctx in [&local, &cluster] {
+        collect(ctx, "SET vcf.on_error = 'fail'")
+            .await
+            .expect("set");
+    }
+    let local_plan = lines(
+        &collect(
+            &local,
+            &format!("EXPLAIN SELECT count(*) FROM '{}'", path("gen.vcf")),
+        )
+        .await
+        .expect("explain"),
+    )
+    .join("\n");
+    let here = local_plan
+        .split_once("units=")
+        .map(|(_, r)| r.split(',').next());
+    let there = explain
+        .split_once("units=")
+        .map(|(_, r)| r.split(',').next());
+    assert_eq!(there, here, "{local_plan}\n{explain}");
     // writes and tables that cannot travel stay on the client, with the same results
     let out = tempfile::tempdir().expect("dir");
     let parquet = out.path().join("x.parquet");
