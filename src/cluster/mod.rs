@@ -22,7 +22,10 @@ use std::sync::Arc;
 
 use ballista_core::extension::SessionConfigExt;
 use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::SessionConfig;
+use futures::TryStreamExt;
 
 pub use planner::ClusterPlanner;
 
@@ -32,6 +35,12 @@ pub const DEFAULT_SCHEDULER_PORT: u16 = 50050;
 /// The gRPC URL (`http://host:port`) of the scheduler that `df://host[:port]` (or
 /// `host:port`) names.
 pub fn scheduler_url(text: &str) -> Result<String> {
+    let (host, port) = scheduler_address(text)?;
+    Ok(format!("http://{host}:{port}"))
+}
+
+/// The host and port of the scheduler that `df://host[:port]` (or `host:port`) names.
+pub fn scheduler_address(text: &str) -> Result<(String, u16)> {
     let rest = text
         .strip_prefix("df://")
         .or_else(|| text.strip_prefix("http://"))
@@ -54,7 +63,20 @@ pub fn scheduler_url(text: &str) -> Result<String> {
     if host.is_empty() {
         return Err(bad());
     }
-    Ok(format!("http://{host}:{port}"))
+    Ok((host.to_string(), port))
+}
+
+/// `stream` (or the error that stopped it from starting) with every error passed through `f`.
+fn map_errors(
+    stream: Result<SendableRecordBatchStream>,
+    f: impl Fn(DataFusionError) -> DataFusionError + Clone + Send + 'static,
+) -> Result<SendableRecordBatchStream> {
+    let stream = stream.map_err(f.clone())?;
+    let schema = stream.schema();
+    Ok(Box::pin(RecordBatchStreamAdapter::new(
+        schema,
+        stream.map_err(f),
+    )))
 }
 
 /// `builder`'s sessions with their queries sent to the Ballista scheduler at `url`

@@ -17,11 +17,9 @@ use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::metrics::MetricsSet;
-use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, PlanProperties};
 use datafusion::physical_planner::{DefaultPhysicalPlanner, PhysicalPlanner};
 use datafusion_proto::protobuf::LogicalPlanNode;
-use futures::TryStreamExt;
 
 use super::codec::VcfLogicalCodec;
 use crate::vcf::VcfTable;
@@ -180,15 +178,9 @@ impl ExecutionPlan for ClusterExec {
         context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
         let scheduler = self.scheduler.clone();
-        let stream = self
-            .job
-            .execute(partition, context)
-            .map_err(|e| Self::reachable(&scheduler, e))?;
-        let schema = stream.schema();
-        Ok(Box::pin(RecordBatchStreamAdapter::new(
-            schema,
-            stream.map_err(move |e| Self::reachable(&scheduler, e)),
-        )))
+        super::map_errors(self.job.execute(partition, context), move |e| {
+            Self::reachable(&scheduler, e)
+        })
     }
 
     fn metrics(&self) -> Option<MetricsSet> {

@@ -28,10 +28,8 @@ use datafusion::execution::context::QueryPlanner;
 use datafusion::execution::{SessionState, SessionStateBuilder, TaskContext};
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::metrics::MetricsSet;
-use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
 use datafusion::physical_planner::{DefaultPhysicalPlanner, PhysicalPlanner};
-use futures::TryStreamExt;
 
 use ballista_core::config::TaskSchedulingPolicy;
 use ballista_core::registry::BallistaFunctionRegistry;
@@ -215,12 +213,7 @@ impl ExecutionPlan for MarkErrorsExec {
         partition: usize,
         context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
-        let stream = self.input.execute(partition, context).map_err(mark)?;
-        let schema = stream.schema();
-        Ok(Box::pin(RecordBatchStreamAdapter::new(
-            schema,
-            stream.map_err(mark),
-        )))
+        super::map_errors(self.input.execute(partition, context), mark)
     }
 
     fn metrics(&self) -> Option<MetricsSet> {
@@ -339,17 +332,7 @@ pub struct ExecutorOptions {
 
 /// Runs an executor until the process ends (or the scheduler tells it to stop).
 pub async fn run_executor(base: SessionBuilder, options: ExecutorOptions) -> Result<()> {
-    let url = super::scheduler_url(&options.scheduler)?;
-    let (host, port) = url
-        .trim_start_matches("http://")
-        .rsplit_once(':')
-        .map(|(h, p)| {
-            (
-                h.to_string(),
-                p.parse::<u16>().unwrap_or(super::DEFAULT_SCHEDULER_PORT),
-            )
-        })
-        .ok_or_else(|| DataFusionError::Configuration(format!("executor: bad scheduler {url}")))?;
+    let (host, port) = super::scheduler_address(&options.scheduler)?;
     let work_dir = match options.work_dir {
         Some(dir) => dir,
         None => std::env::temp_dir().join(format!("vcfq-executor-{}", std::process::id())),
