@@ -62,15 +62,16 @@ def run(vcfq, sql, cluster=None, split=None):
 class Cluster:
     """`vcfq scheduler` and N `vcfq executor`s on loopback, stopped by close()."""
 
-    def __init__(self, vcfq, executors, concurrency, work):
+    def __init__(self, vcfq, executors, concurrency, scheduling, work):
         self.procs = []
-        sched = subprocess.Popen([vcfq, "scheduler", "--port", "0"], stdout=subprocess.PIPE,
-                                 stderr=subprocess.DEVNULL, text=True)
+        sched = subprocess.Popen([vcfq, "scheduler", "--port", "0", "--scheduling", scheduling],
+                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         self.procs.append(sched)
         self.url = sched.stdout.readline().strip()
         for i in range(executors):
             self.procs.append(subprocess.Popen(
                 [vcfq, "executor", "--scheduler", self.url, "--port", str(free_port()),
+                 "--task-port", str(free_port()), "--scheduling", scheduling,
                  "--concurrency", str(concurrency), "--work-dir", os.path.join(work, f"exec{i}")],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         time.sleep(1.0)
@@ -90,6 +91,8 @@ def main():
     ap.add_argument("--scale", type=float, default=1.0)
     ap.add_argument("--repeat", type=int, default=3, help="runs per query and mode; best is kept")
     ap.add_argument("--split", default="4194304", help="vcf.min_split_bytes (bytes per unit)")
+    ap.add_argument("--scheduling", default="push,pull",
+                    help="comma-separated: push (the default of vcfq scheduler) and/or pull")
     ap.add_argument("--binary", default=vcfq_binary())
     args = ap.parse_args()
     vcfq = args.binary
@@ -113,9 +116,13 @@ def main():
             planning[name] = min(run(vcfq, "EXPLAIN " + sql, split=args.split)[0] for _ in range(args.repeat))
             best = min((run(vcfq, sql, split=args.split) for _ in range(args.repeat)), key=lambda r: r[0])
             results[(name, "local")] = best
-        for executors, concurrency in [(1, 2), (2, 1)]:
-            mode = f"{executors} executor{'s' if executors > 1 else ''} x {concurrency}"
-            cluster = Cluster(vcfq, executors, concurrency, work)
+        modes = []
+        for scheduling in args.scheduling.split(","):
+            for executors, concurrency in [(1, 2), (2, 1)]:
+                modes.append((f"{executors} executor{'s' if executors > 1 else ''} x {concurrency}, "
+                              f"{scheduling}", executors, concurrency, scheduling))
+        for mode, executors, concurrency, scheduling in modes:
+            cluster = Cluster(vcfq, executors, concurrency, scheduling, work)
             try:
                 for name, sql in queries.items():
                     best = min((run(vcfq, sql, cluster.url, args.split) for _ in range(args.repeat)),
@@ -128,17 +135,18 @@ def main():
         size = os.path.getsize(sites) / 1e6
         print(f"\nsites {size:.0f} MB ({int(4_000_000 * args.scale):,} records), genotypes "
               f"{os.path.getsize(geno) / 1e6:.0f} MB; vcf.min_split_bytes={args.split}; best of {args.repeat}\n")
-        print("| query | local s | planning s | 1 executor x 2: s (job s) | 2 executors x 1: s (job s) | cluster/local |")
-        print("|---|---|---|---|---|---|")
+        print("| query | local s | planning s | " + " | ".join(f"{m[0]}: s (job s)" for m in modes)
+              + " | cluster/local |")
+        print("|---" * (len(modes) + 4) + "|")
         for name in queries:
             local = results[(name, "local")][0]
             cells = []
             ratios = []
-            for mode in ["1 executor x 2", "2 executors x 1"]:
+            for mode in [m[0] for m in modes]:
                 wall, _, job = results[(name, mode)]
                 cells.append(f"{wall:.2f} ({job:.2f})" if job is not None else f"{wall:.2f}")
                 ratios.append(f"{wall / local:.2f}")
-            print(f"| {name} | {local:.2f} | {planning[name]:.2f} | {cells[0]} | {cells[1]} | {' / '.join(ratios)} |")
+            print(f"| {name} | {local:.2f} | {planning[name]:.2f} | {' | '.join(cells)} | {' / '.join(ratios)} |")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

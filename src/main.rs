@@ -109,6 +109,10 @@ enum Command {
         /// The host name executors and clients reach it by (default: the bind address).
         #[arg(long)]
         external_host: Option<String>,
+        /// How tasks reach executors: pushed as soon as a slot is free, or pulled by
+        /// executors' polls (executors must be started with the same).
+        #[arg(long, value_enum, default_value_t = SchedulingArg::Push)]
+        scheduling: SchedulingArg,
     },
     /// A Ballista executor of vcfq's tasks, for the scheduler at `--scheduler`.
     Executor {
@@ -121,6 +125,12 @@ enum Command {
         /// Port that results are fetched from.
         #[arg(long, default_value_t = 50051)]
         port: u16,
+        /// Port the scheduler sends tasks to (push scheduling).
+        #[arg(long, default_value_t = 50052)]
+        task_port: u16,
+        /// How tasks reach it: as the scheduler was started.
+        #[arg(long, value_enum, default_value_t = SchedulingArg::Push)]
+        scheduling: SchedulingArg,
         /// The host name others reach it by (default: the bind address).
         #[arg(long)]
         external_host: Option<String>,
@@ -136,6 +146,22 @@ enum Command {
         #[command(subcommand)]
         action: AuditCommand,
     },
+}
+
+/// `--scheduling` of `vcfq scheduler` / `vcfq executor`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum SchedulingArg {
+    Push,
+    Pull,
+}
+
+impl From<SchedulingArg> for vcfq::cluster::process::Scheduling {
+    fn from(s: SchedulingArg) -> Self {
+        match s {
+            SchedulingArg::Push => Self::Push,
+            SchedulingArg::Pull => Self::Pull,
+        }
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -268,12 +294,14 @@ async fn run(cli: Cli) -> Result<()> {
         bind_host,
         port,
         external_host,
+        scheduling,
     }) = &cli.command
     {
         let options = vcfq::cluster::process::SchedulerOptions {
             bind_host: bind_host.clone(),
             port: *port,
             external_host: external_host.clone(),
+            scheduling: (*scheduling).into(),
         };
         let shown = external_host.clone();
         vcfq::cluster::process::run_scheduler(session_builder(&cli)?, options, move |addr| {
@@ -288,6 +316,8 @@ async fn run(cli: Cli) -> Result<()> {
         scheduler,
         bind_host,
         port,
+        task_port,
+        scheduling,
         external_host,
         concurrency,
         work_dir,
@@ -297,6 +327,8 @@ async fn run(cli: Cli) -> Result<()> {
             scheduler: scheduler.clone(),
             bind_host: bind_host.clone(),
             port: *port,
+            task_port: *task_port,
+            scheduling: (*scheduling).into(),
             external_host: external_host.clone(),
             concurrency: *concurrency,
             work_dir: work_dir.clone(),

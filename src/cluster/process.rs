@@ -1,8 +1,10 @@
 //! The cluster's processes with vcfq inside: `vcfq scheduler`, `vcfq executor`, and both in
 //! this process ([`standalone`], for tests and trials). Every one of them plans and runs with
 //! a vcfq session (its functions, table functions, rules and `vcf.*` settings) and vcfq's
-//! codecs. Tasks are pulled by executors (Ballista's pull-staged scheduling), so executors
-//! need no port of their own for the scheduler, only the one their results are fetched from.
+//! codecs. By default the scheduler pushes tasks to executors as soon as a slot is free
+//! (Ballista's push-staged scheduling; executors listen on a second port for it); with
+//! [`Scheduling::Pull`] executors ask for work instead, which needs no port on the executor
+//! for the scheduler but leaves a slot idle for up to 50 ms whenever a poll finds nothing.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -13,7 +15,9 @@ use std::time::Duration;
 use arrow_flight::flight_service_server::FlightServiceServer;
 use async_trait::async_trait;
 use ballista_core::JobId;
-use ballista_core::serde::protobuf::{ExecutorRegistration, ShuffleWritePartition};
+use ballista_core::serde::protobuf::{
+    ExecutorRegistration, PollWorkParams, ShuffleWritePartition,
+};
 use ballista_core::serde::scheduler::{
     ExecutorOperatingSystemSpecification, ExecutorSpecification,
 };
@@ -249,6 +253,25 @@ impl QueryStageExecutor for MarkedStage {
     }
 }
 
+/// How tasks reach executors; the scheduler and its executors must agree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Scheduling {
+    /// The scheduler sends a task to an executor's task port as soon as a slot is free.
+    #[default]
+    Push,
+    /// Executors poll the scheduler for tasks (an idle executor polls every 50 ms).
+    Pull,
+}
+
+impl From<Scheduling> for TaskSchedulingPolicy {
+    fn from(s: Scheduling) -> Self {
+        match s {
+            Scheduling::Push => TaskSchedulingPolicy::PushStaged,
+            Scheduling::Pull => TaskSchedulingPolicy::PullStaged,
+        }
+    }
+}
+
 /// Where `vcfq scheduler` listens.
 #[derive(Debug, Clone)]
 pub struct SchedulerOptions {
@@ -258,6 +281,8 @@ pub struct SchedulerOptions {
     pub port: u16,
     /// The host name executors and clients reach it by (default: `bind_host`).
     pub external_host: Option<String>,
+    /// How tasks reach executors.
+    pub scheduling: Scheduling,
 }
 
 /// Runs a scheduler until the process ends. `ready` gets the address it listens on, once it
@@ -286,7 +311,7 @@ pub async fn run_scheduler(
         bind_host: options.bind_host.clone(),
         bind_port: addr.port(),
         external_host: options.external_host.unwrap_or(options.bind_host),
-        scheduling_policy: TaskSchedulingPolicy::PullStaged,
+        scheduling_policy: options.scheduling.into(),
         override_session_builder: Some(state_builder(&base)),
         override_config_producer: Some(config_producer(&base)),
         override_logical_codec: Some(Arc::new(VcfLogicalCodec::default())),
@@ -322,6 +347,10 @@ pub struct ExecutorOptions {
     pub bind_host: String,
     /// The port clients and other executors fetch results from.
     pub port: u16,
+    /// The port the scheduler sends tasks to (push scheduling only).
+    pub task_port: u16,
+    /// How tasks reach it (as the scheduler was told).
+    pub scheduling: Scheduling,
     /// The host name others reach it by (default: `bind_host`).
     pub external_host: Option<String>,
     /// Tasks run at once (0: one per core).
@@ -330,9 +359,52 @@ pub struct ExecutorOptions {
     pub work_dir: Option<PathBuf>,
 }
 
-/// Runs an executor until the process ends (or the scheduler tells it to stop).
+/// Asks the scheduler at `url` how it hands out tasks, without side effects: a poll without
+/// an executor's description is refused as unsupported by a pushing scheduler and as
+/// incomplete by a polling one. `None` when it cannot be reached (the executor's own
+/// connection attempts report that).
+async fn scheduler_scheduling(url: &str) -> Option<Scheduling> {
+    let ask = async {
+        let mut client = SchedulerGrpcClient::connect(url.to_string()).await.ok()?;
+        let answer = client
+            .poll_work(PollWorkParams {
+                metadata: None,
+                num_free_slots: 0,
+                task_status: vec![],
+            })
+            .await;
+        match answer {
+            Err(status) if status.code() == tonic::Code::FailedPrecondition => {
+                Some(Scheduling::Push)
+            }
+            Err(status) if status.code() == tonic::Code::InvalidArgument => Some(Scheduling::Pull),
+            _ => None,
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), ask)
+        .await
+        .ok()
+        .flatten()
+}
+
+/// Runs an executor until the process ends (or the scheduler tells it to stop). Fails at once
+/// when the scheduler hands out tasks the other way (an executor that waits for pushed tasks
+/// of a polled scheduler would never get one).
 pub async fn run_executor(base: SessionBuilder, options: ExecutorOptions) -> Result<()> {
     let (host, port) = super::scheduler_address(&options.scheduler)?;
+    match scheduler_scheduling(&format!("http://{host}:{port}")).await {
+        Some(theirs) if theirs != options.scheduling => {
+            let flag = match theirs {
+                Scheduling::Push => "push",
+                Scheduling::Pull => "pull",
+            };
+            return Err(DataFusionError::Configuration(format!(
+                "executor: the scheduler at df://{host}:{port} uses {flag} scheduling; \
+                 start the executor with --scheduling {flag}"
+            )));
+        }
+        _ => {}
+    }
     let work_dir = match options.work_dir {
         Some(dir) => dir,
         None => std::env::temp_dir().join(format!("vcfq-executor-{}", std::process::id())),
@@ -344,11 +416,12 @@ pub async fn run_executor(base: SessionBuilder, options: ExecutorOptions) -> Res
         bind_host: options.bind_host.clone(),
         external_host: Some(options.external_host.unwrap_or(options.bind_host)),
         port: options.port,
+        grpc_port: options.task_port,
         scheduler_host: host,
         scheduler_port: port,
         scheduler_connect_timeout_seconds: 30,
         concurrent_tasks: options.concurrency,
-        task_scheduling_policy: TaskSchedulingPolicy::PullStaged,
+        task_scheduling_policy: options.scheduling.into(),
         work_dir: Some(work_dir.to_string_lossy().into_owned()),
         print_thread_info: false,
         override_function_registry: Some(Arc::new(function_registry(&base)?)),

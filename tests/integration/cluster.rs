@@ -316,11 +316,10 @@ fn cli(dir: &Path, args: &[&str]) -> (bool, String, String) {
     )
 }
 
-#[test]
-fn a_scheduler_and_two_executor_processes_give_the_local_results() {
-    let work = tempfile::tempdir().expect("dir");
+/// `vcfq scheduler --port 0 --scheduling <scheduling>`: the process and the URL it printed.
+fn scheduler_process(scheduling: &str) -> (Proc, String) {
     let mut scheduler = vcfq()
-        .args(["scheduler", "--port", "0"])
+        .args(["scheduler", "--port", "0", "--scheduling", scheduling])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -329,18 +328,33 @@ fn a_scheduler_and_two_executor_processes_give_the_local_results() {
     BufReader::new(scheduler.stdout.take().expect("stdout"))
         .read_line(&mut first)
         .expect("the scheduler's address");
-    let scheduler = Proc(scheduler);
     let url = first.trim().to_string();
     assert!(url.starts_with("df://127.0.0.1:"), "{url:?}");
+    (Proc(scheduler), url)
+}
+
+/// `vcfq executor` for the scheduler at `url`, on free ports, its shuffle files in `dir`.
+fn executor_command(url: &str, scheduling: &str, dir: &Path) -> Command {
+    let mut command = vcfq();
+    command
+        .args(["executor", "--scheduler", url, "--concurrency", "2"])
+        .args(["--port", &free_port().to_string()])
+        .args(["--task-port", &free_port().to_string()])
+        .args(["--scheduling", scheduling])
+        .arg("--work-dir")
+        .arg(dir);
+    command
+}
+
+#[test]
+fn a_scheduler_and_two_executor_processes_give_the_local_results() {
+    let work = tempfile::tempdir().expect("dir");
+    let (scheduler, url) = scheduler_process("push");
     let executors: Vec<Proc> = (0..2)
         .map(|i| {
             let dir = work.path().join(format!("executor{i}"));
             Proc(
-                vcfq()
-                    .args(["executor", "--scheduler", &url, "--concurrency", "2"])
-                    .args(["--port", &free_port().to_string()])
-                    .arg("--work-dir")
-                    .arg(&dir)
+                executor_command(&url, "push", &dir)
                     .stdout(Stdio::null())
                     .stderr(Stdio::null())
                     .spawn()
@@ -429,6 +443,47 @@ fn a_scheduler_and_two_executor_processes_give_the_local_results() {
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");
     assert!(started.elapsed() < Duration::from_secs(60));
     drop(executors);
+    drop(scheduler);
+}
+
+#[test]
+fn polled_scheduling_gives_the_local_results_and_a_mismatched_executor_stops_at_once() {
+    let work = tempfile::tempdir().expect("dir");
+    let (scheduler, url) = scheduler_process("pull");
+    // an executor waiting for pushed tasks would wait forever: it refuses to start
+    let started = std::time::Instant::now();
+    let wrong = executor_command(&url, "push", &work.path().join("wrong"))
+        .output()
+        .expect("vcfq executor");
+    assert!(!wrong.status.success());
+    let err = String::from_utf8_lossy(&wrong.stderr);
+    assert_eq!(
+        err.trim_end(),
+        format!(
+            "error: Invalid or Unsupported Configuration: executor: the scheduler at {url} uses pull \
+             scheduling; start the executor with --scheduling pull"
+        )
+    );
+    assert!(started.elapsed() < Duration::from_secs(30));
+    let executor = Proc(
+        executor_command(&url, "pull", &work.path().join("executor"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("vcfq executor"),
+    );
+    let sql = format!(
+        "SELECT chrom, count(*), sum(info.DP) FROM '{}' GROUP BY chrom ORDER BY chrom",
+        path("bad_tail.vcf")
+    );
+    let skip = ["--set", "vcf.on_error=skip", "--format", "tsv", "-c", &sql];
+    let local = cli(work.path(), &skip);
+    let remote = cli(work.path(), &[&["--cluster", url.as_str()][..], &skip[..]].concat());
+    assert!(local.0, "{}", local.2);
+    assert!(remote.0, "{}", remote.2);
+    assert!(local.1.lines().count() > 1, "{}", local.1);
+    assert_eq!(remote.1, local.1);
+    drop(executor);
     drop(scheduler);
 }
 
