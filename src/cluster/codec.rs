@@ -1,7 +1,8 @@
 //! The codecs that ship vcfq's tables and scans between a client, a Ballista scheduler and its
-//! executors: VCF tables in logical plans ([`VcfLogicalCodec`]) and VCF scans in physical
-//! plans ([`VcfPhysicalCodec`]). Everything else goes to Ballista's own codecs (its shuffle
-//! operators, DataFusion's file formats), behind a one-byte tag that says whose bytes follow.
+//! executors: VCF, Lance and topic tables in logical plans ([`VcfLogicalCodec`]), VCF scans,
+//! Lance scans, kNN searches and topic scans in physical plans ([`VcfPhysicalCodec`]; the
+//! Lance and topic parts are in `lance_wire` and `topic_wire`). Everything else goes to Ballista's own codecs (its shuffle operators,
+//! DataFusion's file formats), behind a one-byte tag that says whose bytes follow.
 //!
 //! A table travels as its files (absolute paths: executors reach them through a shared
 //! filesystem), its options and the INFO/FORMAT fields it decodes; the receiving process reads
@@ -23,19 +24,31 @@ use datafusion::error::Result;
 use datafusion::execution::TaskContext;
 use datafusion::logical_expr::{Extension, LogicalPlan};
 use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties};
-use datafusion_proto::logical_plan::LogicalExtensionCodec;
+use datafusion_proto::logical_plan::{DefaultLogicalExtensionCodec, LogicalExtensionCodec};
 use datafusion_proto::physical_plan::PhysicalExtensionCodec;
 use datafusion_proto::physical_plan::from_proto::parse_physical_expr;
 use datafusion_proto::physical_plan::to_proto::serialize_physical_expr;
 use datafusion_proto::protobuf::PhysicalExprNode;
 use prost::Message;
 
+use super::{lance_wire, topic_wire};
 use crate::error::mark_for_client;
+use crate::lance::knn::KnnExec;
+use crate::lance::table::LanceScanExec;
+use crate::lance::{LanceTable, ShippedLanceScan};
+use crate::stream::scan::TopicExec;
+use crate::stream::table::TopicTable;
 use crate::vcf::exec::{ScanOptions, ScanSpec, VcfExec};
 use crate::vcf::{Layout, Region, VcfOptions, VcfTable};
 
-/// The tag of bytes that vcfq's codec wrote.
+/// The tag of a VCF table or scan that vcfq's codec wrote.
 const VCFQ: u8 = b'V';
+/// The tag of a Lance table or scan.
+const LANCE: u8 = b'L';
+/// The tag of a kNN search of a Lance table.
+const KNN: u8 = b'K';
+/// The tag of a topic table or scan.
+const TOPIC: u8 = b'T';
 /// The tag of bytes that Ballista's codec wrote.
 const BALLISTA: u8 = b'B';
 
@@ -200,7 +213,7 @@ fn tagged(
 
 fn untag(buf: &[u8]) -> Result<(u8, &[u8])> {
     match buf.split_first() {
-        Some((&tag, rest)) if tag == VCFQ || tag == BALLISTA => Ok((tag, rest)),
+        Some((&tag, rest)) if [VCFQ, LANCE, KNN, TOPIC, BALLISTA].contains(&tag) => Ok((tag, rest)),
         _ => Err(DataFusionError::Internal(
             "a plan node that neither vcfq's nor Ballista's codec wrote".into(),
         )),
@@ -213,8 +226,8 @@ fn decode_error(what: &str, e: prost::DecodeError) -> DataFusionError {
     ))
 }
 
-/// Logical plans: VCF tables (`'file.vcf.gz'`, `STORED AS VCF`, `read_vcf`, `vcf_genotypes`);
-/// the rest through Ballista's codec.
+/// Logical plans: VCF tables (`'file.vcf.gz'`, `STORED AS VCF`, `read_vcf`, `vcf_genotypes`)
+/// Lance tables and topic tables; the rest through Ballista's codec.
 #[derive(Default)]
 pub struct VcfLogicalCodec {
     ballista: BallistaLogicalExtensionCodec,
@@ -256,6 +269,8 @@ impl LogicalExtensionCodec for VcfLogicalCodec {
             (BALLISTA, rest) => self
                 .ballista
                 .try_decode_table_provider(rest, table_ref, schema, ctx),
+            (LANCE, rest) => lance_wire::decode_table(rest, schema).map_err(mark_for_client),
+            (TOPIC, rest) => topic_wire::decode_table(rest, &schema).map_err(mark_for_client),
             (_, rest) => decode_table(rest, table_ref, &schema).map_err(mark_for_client),
         }
     }
@@ -279,14 +294,20 @@ impl LogicalExtensionCodec for VcfLogicalCodec {
                 .map_err(|e| DataFusionError::Internal(e.to_string()))?;
             return Ok(());
         }
+        if let Some(table) = any.downcast_ref::<LanceTable>() {
+            return tagged(LANCE, buf, |b| lance_wire::encode_table(table, b));
+        }
+        if let Some(table) = any.downcast_ref::<TopicTable>() {
+            return tagged(TOPIC, buf, |b| topic_wire::encode_table(table, b));
+        }
         tagged(BALLISTA, buf, |b| {
             self.ballista
                 .try_encode_table_provider(table_ref, node, b)
                 .map_err(|_| {
                     DataFusionError::NotImplemented(format!(
-                        "table {table_ref} cannot be read on a cluster (VCF/BCF files and \
-                         DataFusion's file formats can; topics, Lance datasets and in-memory \
-                         tables cannot)"
+                        "table {table_ref} cannot be read on a cluster (VCF/BCF files, Lance \
+                         datasets, topics read as snapshots and DataFusion's file formats \
+                         can; in-memory tables cannot)"
                     ))
                 })
         })
@@ -316,10 +337,21 @@ impl LogicalExtensionCodec for VcfLogicalCodec {
     }
 }
 
-/// Physical plans: VCF scans; the rest (Ballista's shuffle operators) through Ballista's codec.
-#[derive(Default)]
+/// Physical plans: VCF scans, Lance scans, kNN searches and topic scans; the rest (Ballista's
+/// shuffle operators) through Ballista's codec.
 pub struct VcfPhysicalCodec {
     ballista: BallistaPhysicalExtensionCodec,
+    /// For the logical expressions of Lance nodes (their filters).
+    exprs: DefaultLogicalExtensionCodec,
+}
+
+impl Default for VcfPhysicalCodec {
+    fn default() -> Self {
+        VcfPhysicalCodec {
+            ballista: BallistaPhysicalExtensionCodec::default(),
+            exprs: DefaultLogicalExtensionCodec {},
+        }
+    }
 }
 
 impl fmt::Debug for VcfPhysicalCodec {
@@ -422,6 +454,11 @@ impl PhysicalExtensionCodec for VcfPhysicalCodec {
     ) -> Result<Arc<dyn ExecutionPlan>> {
         match untag(buf)? {
             (BALLISTA, rest) => self.ballista.try_decode(rest, inputs, ctx),
+            (LANCE, rest) => {
+                lance_wire::decode_scan(rest, ctx, &self.exprs).map_err(mark_for_client)
+            }
+            (KNN, rest) => lance_wire::decode_knn(rest, ctx, &self.exprs).map_err(mark_for_client),
+            (TOPIC, rest) => topic_wire::decode_scan(rest, ctx, self).map_err(mark_for_client),
             (_, rest) => self.decode_scan(rest, ctx).map_err(mark_for_client),
         }
     }
@@ -429,6 +466,22 @@ impl PhysicalExtensionCodec for VcfPhysicalCodec {
     fn try_encode(&self, node: Arc<dyn ExecutionPlan>, buf: &mut Vec<u8>) -> Result<()> {
         if let Some(scan) = node.downcast_ref::<VcfExec>() {
             return self.encode_scan(scan, buf);
+        }
+        if let Some(scan) = node.downcast_ref::<LanceScanExec>() {
+            return tagged(LANCE, buf, |b| {
+                lance_wire::encode_scan(&scan.shipped(), &self.exprs, b)
+            });
+        }
+        if let Some(scan) = node.downcast_ref::<ShippedLanceScan>() {
+            return tagged(LANCE, buf, |b| {
+                lance_wire::encode_scan(scan, &self.exprs, b)
+            });
+        }
+        if let Some(knn) = node.downcast_ref::<KnnExec>() {
+            return tagged(KNN, buf, |b| lance_wire::encode_knn(knn, &self.exprs, b));
+        }
+        if let Some(scan) = node.downcast_ref::<TopicExec>() {
+            return tagged(TOPIC, buf, |b| topic_wire::encode_scan(scan, self, b));
         }
         let name = node.name().to_string();
         tagged(BALLISTA, buf, |b| {

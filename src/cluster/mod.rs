@@ -15,8 +15,10 @@
 //! datasets, in-memory and system tables) run on the client, as they would without a cluster.
 
 pub mod codec;
+mod lance_wire;
 pub mod planner;
 pub mod process;
+mod topic_wire;
 
 use std::sync::Arc;
 

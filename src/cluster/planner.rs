@@ -22,6 +22,8 @@ use datafusion::physical_planner::{DefaultPhysicalPlanner, PhysicalPlanner};
 use datafusion_proto::protobuf::LogicalPlanNode;
 
 use super::codec::VcfLogicalCodec;
+use crate::lance::LanceTable;
+use crate::stream::table::TopicTable;
 use crate::vcf::VcfTable;
 
 /// Plans statements for a session attached to a cluster.
@@ -57,7 +59,8 @@ impl std::fmt::Debug for ClusterPlanner {
 }
 
 /// Whether the cluster can run `plan`: a query (no writes, no DDL) reading at least one table,
-/// every one of them a VCF/BCF table or one of DataFusion's file formats.
+/// every one of them a VCF/BCF table, a Lance dataset, a topic read as a snapshot
+/// ([`super::topic_wire::travels`]) or one of DataFusion's file formats.
 pub fn runs_on_cluster(plan: &LogicalPlan) -> bool {
     let mut tables = 0;
     let mut shippable = true;
@@ -72,7 +75,12 @@ pub fn runs_on_cluster(plan: &LogicalPlan) -> bool {
                 tables += 1;
                 let travels = source_as_provider(&scan.source).is_ok_and(|p| {
                     let any: &dyn std::any::Any = p.as_ref();
-                    any.is::<VcfTable>() || any.is::<ListingTable>()
+                    any.is::<VcfTable>()
+                        || any.is::<LanceTable>()
+                        || any.is::<ListingTable>()
+                        || any
+                            .downcast_ref::<TopicTable>()
+                            .is_some_and(super::topic_wire::travels)
                 });
                 shippable &= travels;
             }

@@ -15,9 +15,7 @@ use std::time::Duration;
 use arrow_flight::flight_service_server::FlightServiceServer;
 use async_trait::async_trait;
 use ballista_core::JobId;
-use ballista_core::serde::protobuf::{
-    ExecutorRegistration, PollWorkParams, ShuffleWritePartition,
-};
+use ballista_core::serde::protobuf::{ExecutorRegistration, PollWorkParams, ShuffleWritePartition};
 use ballista_core::serde::scheduler::{
     ExecutorOperatingSystemSpecification, ExecutorSpecification,
 };

@@ -23,11 +23,10 @@ use datafusion::physical_plan::{
     SendableRecordBatchStream,
 };
 use futures::{StreamExt, TryStreamExt};
-use lance::Dataset;
 use lance_linalg::distance::DistanceType;
 
 use super::index::{IndexInfo, metric_name};
-use super::lance_error;
+use super::{DatasetVersion, lance_error};
 use crate::config::VectorConfig;
 
 /// The distance functions a search answers: SQL name, Lance's metric, and whether nearest
@@ -111,7 +110,7 @@ impl SearchSettings {
 #[derive(Debug)]
 pub struct KnnExec {
     location: String,
-    dataset: Arc<Dataset>,
+    dataset: DatasetVersion,
     columns: Vec<String>,
     filters: Vec<Expr>,
     query: Float32Array,
@@ -125,7 +124,7 @@ impl KnnExec {
     /// `query` among those matching every filter.
     pub fn new(
         location: String,
-        dataset: Arc<Dataset>,
+        dataset: DatasetVersion,
         columns: Vec<String>,
         filters: Vec<Expr>,
         query: Float32Array,
@@ -144,8 +143,38 @@ impl KnnExec {
         }
     }
 
+    /// Where the dataset is, as the table names it.
+    pub fn location(&self) -> &str {
+        &self.location
+    }
+
+    /// The dataset searched.
+    pub fn dataset(&self) -> &DatasetVersion {
+        &self.dataset
+    }
+
+    /// The columns returned, in order.
+    pub fn columns(&self) -> &[String] {
+        &self.columns
+    }
+
+    /// The filters applied before the search.
+    pub fn filters(&self) -> &[Expr] {
+        &self.filters
+    }
+
+    /// The query vector.
+    pub fn query(&self) -> &Float32Array {
+        &self.query
+    }
+
+    /// How the search runs.
+    pub fn settings(&self) -> &SearchSettings {
+        &self.settings
+    }
+
     async fn search(
-        dataset: Arc<Dataset>,
+        dataset: DatasetVersion,
         location: String,
         columns: Vec<String>,
         filters: Vec<Expr>,
@@ -153,6 +182,7 @@ impl KnnExec {
         settings: SearchSettings,
         schema: SchemaRef,
     ) -> Result<SendableRecordBatchStream> {
+        let dataset = dataset.dataset(&location).await?;
         let err = |e| lance_error(&location, e);
         let mut scan = dataset.scan();
         // filters first: the search runs over the rows that match them
@@ -268,7 +298,7 @@ impl ExecutionPlan for KnnExec {
             return exec_err!("KnnExec has one partition, not {partition}");
         }
         let search = KnnExec::search(
-            Arc::clone(&self.dataset),
+            self.dataset.clone(),
             self.location.clone(),
             self.columns.clone(),
             self.filters.clone(),

@@ -20,18 +20,60 @@ use lance::Dataset;
 use lance::dataset::builder::DatasetBuilder;
 use lance::session::Session;
 
-pub use table::{LanceTable, LanceTableFactory, LanceUrlTableFactory};
+pub use table::{LanceTable, LanceTableFactory, LanceUrlTableFactory, ShippedLanceScan};
 
 /// Opens the latest version of the dataset at `uri` with the process's one Lance session, so
 /// that opened indexes and metadata are cached across queries, tables and server sessions
 /// (a dataset is opened again for every scan, to see its latest version).
 pub(crate) async fn open_dataset(uri: &str) -> lance::Result<Dataset> {
-    static SESSION: OnceLock<Arc<Session>> = OnceLock::new();
-    let session = SESSION.get_or_init(|| Arc::new(Session::default()));
     DatasetBuilder::from_uri(uri)
-        .with_session(Arc::clone(session))
+        .with_session(session())
         .load()
         .await
+}
+
+fn session() -> Arc<Session> {
+    static SESSION: OnceLock<Arc<Session>> = OnceLock::new();
+    Arc::clone(SESSION.get_or_init(|| Arc::new(Session::default())))
+}
+
+/// The dataset a plan node reads: opened where the plan was made, or a version to open where
+/// the node runs (a node sent to a cluster's executor reads the version its client planned).
+#[derive(Debug, Clone)]
+pub enum DatasetVersion {
+    /// Opened already.
+    Opened(Arc<Dataset>),
+    /// To open: the dataset at `uri`, this version.
+    At {
+        /// Where the dataset is ([`dataset_uri`]).
+        uri: String,
+        /// Its version.
+        version: u64,
+    },
+}
+
+impl DatasetVersion {
+    /// The version read.
+    pub fn version(&self) -> u64 {
+        match self {
+            DatasetVersion::Opened(dataset) => dataset.version().version,
+            DatasetVersion::At { version, .. } => *version,
+        }
+    }
+
+    /// The dataset at that version (errors name `location`).
+    pub async fn dataset(&self, location: &str) -> Result<Arc<Dataset>, DataFusionError> {
+        match self {
+            DatasetVersion::Opened(dataset) => Ok(Arc::clone(dataset)),
+            DatasetVersion::At { uri, version } => DatasetBuilder::from_uri(uri)
+                .with_session(session())
+                .with_version(*version)
+                .load()
+                .await
+                .map(Arc::new)
+                .map_err(|e| lance_error(location, e)),
+        }
+    }
 }
 
 /// A Lance error as a DataFusion error naming the dataset (one line: Lance's messages end

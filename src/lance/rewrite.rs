@@ -26,6 +26,7 @@ use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::repartition::RepartitionExec;
 use datafusion::physical_plan::sorts::sort::SortExec;
 
+use super::DatasetVersion;
 use super::knn::{KnnExec, SearchSettings, constant_vector, distance_of};
 use super::table::LanceScanExec;
 use crate::config::VectorConfig;
@@ -148,7 +149,7 @@ fn rewrite_sort(
     }
     let knn: Arc<dyn ExecutionPlan> = Arc::new(KnnExec::new(
         scan.location.clone(),
-        Arc::clone(&scan.dataset),
+        DatasetVersion::Opened(Arc::clone(&scan.dataset)),
         scan.columns.clone(),
         scan.filters.clone(),
         query,

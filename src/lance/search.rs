@@ -33,6 +33,7 @@ use datafusion::sql::sqlparser::ast;
 use futures::FutureExt;
 use lance_linalg::distance::DistanceType;
 
+use super::DatasetVersion;
 use super::index::{indexes_of, parse_metric};
 use super::knn::{KnnExec, SearchSettings, constant_vector, function_of, vector_of};
 use super::table::LanceTable;
@@ -377,7 +378,7 @@ impl TableProvider for VectorSearchTable {
         );
         let knn: Arc<dyn ExecutionPlan> = Arc::new(KnnExec::new(
             self.table.location().to_string(),
-            dataset,
+            DatasetVersion::Opened(dataset),
             table_schema
                 .fields()
                 .iter()

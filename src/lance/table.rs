@@ -8,20 +8,26 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::{DataType, Schema, SchemaRef};
 use datafusion::catalog::{Session, TableProvider, TableProviderFactory, UrlTableFactory};
-use datafusion::common::{DataFusionError, plan_err};
+use datafusion::common::{DataFusionError, exec_err, plan_err};
 use datafusion::error::Result;
+use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::TaskContext;
 use datafusion::logical_expr::dml::InsertOp;
 use datafusion::logical_expr::{CreateExternalTable, Expr, TableProviderFilterPushDown, TableType};
+use datafusion::physical_expr::EquivalenceProperties;
+use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
-    DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties, SendableRecordBatchStream,
+    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
+    SendableRecordBatchStream,
 };
+use futures::TryStreamExt;
 use lance::Dataset;
 use lance::datafusion::LanceTableProvider;
 
 use super::index::{IndexInfo, indexes_of};
 use super::sink::{LanceSink, WriteKind, write_plan};
-use super::{dataset_uri, lance_error, open_dataset};
+use super::{DatasetVersion, dataset_uri, lance_error, open_dataset};
 
 /// A Lance dataset as a table.
 #[derive(Debug, Clone)]
@@ -71,6 +77,13 @@ impl LanceTable {
             location: uri,
             schema,
         })
+    }
+
+    /// The table of the dataset at `location` ([`dataset_uri`]'s form) whose columns are
+    /// `schema`, as a client planned it, without opening the dataset: a cluster's scheduler
+    /// receives tables this way, and their scans check the columns.
+    pub fn planned(location: String, schema: SchemaRef) -> Self {
+        LanceTable { location, schema }
     }
 
     /// Where the dataset is (an absolute path or a URI).
@@ -326,6 +339,21 @@ impl DisplayAs for LanceScanExec {
     }
 }
 
+impl LanceScanExec {
+    /// What an executor needs to scan the same rows: see [`ShippedLanceScan`].
+    pub fn shipped(&self) -> ShippedLanceScan {
+        ShippedLanceScan::new(
+            self.location.clone(),
+            self.dataset.version().version,
+            self.columns.clone(),
+            self.filters.clone(),
+            self.limit,
+            self.schema(),
+            self.properties().partitioning.partition_count(),
+        )
+    }
+}
+
 impl ExecutionPlan for LanceScanExec {
     fn name(&self) -> &str {
         "LanceScanExec"
@@ -352,5 +380,153 @@ impl ExecutionPlan for LanceScanExec {
         context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
         self.inner.execute(partition, context)
+    }
+}
+
+/// A [`LanceScanExec`] as a cluster's executor receives it: the dataset version, columns,
+/// filters and limit its client planned, planned again by Lance where it runs (each
+/// partition opens that version, so a write since planning changes nothing), with as many
+/// partitions as where it was planned (checked).
+#[derive(Debug)]
+pub struct ShippedLanceScan {
+    /// Where the dataset is.
+    pub location: String,
+    /// The version scanned.
+    pub version: u64,
+    /// The columns read, in output order.
+    pub columns: Vec<String>,
+    /// The filters Lance applies.
+    pub filters: Vec<Expr>,
+    /// At most this many rows.
+    pub limit: Option<usize>,
+    properties: Arc<PlanProperties>,
+}
+
+impl ShippedLanceScan {
+    /// The scan of `version` of the dataset at `location` giving `schema` in `partitions`
+    /// partitions.
+    pub fn new(
+        location: String,
+        version: u64,
+        columns: Vec<String>,
+        filters: Vec<Expr>,
+        limit: Option<usize>,
+        schema: SchemaRef,
+        partitions: usize,
+    ) -> Self {
+        let properties = Arc::new(PlanProperties::new(
+            EquivalenceProperties::new(schema),
+            Partitioning::UnknownPartitioning(partitions),
+            EmissionType::Incremental,
+            Boundedness::Bounded,
+        ));
+        ShippedLanceScan {
+            location,
+            version,
+            columns,
+            filters,
+            limit,
+            properties,
+        }
+    }
+
+    /// Lance's plan of this scan, made here.
+    async fn plan(&self, context: &TaskContext) -> Result<Arc<dyn ExecutionPlan>> {
+        let dataset = DatasetVersion::At {
+            uri: self.location.clone(),
+            version: self.version,
+        }
+        .dataset(&self.location)
+        .await?;
+        let schema: Schema = dataset.schema().into();
+        let projection = self
+            .columns
+            .iter()
+            .map(|c| schema.index_of(c))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let state = SessionStateBuilder::new()
+            .with_config(context.session_config().clone())
+            .with_runtime_env(context.runtime_env())
+            .with_scalar_functions(context.scalar_functions().values().cloned().collect())
+            .with_aggregate_functions(context.aggregate_functions().values().cloned().collect())
+            .with_window_functions(context.window_functions().values().cloned().collect())
+            .build();
+        let inner = LanceTableProvider::new(dataset, false, false)
+            .scan(&state, Some(&projection), &self.filters, self.limit)
+            .await?;
+        let partitions = inner.properties().partitioning.partition_count();
+        let planned = self.properties.partitioning.partition_count();
+        if partitions != planned {
+            return exec_err!(
+                "lance dataset '{}' version {}: the scan has {partitions} partitions here but had {planned} where it was planned",
+                self.location,
+                self.version
+            );
+        }
+        Ok(inner)
+    }
+}
+
+impl DisplayAs for ShippedLanceScan {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(
+            f,
+            "LanceScanExec: location={}, version={}, projection=[{}]",
+            self.location,
+            self.version,
+            self.columns.join(", ")
+        )?;
+        if !self.filters.is_empty() {
+            let filters: Vec<String> = self.filters.iter().map(|e| e.to_string()).collect();
+            write!(f, ", filter=[{}]", filters.join(", "))?;
+        }
+        if let Some(limit) = self.limit {
+            write!(f, ", limit={limit}")?;
+        }
+        Ok(())
+    }
+}
+
+impl ExecutionPlan for ShippedLanceScan {
+    fn name(&self) -> &str {
+        "LanceScanExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        Vec::new()
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        _children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        Ok(self)
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
+        let scan = ShippedLanceScan {
+            location: self.location.clone(),
+            version: self.version,
+            columns: self.columns.clone(),
+            filters: self.filters.clone(),
+            limit: self.limit,
+            properties: Arc::clone(&self.properties),
+        };
+        let stream = async move {
+            let inner = scan.plan(&context).await?;
+            inner.execute(partition, context)
+        };
+        Ok(Box::pin(RecordBatchStreamAdapter::new(
+            self.schema(),
+            futures::stream::once(stream).try_flatten(),
+        )))
     }
 }

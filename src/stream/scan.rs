@@ -61,6 +61,17 @@ impl TopicExec {
         for (i, range) in ranges.into_iter().enumerate() {
             groups[i % readers].push(range);
         }
+        Self::with_groups(table, groups, projection, predicate, limit)
+    }
+
+    /// Reads `groups` of partition ranges of `table`, a DataFusion partition (a reader) each.
+    pub fn with_groups(
+        table: TopicTable,
+        groups: Vec<Vec<PartitionRange>>,
+        projection: Option<Vec<usize>>,
+        predicate: Option<Arc<dyn PhysicalExpr>>,
+        limit: Option<usize>,
+    ) -> Result<Self> {
         let full = datafusion::catalog::TableProvider::schema(&table);
         let schema = match &projection {
             Some(p) => Arc::new(full.project(p)?),
@@ -88,6 +99,31 @@ impl TopicExec {
             properties,
             metrics: ExecutionPlanMetricsSet::new(),
         })
+    }
+
+    /// The table read.
+    pub fn table(&self) -> &TopicTable {
+        &self.table
+    }
+
+    /// The groups of partition ranges, one per DataFusion partition.
+    pub fn groups(&self) -> &[Vec<PartitionRange>] {
+        &self.groups
+    }
+
+    /// The columns read, as indices into the table's schema (`None`: all).
+    pub fn projection(&self) -> Option<&[usize]> {
+        self.projection.as_deref()
+    }
+
+    /// The filter the reader applies itself (follow mode).
+    pub fn predicate(&self) -> Option<&Arc<dyn PhysicalExpr>> {
+        self.predicate.as_ref()
+    }
+
+    /// At most this many rows.
+    pub fn limit(&self) -> Option<usize> {
+        self.limit
     }
 
     /// The partition ranges read, in reading order.

@@ -17,7 +17,7 @@ use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
 
 use super::codec::{Encoder, metadata_fields};
-use super::options::TopicOptions;
+use super::options::{PlatformKind, TopicOptions};
 use super::platform::Platform;
 use super::scan::TopicExec;
 use super::seek::{Seek, apply_filter, seek_from_filters};
@@ -34,6 +34,31 @@ pub struct TopicTable {
     schema: SchemaRef,
     /// Whether the table has an `_id` column.
     ids: bool,
+    /// How CREATE made it, when it did: what another process needs to open it again.
+    origin: Option<Arc<TopicOrigin>>,
+}
+
+/// What `CREATE EXTERNAL TABLE … STORED AS KAFKA | IGGY` said: a process of a cluster opens
+/// the same table from it ([`super::factory::reopen`]). Holds credentials: its `Debug` shows
+/// the option names only.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TopicOrigin {
+    /// The platform.
+    pub kind: PlatformKind,
+    /// `LOCATION` as written.
+    pub location: String,
+    /// `OPTIONS`, sorted by name.
+    pub options: Vec<(String, String)>,
+}
+
+impl std::fmt::Debug for TopicOrigin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.options.iter().map(|(k, _)| k.as_str()).collect();
+        f.debug_struct("TopicOrigin")
+            .field("kind", &self.kind)
+            .field("options", &names)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The columns of a variant when neither columns nor `like` say otherwise: VCF site columns.
@@ -121,7 +146,20 @@ impl TopicTable {
             variant: Arc::new(variant),
             schema,
             ids,
+            origin: None,
         })
+    }
+
+    /// The table, remembering how CREATE made it.
+    pub fn with_origin(mut self, origin: TopicOrigin) -> Self {
+        self.origin = Some(Arc::new(origin));
+        self
+    }
+
+    /// How CREATE made the table (`None` for tables made otherwise, such as a coordinated
+    /// table's members).
+    pub fn origin(&self) -> Option<&TopicOrigin> {
+        self.origin.as_deref()
     }
 
     /// Whether the table has an `_id` column.

@@ -266,6 +266,7 @@ async fn a_standalone_cluster_gives_the_local_results() {
         .expect("read back"),
     );
     assert_eq!(back, [GEN_RECORDS.to_string()]);
+    lance_on_the_cluster(&local, &cluster, out.path()).await;
     collect(&cluster, "CREATE TABLE m AS VALUES (1), (2)")
         .await
         .expect("memory table");
@@ -276,6 +277,110 @@ async fn a_standalone_cluster_gives_the_local_results() {
                 .expect("sum")
         ),
         ["3"]
+    );
+}
+
+/// The plan of `sql` in `ctx` as EXPLAIN prints it.
+async fn explained(ctx: &SessionContext, sql: &str) -> String {
+    lines(
+        &collect(ctx, &format!("EXPLAIN {sql}"))
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}")),
+    )
+    .join("\n")
+}
+
+/// A Lance dataset read by the cluster's executors: scans with filters, and a kNN search
+/// through an index (KnnExec on an executor), each equal to the local answer; a later write
+/// seen by the next query.
+async fn lance_on_the_cluster(local: &SessionContext, cluster: &SessionContext, dir: &Path) {
+    let location = dir.join("pts.lance");
+    let create = format!(
+        "CREATE EXTERNAL TABLE pts (id BIGINT NOT NULL, grp VARCHAR, v FLOAT[2]) \
+         STORED AS LANCE LOCATION '{}'",
+        location.display()
+    );
+    for ctx in [local, cluster] {
+        collect(ctx, &create).await.expect("create");
+    }
+    let inserted = lines(
+        &collect(
+            cluster,
+            "INSERT INTO pts SELECT value, CASE WHEN value % 3 = 0 THEN 'three' ELSE 'other' END, \
+             arrow_cast(make_array(value % 97, value / 97), 'FixedSizeList(2, Float32)') \
+             FROM generate_series(1, 5000)",
+        )
+        .await
+        .expect("insert (on the client)"),
+    );
+    assert_eq!(inserted, ["5000"]);
+    collect(
+        local,
+        "CREATE INDEX v_idx ON pts USING IVF_FLAT (v) WITH (num_partitions = 4, metric = 'l2')",
+    )
+    .await
+    .expect("index");
+    let queries = [
+        "SELECT grp, count(*), sum(id), min(id) FROM pts WHERE id > 100 GROUP BY grp ORDER BY grp",
+        "SELECT count(*) FROM pts WHERE l2_distance(v, [10.0, 3.0]) <= 5.0 AND grp = 'three'",
+        "SELECT id, l2_distance(v, [10.2, 3.1]) AS d FROM pts WHERE grp = 'other' \
+         ORDER BY d LIMIT 5",
+    ];
+    for sql in queries {
+        let plan = vcfq::session::sql(cluster, sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+            .create_physical_plan()
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        assert_eq!(
+            plan.name(),
+            "ClusterExec",
+            "{sql} did not go to the cluster"
+        );
+        let want = lines(
+            &collect(local, sql)
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}")),
+        );
+        assert!(!want.is_empty(), "{sql}");
+        let got = lines(
+            &collect(cluster, sql)
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}")),
+        );
+        assert_eq!(got, want, "{sql}");
+    }
+    // the kNN query went through the index on the cluster as it does here
+    let knn = queries[2];
+    let here = explained(local, knn).await;
+    let there = explained(cluster, knn).await;
+    assert!(
+        here.contains("KnnExec") && here.contains("index=v_idx"),
+        "{here}"
+    );
+    assert!(
+        there.contains("distributed_plan")
+            && there.contains("KnnExec")
+            && there.contains("index=v_idx"),
+        "{there}"
+    );
+    // a later write is seen by the next query (the scheduler plans each job with the
+    // dataset's latest version, and its executors read that version)
+    let count = "SELECT count(*), sum(id) FROM pts";
+    assert_eq!(
+        lines(&collect(cluster, count).await.expect("count")),
+        ["5000\t12502500"]
+    );
+    collect(
+        local,
+        "INSERT INTO pts VALUES (9999999, 'late', arrow_cast([1.0, 1.0], 'FixedSizeList(2, Float32)'))",
+    )
+    .await
+    .expect("a later write");
+    assert_eq!(
+        lines(&collect(cluster, count).await.expect("count")),
+        ["5001\t22502499"]
     );
 }
 
@@ -478,7 +583,10 @@ fn polled_scheduling_gives_the_local_results_and_a_mismatched_executor_stops_at_
     );
     let skip = ["--set", "vcf.on_error=skip", "--format", "tsv", "-c", &sql];
     let local = cli(work.path(), &skip);
-    let remote = cli(work.path(), &[&["--cluster", url.as_str()][..], &skip[..]].concat());
+    let remote = cli(
+        work.path(),
+        &[&["--cluster", url.as_str()][..], &skip[..]].concat(),
+    );
     assert!(local.0, "{}", local.2);
     assert!(remote.0, "{}", remote.2);
     assert!(local.1.lines().count() > 1, "{}", local.1);
@@ -506,4 +614,130 @@ fn served_through_flight(url: &str) {
         assert!(want.contains("30041"), "{want}");
         assert_eq!(crate::flight::error_of(&mut remote, &bad).await, want);
     });
+}
+
+/// Topic tables read as snapshots run on the cluster: the scheduler takes the snapshot's end
+/// offsets, executors read the partitions from the brokers; the answers are the local ones,
+/// credentials stay out of the plans, and a followed topic is read on the client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topics_read_as_snapshots_run_on_the_cluster() {
+    let url = vcfq::cluster::process::standalone(vcfq::SessionBuilder::new(), 2, 2)
+        .await
+        .expect("standalone cluster");
+    let local = session(None);
+    let cluster = session(Some(&url));
+    let vcf = path("gen.vcf.gz");
+    let mut platforms = vec![(
+        "KAFKA",
+        format!(
+            "{}/{}",
+            crate::kafka::bootstrap(),
+            crate::iggy::unique("cluster")
+        ),
+    )];
+    if let Some(iggy) = crate::iggy::server() {
+        platforms.push((
+            "IGGY",
+            format!("{iggy}/it-stream/{}", crate::iggy::unique("cluster")),
+        ));
+    }
+    for (platform, location) in platforms {
+        let name = format!("t_{platform}");
+        let create = format!(
+            "CREATE EXTERNAL TABLE {name} STORED AS {platform} LOCATION '{location}' \
+             OPTIONS ('like' '{vcf}', 'partitions' '3')"
+        );
+        for ctx in [&local, &cluster] {
+            collect(ctx, &create)
+                .await
+                .unwrap_or_else(|e| panic!("{create}: {e}"));
+        }
+        // the write runs on the client
+        let written = lines(
+            &collect(
+                &cluster,
+                &format!(
+                    "INSERT INTO {name} SELECT * FROM '{vcf}' WHERE chrom IN ('chr1', 'chr2', 'chr3')"
+                ),
+            )
+            .await
+            .expect("insert"),
+        );
+        assert_ne!(written, ["0"]);
+        let queries = [
+            format!(
+                "SELECT chrom, count(*), sum(pos), sum(info.DP) FROM {name} GROUP BY chrom ORDER BY chrom"
+            ),
+            format!(
+                "SELECT _partition, count(*), min(_offset), max(_offset) FROM {name} \
+                 GROUP BY _partition ORDER BY _partition"
+            ),
+            format!("SELECT count(*), sum(pos) FROM {name} WHERE _partition = 1 AND _offset >= 10"),
+        ];
+        for sql in &queries {
+            let plan = vcfq::session::sql(&cluster, sql)
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"))
+                .create_physical_plan()
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
+            assert_eq!(
+                plan.name(),
+                "ClusterExec",
+                "{sql} did not go to the cluster"
+            );
+            let want = lines(
+                &collect(&local, sql)
+                    .await
+                    .unwrap_or_else(|e| panic!("{sql}: {e}")),
+            );
+            assert!(!want.is_empty(), "{sql}");
+            let got = lines(
+                &collect(&cluster, sql)
+                    .await
+                    .unwrap_or_else(|e| panic!("{sql}: {e}")),
+            );
+            assert_eq!(got, want, "{platform}: {sql}");
+        }
+        let explain = explained(&cluster, &queries[2]).await;
+        let scan = if platform == "KAFKA" {
+            "KafkaExec"
+        } else {
+            "IggyExec"
+        };
+        assert!(
+            explain.contains("distributed_plan") && explain.contains(scan),
+            "{explain}"
+        );
+        if let Some((_, secret)) = location
+            .strip_prefix("iggy://")
+            .and_then(|rest| rest.split_once('@'))
+            .and_then(|(credentials, _)| credentials.split_once(':'))
+        {
+            assert!(!explain.contains(secret), "{explain}");
+        }
+        // a followed topic never ends: read on the client
+        let followed = format!("f_{platform}");
+        collect(
+            &cluster,
+            &format!(
+                "CREATE EXTERNAL TABLE {followed} STORED AS {platform} LOCATION '{location}' \
+                 OPTIONS ('like' '{vcf}', 'mode' 'follow')"
+            ),
+        )
+        .await
+        .expect("create followed");
+        let sql = format!("SELECT chrom, pos FROM {followed} LIMIT 3");
+        let plan = vcfq::session::sql(&cluster, &sql)
+            .await
+            .expect("plan")
+            .create_physical_plan()
+            .await
+            .expect("physical plan");
+        assert_ne!(plan.name(), "ClusterExec", "{sql}");
+        assert_eq!(
+            lines(&collect(&cluster, &sql).await.expect("follow")).len(),
+            3
+        );
+    }
 }
