@@ -39,6 +39,7 @@ use crate::lance::{LanceTable, ShippedLanceScan};
 use crate::stream::scan::TopicExec;
 use crate::stream::table::TopicTable;
 use crate::vcf::exec::{ScanOptions, ScanSpec, VcfExec};
+use crate::vcf::stamp::{FileStamp, check_unchanged};
 use crate::vcf::{Layout, Region, VcfOptions, VcfTable};
 
 /// The tag of a VCF table or scan that vcfq's codec wrote.
@@ -77,6 +78,12 @@ struct TableProto {
     /// The FORMAT fields of its `genotypes` struct.
     #[prost(string, repeated, tag = "8")]
     formats: Vec<String>,
+    /// Each file's size when the table was opened where the query was planned.
+    #[prost(uint64, repeated, tag = "9")]
+    sizes: Vec<u64>,
+    /// Each file's modification time then (nanoseconds since the Unix epoch).
+    #[prost(int64, repeated, tag = "10")]
+    modified_ns: Vec<i64>,
 }
 
 /// A region as it travels (positions as they are, so POS=0 and open ends survive).
@@ -156,11 +163,14 @@ fn absolute(path: &std::path::Path) -> Result<String> {
 
 fn table_proto(
     files: &[PathBuf],
+    stamps: &[FileStamp],
     options: &VcfOptions,
     infos: Vec<String>,
     formats: Vec<String>,
 ) -> Result<TableProto> {
     Ok(TableProto {
+        sizes: stamps.iter().map(|s| s.size).collect(),
+        modified_ns: stamps.iter().map(|s| s.modified_ns).collect(),
         files: files.iter().map(|f| absolute(f)).collect::<Result<_>>()?,
         region: options.region.as_ref().map(region_proto),
         samples: options.samples.clone().unwrap_or_default(),
@@ -179,8 +189,17 @@ fn open_table(t: &TableProto) -> Result<VcfTable> {
         layout: if t.long { Layout::Long } else { Layout::Wide },
         infer_records: t.infer_records as usize,
     };
-    let files = t.files.iter().map(PathBuf::from).collect();
-    Ok(VcfTable::reopen(files, options, &t.infos, &t.formats)?)
+    let files: Vec<PathBuf> = t.files.iter().map(PathBuf::from).collect();
+    let table = VcfTable::reopen(files.clone(), options, &t.infos, &t.formats)?;
+    // the same files as where the query was planned, not others at the same paths
+    let planned: Vec<FileStamp> = t
+        .sizes
+        .iter()
+        .zip(&t.modified_ns)
+        .map(|(&size, &modified_ns)| FileStamp { size, modified_ns })
+        .collect();
+    check_unchanged(&files, &planned, table.stamps())?;
+    Ok(table)
 }
 
 /// A VCF table sent by another process, opened here; its schema must be the one the
@@ -285,6 +304,7 @@ impl LogicalExtensionCodec for VcfLogicalCodec {
         if let Some(table) = any.downcast_ref::<VcfTable>() {
             let t = table_proto(
                 table.files(),
+                table.stamps(),
                 table.options(),
                 table.info_fields(),
                 table.genotype_fields(),
@@ -372,6 +392,7 @@ impl VcfPhysicalCodec {
         let proto = ScanProto {
             table: Some(table_proto(
                 &origin.files,
+                &origin.stamps,
                 &origin.table,
                 origin.infos.clone(),
                 origin.formats.clone(),
@@ -528,8 +549,13 @@ mod tests {
             layout: Layout::Long,
             infer_records: 7,
         };
+        let stamp = FileStamp {
+            size: 10,
+            modified_ns: 5,
+        };
         let t = table_proto(
             &[PathBuf::from("/data/a.vcf.gz")],
+            &[stamp],
             &options,
             vec!["AF".into()],
             vec!["GT".into()],
@@ -541,6 +567,7 @@ mod tests {
         assert!(!back.all_samples && back.long && back.infer_records == 7);
         let none = table_proto(
             &[PathBuf::from("rel.vcf")],
+            &[],
             &VcfOptions::default(),
             vec![],
             vec![],

@@ -53,6 +53,8 @@ pub struct ScanOrigin {
     pub infos: Vec<String>,
     /// The FORMAT fields of the table's `genotypes` struct (likewise).
     pub formats: Vec<String>,
+    /// What each file was when the table opened it.
+    pub stamps: Vec<super::stamp::FileStamp>,
     /// What the planning chose.
     pub spec: ScanSpec,
 }

@@ -27,6 +27,7 @@ use super::partition;
 use super::record::split_record;
 use super::region::{Region, is_region_filter, regions_from_filters, string_literal};
 use super::schema::{Layout, SAMPLE, table_schema};
+use super::stamp::FileStamp;
 use crate::config::VcfConfig;
 use crate::error::VcfError;
 
@@ -176,6 +177,8 @@ pub struct VcfTable {
     infos: Vec<FieldDef>,
     /// The FORMAT fields in the `genotypes` struct (all, unless narrowed likewise).
     formats: Vec<FieldDef>,
+    /// What each file was when the table opened it.
+    stamps: Vec<FileStamp>,
 }
 
 impl VcfTable {
@@ -193,6 +196,10 @@ impl VcfTable {
 
     /// Opens these files (in this order) as one table and infers the schema.
     pub fn open_files(files: Vec<PathBuf>, options: VcfOptions) -> Result<Self, VcfError> {
+        let stamps = files
+            .iter()
+            .map(|f| FileStamp::of(f))
+            .collect::<Result<Vec<_>, _>>()?;
         let format = VcfFormat::infer(&files, options.infer_records)?;
         let schema = format.schema(options.layout);
         let selected = select_samples(&format.header.samples, options.samples.as_deref())?;
@@ -206,7 +213,13 @@ impl VcfTable {
             selected,
             infos,
             formats,
+            stamps,
         })
+    }
+
+    /// What each file was when the table opened it (size, modification time).
+    pub fn stamps(&self) -> &[FileStamp] {
+        &self.stamps
     }
 
     /// The same table reading only records that overlap `region`.
@@ -586,6 +599,7 @@ impl VcfTable {
             table: self.options.clone(),
             infos: self.info_fields(),
             formats: self.genotype_fields(),
+            stamps: self.stamps.clone(),
             spec,
         };
         Ok(Arc::new(

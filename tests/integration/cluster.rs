@@ -267,6 +267,7 @@ async fn a_standalone_cluster_gives_the_local_results() {
     );
     assert_eq!(back, [GEN_RECORDS.to_string()]);
     lance_on_the_cluster(&local, &cluster, out.path()).await;
+    a_file_replaced_after_planning_is_an_error(&cluster, out.path()).await;
     collect(&cluster, "CREATE TABLE m AS VALUES (1), (2)")
         .await
         .expect("memory table");
@@ -277,6 +278,45 @@ async fn a_standalone_cluster_gives_the_local_results() {
                 .expect("sum")
         ),
         ["3"]
+    );
+}
+
+/// A query planned on the client over a file that is then replaced by one with other columns
+/// (another sample set) fails naming the file when the cluster runs it, rather than reading
+/// the new file as if it were the old.
+async fn a_file_replaced_after_planning_is_an_error(cluster: &SessionContext, dir: &Path) {
+    let file = dir.join("replaced.vcf");
+    let generate = |samples| {
+        vcfq::generator::generate_file(
+            &file,
+            &vcfq::generator::GenOptions {
+                records: 500,
+                samples,
+                seed: 7,
+            },
+        )
+        .expect("generate")
+    };
+    generate(4);
+    let sql = format!(
+        "SELECT chrom, count(*) FROM '{}' GROUP BY chrom",
+        file.display()
+    );
+    let planned = vcfq::session::sql(cluster, &sql)
+        .await
+        .expect("plan")
+        .create_physical_plan()
+        .await
+        .expect("physical plan");
+    assert_eq!(planned.name(), "ClusterExec");
+    generate(3);
+    let e = datafusion::physical_plan::collect(planned, cluster.task_ctx())
+        .await
+        .expect_err("the file changed");
+    let e = vcfq::error::one_line(&anyhow::Error::new(e));
+    assert!(
+        e.contains("replaced.vcf: the file changed after the query was planned"),
+        "{e}"
     );
 }
 
