@@ -3,7 +3,7 @@
 # server with real clients (ADBC, JDBC), Kafka and Iggy tables and sinks on a real broker and a
 # real Iggy server (built once from ../shared/vendor; without it the Iggy tests are skipped,
 # saying so), and (when the shared corpus is beside the clone) the bcftools conformance check
-# over real-world VCFs.
+# over real-world VCFs, run locally and again on a Ballista cluster of vcfq processes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/setup.sh
@@ -16,7 +16,9 @@ command -v bcftools >/dev/null 2>&1 || apt_install test bcftools
 kafka_dir="$(mktemp -d)"
 iggy_dir="$(mktemp -d)"
 iggy_log="$iggy_dir.build.log"
-trap 'scripts/kafka stop "$kafka_dir"; scripts/iggy stop "$iggy_dir"; rm -rf "$kafka_dir" "$iggy_dir" "$iggy_log"' EXIT
+cluster_dir="$(mktemp -d)"
+cluster_pids=""
+trap 'scripts/kafka stop "$kafka_dir"; scripts/iggy stop "$iggy_dir"; [ -z "$cluster_pids" ] || kill $cluster_pids 2>/dev/null || true; rm -rf "$kafka_dir" "$iggy_dir" "$iggy_log" "$cluster_dir"' EXIT
 # On a fresh machine the Iggy server is built from source (about 11 minutes on two cores): that
 # build runs beside vcfq's own, filling the cores that the long serial stretches of a cargo
 # build leave idle.
@@ -61,6 +63,29 @@ if [ -x "$conformance" ] || [ -f "$conformance" ]; then
     exit 1
   fi
   echo "test: conformance ok (known, documented differences: $(printf '%s' "$known" | grep -c . || true))"
+  # the same files through a cluster (a scheduler and two executors on loopback ports,
+  # `vcfq --cluster`): every row and every error must be the local run's
+  vcfq="$CARGO_TARGET_DIR/debug/vcfq"
+  free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+  "$vcfq" scheduler --port 0 >"$cluster_dir/url" 2>"$cluster_dir/scheduler.log" &
+  cluster_pids=$!
+  for _ in $(seq 100); do [ -s "$cluster_dir/url" ] && break; sleep 0.1; done
+  url="$(head -n 1 "$cluster_dir/url")"
+  [ -n "$url" ] || { cat "$cluster_dir/scheduler.log" >&2; echo "test: vcfq scheduler did not start" >&2; exit 1; }
+  for i in 1 2; do
+    "$vcfq" executor --scheduler "$url" --port "$(free_port)" --task-port "$(free_port)" \
+      --concurrency 2 --work-dir "$cluster_dir/executor$i" 2>"$cluster_dir/executor$i.log" &
+    cluster_pids="$cluster_pids $!"
+  done
+  printf '#!/bin/sh\nexec "%s" --cluster "%s" "$@"\n' "$vcfq" "$url" >"$cluster_dir/vcfq"
+  chmod +x "$cluster_dir/vcfq"
+  on_cluster=$(python3 "$conformance" --vcfq "$cluster_dir/vcfq" || true)
+  if [ "$on_cluster" != "$report" ]; then
+    diff <(echo "$report") <(echo "$on_cluster") >&2 || true
+    echo "test: the conformance check on a cluster ($url) differs from the local one (diff above: < local, > cluster)" >&2
+    exit 1
+  fi
+  echo "test: conformance on a cluster ok: $(echo "$on_cluster" | tail -n 1)"
 else
   echo "test: $conformance not found; conformance check skipped"
 fi
