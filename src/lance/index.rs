@@ -11,8 +11,9 @@
 //! built when the statement runs, over the rows the dataset has then (rows added later are
 //! searched exactly until the index is built again: `CREATE INDEX … WITH (replace = true)`).
 
+use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use async_trait::async_trait;
 use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray, UInt64Array};
@@ -31,6 +32,8 @@ use lance::Dataset;
 use lance::index::DatasetIndexExt;
 use lance::index::vector::VectorIndexParams;
 use lance_index::IndexType;
+
+use crate::vcf::stamp::FileStamp;
 use lance_index::vector::hnsw::builder::HnswBuildParams;
 use lance_index::vector::ivf::IvfBuildParams;
 use lance_index::vector::pq::PQBuildParams;
@@ -442,6 +445,46 @@ pub struct IndexInfo {
 
 /// The vector indexes of one dataset.
 pub async fn indexes_of(table: &str, dataset: &Dataset) -> Result<Vec<IndexInfo>> {
+    // a version's indexes do not change: found once per version of a dataset
+    let key = (dataset.uri().to_string(), dataset.version().version);
+    let stamp = super::manifest_stamp(dataset);
+    let cached = found().lock().ok().and_then(|m| m.get(&key).cloned());
+    if let Some((infos, was)) = cached
+        && stamp.is_some()
+        && stamp == Some(was)
+    {
+        return Ok(named(infos, table));
+    }
+    let infos = describe(dataset).await?;
+    if let Some(stamp) = stamp
+        && let Ok(mut map) = found().lock()
+    {
+        if map.len() >= 64 {
+            map.clear();
+        }
+        map.insert(key, (infos.clone(), stamp));
+    }
+    Ok(named(infos, table))
+}
+
+/// Indexes found, by dataset URI and version, with the stamp of that version's manifest.
+type Found = HashMap<(String, u64), (Vec<IndexInfo>, FileStamp)>;
+
+fn found() -> &'static Mutex<Found> {
+    static FOUND: OnceLock<Mutex<Found>> = OnceLock::new();
+    FOUND.get_or_init(Default::default)
+}
+
+fn named(mut infos: Vec<IndexInfo>, table: &str) -> Vec<IndexInfo> {
+    for info in &mut infos {
+        info.table = table.to_string();
+    }
+    infos
+}
+
+/// The vector indexes of a dataset version, as Lance describes them (no table name yet).
+async fn describe(dataset: &Dataset) -> Result<Vec<IndexInfo>> {
+    let table = "";
     let location = dataset.uri().to_string();
     let descriptions = dataset
         .describe_indices(None)

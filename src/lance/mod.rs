@@ -13,23 +13,73 @@ pub mod search;
 pub mod sink;
 pub mod table;
 
-use std::sync::{Arc, OnceLock};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use datafusion::error::DataFusionError;
 use lance::Dataset;
 use lance::dataset::builder::DatasetBuilder;
 use lance::session::Session;
 
+use crate::vcf::stamp::FileStamp;
+
 pub use table::{LanceTable, LanceTableFactory, LanceUrlTableFactory, ShippedLanceScan};
 
 /// Opens the latest version of the dataset at `uri` with the process's one Lance session, so
-/// that opened indexes and metadata are cached across queries, tables and server sessions
-/// (a dataset is opened again for every scan, to see its latest version).
+/// that opened indexes and metadata are cached across queries, tables and server sessions.
+/// Every scan asks for the latest version; a dataset this process opened before is reused
+/// while it still is the latest (its version is the latest one and, for a local dataset, its
+/// manifest file is the one read then — a dataset deleted and written again at the same path
+/// starts its versions again), so an unchanged dataset is not read and decoded again.
 pub(crate) async fn open_dataset(uri: &str) -> lance::Result<Dataset> {
-    DatasetBuilder::from_uri(uri)
+    let cached = opened().lock().ok().and_then(|mut m| m.remove(uri));
+    if let Some((dataset, stamp)) = cached
+        // an error (the dataset is gone, say) is for the fresh open below to report
+        && dataset
+            .latest_version_id()
+            .await
+            .is_ok_and(|latest| latest == dataset.version().version)
+        && manifest_stamp(&dataset) == Some(stamp)
+    {
+        if let Ok(mut map) = opened().lock() {
+            map.insert(uri.to_string(), (dataset.clone(), stamp));
+        }
+        return Ok(dataset);
+    }
+    let dataset = DatasetBuilder::from_uri(uri)
         .with_session(session())
         .load()
-        .await
+        .await?;
+    if let Some(stamp) = manifest_stamp(&dataset)
+        && let Ok(mut map) = opened().lock()
+    {
+        if map.len() >= MAX_OPENED {
+            map.clear();
+        }
+        map.insert(uri.to_string(), (dataset.clone(), stamp));
+    }
+    Ok(dataset)
+}
+
+/// At most this many datasets are kept open for reuse (then the list starts again).
+const MAX_OPENED: usize = 64;
+
+/// The datasets this process opened, by URI, with their manifest file's stamp.
+type Opened = HashMap<String, (Dataset, FileStamp)>;
+
+fn opened() -> &'static Mutex<Opened> {
+    static OPENED: OnceLock<Mutex<Opened>> = OnceLock::new();
+    OPENED.get_or_init(Default::default)
+}
+
+/// Size and modification time of the manifest file of a local dataset's version (`None` for
+/// a dataset in an object store, or when the file cannot be read: never reused then).
+pub(crate) fn manifest_stamp(dataset: &Dataset) -> Option<FileStamp> {
+    if dataset.uri().contains("://") && !dataset.uri().starts_with("file://") {
+        return None;
+    }
+    let path = format!("/{}", dataset.manifest_location().path.as_ref());
+    FileStamp::of(std::path::Path::new(&path)).ok()
 }
 
 fn session() -> Arc<Session> {

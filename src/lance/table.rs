@@ -387,7 +387,7 @@ impl ExecutionPlan for LanceScanExec {
 /// filters and limit its client planned, planned again by Lance where it runs (each
 /// partition opens that version, so a write since planning changes nothing), with as many
 /// partitions as where it was planned (checked).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ShippedLanceScan {
     /// Where the dataset is.
     pub location: String,
@@ -512,14 +512,7 @@ impl ExecutionPlan for ShippedLanceScan {
         partition: usize,
         context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
-        let scan = ShippedLanceScan {
-            location: self.location.clone(),
-            version: self.version,
-            columns: self.columns.clone(),
-            filters: self.filters.clone(),
-            limit: self.limit,
-            properties: Arc::clone(&self.properties),
-        };
+        let scan = self.clone();
         let stream = async move {
             let inner = scan.plan(&context).await?;
             inner.execute(partition, context)

@@ -573,3 +573,75 @@ async fn lance_errors_name_the_table_column_or_setting() {
         assert!(!e.contains('\n'), "one line: {e}");
     }
 }
+
+/// Datasets a process opened are reused while they are the latest version: a write from
+/// another session (a new version), an index built since (a new version), and a dataset
+/// deleted and written again at the same path (its versions start again at 1) are all seen
+/// by the next query.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_query_reads_the_latest_dataset_even_one_written_again_at_the_same_path() {
+    let dir = tempfile::tempdir().expect("dir");
+    let location = dir.path().join("again.lance");
+    let create = format!(
+        "CREATE EXTERNAL TABLE t (id BIGINT NOT NULL, v FLOAT[2]) STORED AS LANCE LOCATION '{}'",
+        location.display()
+    );
+    let reader = vcfq::SessionBuilder::new().build().expect("session");
+    let writer = vcfq::SessionBuilder::new().build().expect("session");
+    let count = "SELECT count(*), sum(id) FROM t";
+    let counted = |batches: Vec<RecordBatch>| {
+        let b = &batches[0];
+        (
+            b.column(0).as_primitive::<Int64Type>().value(0),
+            b.column(1).as_primitive::<Int64Type>().value(0),
+        )
+    };
+    let insert = |from: i64, to: i64| {
+        format!(
+            "INSERT INTO t SELECT value, arrow_cast(make_array(value, 0.0), 'FixedSizeList(2, Float32)') \
+             FROM generate_series({from}, {to})"
+        )
+    };
+    collect(&writer, &create).await;
+    collect(&writer, &insert(1, 300)).await;
+    collect(&reader, &create).await;
+    assert_eq!(counted(collect(&reader, count).await), (300, 45150));
+    assert_eq!(counted(collect(&reader, count).await), (300, 45150));
+    // a new version written by another session
+    collect(&writer, &insert(301, 310)).await;
+    assert_eq!(counted(collect(&reader, count).await), (310, 48205));
+    // an index (a new version) is found by the next kNN query
+    collect(
+        &writer,
+        "CREATE INDEX i ON t USING IVF_FLAT (v) WITH (num_partitions = 2, metric = 'l2')",
+    )
+    .await;
+    let plan = plan_text(
+        &collect(
+            &reader,
+            "EXPLAIN SELECT id FROM t ORDER BY l2_distance(v, [3.0, 0.0]) LIMIT 2",
+        )
+        .await,
+    );
+    assert!(
+        plan.contains("KnnExec") && plan.contains("index=i"),
+        "{plan}"
+    );
+    // deleted and written again: version 1 again, other rows
+    std::fs::remove_dir_all(&location).expect("remove");
+    let fresh = vcfq::SessionBuilder::new().build().expect("session");
+    collect(&fresh, &create).await;
+    collect(&fresh, &insert(1, 3)).await;
+    assert_eq!(counted(collect(&reader, count).await), (3, 6));
+    let plan = plan_text(
+        &collect(
+            &reader,
+            "EXPLAIN SELECT id FROM t ORDER BY l2_distance(v, [3.0, 0.0]) LIMIT 2",
+        )
+        .await,
+    );
+    assert!(
+        !plan.contains("KnnExec"),
+        "no index on the new dataset:\n{plan}"
+    );
+}
