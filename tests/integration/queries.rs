@@ -222,3 +222,163 @@ fn genotype_summary() {
         assert_eq!(row, &vec![format!("S{:05}", i + 1), n.to_string()]);
     }
 }
+
+/// ALT dosages of a record's samples (`None`: not called).
+fn dosages(rec: &[String]) -> Vec<Option<f64>> {
+    rec[9..]
+        .iter()
+        .map(|cell| {
+            let gt = cell.split(':').next().unwrap();
+            let alleles: Vec<&str> = gt.split(['/', '|']).collect();
+            if alleles.contains(&".") {
+                None
+            } else {
+                Some(alleles.iter().filter(|a| **a != "0").count() as f64)
+            }
+        })
+        .collect()
+}
+
+/// r² of two sites' dosages, an uncalled genotype counting as its site's mean.
+fn r2(a: &[Option<f64>], b: &[Option<f64>]) -> f64 {
+    let centred = |d: &[Option<f64>]| {
+        let called: Vec<f64> = d.iter().flatten().copied().collect();
+        let mean = called.iter().sum::<f64>() / called.len() as f64;
+        d.iter()
+            .map(|x| x.map_or(0.0, |x| x - mean))
+            .collect::<Vec<f64>>()
+    };
+    let (a, b) = (centred(a), centred(b));
+    let dot: f64 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
+    let norm = |v: &[f64]| v.iter().map(|x| x * x).sum::<f64>();
+    dot * dot / (norm(&a) * norm(&b))
+}
+
+/// bcftools' LD r² of the sites `chrom:a` and `chrom:b` of the example file (`+prune` of a
+/// window of one site over just those two), or `None` without bcftools.
+fn bcftools_r2(chrom: &str, a: &str, b: &str) -> Option<f64> {
+    let dir = example_data().dir.path();
+    let pair = dir.join(format!("pair-{a}-{b}.bcf"));
+    let view = Command::new("bcftools")
+        .args([
+            "view",
+            "-t",
+            &format!("{chrom}:{a},{chrom}:{b}"),
+            "-Ob",
+            "-o",
+        ])
+        .arg(&pair)
+        .arg(dir.join("data/example.vcf.gz"))
+        .status()
+        .ok()?;
+    assert!(view.success(), "bcftools view");
+    let pruned = Command::new("bcftools")
+        .args(["+prune", "-w", "1", "-a", "r2", "-f", ".", "-Ov"])
+        .arg(&pair)
+        .output()
+        .unwrap();
+    assert!(
+        pruned.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pruned.stderr)
+    );
+    let text = String::from_utf8(pruned.stdout).unwrap();
+    let r2 = text
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| {
+            l.split('\t')
+                .nth(7)?
+                .split(';')
+                .find_map(|kv| kv.strip_prefix("R2="))
+        })
+        .unwrap_or_else(|| panic!("no R2 from bcftools +prune:\n{text}"));
+    Some(r2.parse().unwrap())
+}
+
+#[test]
+fn ld_proxies() {
+    let blocks = run_query("ld_proxies.sql", &["chrom\tpos\tref\talt\tr2"]);
+    let recs = &example_data().records;
+    let target = recs
+        .iter()
+        .find(|r| r[0] == "chr1" && r[1] == "2187447")
+        .expect("the target site");
+    let (lo, hi) = (2_187_447 - 500_000, 2_187_447 + 500_000);
+    // every varying site of the window but the target, as the query should find them
+    let mut want: Vec<(f64, i64, &Vec<String>)> = recs
+        .iter()
+        .filter(|r| r[0] == "chr1" && r[1] != "2187447")
+        .filter(|r| (lo..=hi).contains(&r[1].parse::<i64>().unwrap()))
+        .filter(|r| {
+            let d: Vec<f64> = dosages(r).into_iter().flatten().collect();
+            d.iter().any(|x| *x != d[0])
+        })
+        .map(|r| (r2(&dosages(target), &dosages(r)), r[1].parse().unwrap(), r))
+        .collect();
+    want.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    let got = &blocks[0];
+    assert!(!got.is_empty());
+    assert_eq!(got.len(), want.len().min(10));
+    let mut checked_by_bcftools = 0;
+    for (row, (r2, pos, rec)) in got.iter().zip(&want) {
+        assert_eq!(
+            row[..4],
+            [rec[0].as_str(), &pos.to_string(), &rec[3], &rec[4]]
+        );
+        let value: f64 = row[4].parse().unwrap();
+        assert!((value - r2).abs() <= 5e-5, "{row:?}: r² {r2}");
+        let all_called = dosages(target)
+            .iter()
+            .chain(&dosages(rec))
+            .all(Option::is_some);
+        if all_called && let Some(theirs) = bcftools_r2("chr1", "2187447", &row[1]) {
+            assert!(
+                (value - theirs).abs() <= 5e-5 + 1e-4 * theirs,
+                "{row:?}: bcftools {theirs}"
+            );
+            checked_by_bcftools += 1;
+        }
+    }
+    if Command::new("bcftools").arg("--version").output().is_ok() {
+        assert!(
+            checked_by_bcftools > 0,
+            "no fully called proxy to compare with bcftools"
+        );
+    }
+}
+
+#[test]
+fn similar_variants() {
+    let blocks = run_query("similar_variants.sql", &["chrom\tpos\tref\talt\tdistance"]);
+    let rows = &blocks[0];
+    assert_eq!(rows.len(), 10);
+    // insertions (the query's class) come first, the nearest on the query's contig
+    for row in rows {
+        assert!(
+            row[3].len() > row[2].len() && row[3].starts_with(&row[2]),
+            "{row:?}"
+        );
+    }
+    assert_eq!(rows[0][0], "chr1");
+    let distances: Vec<f64> = rows.iter().map(|r| r[4].parse().unwrap()).collect();
+    assert!(distances.windows(2).all(|w| w[0] <= w[1]), "{distances:?}");
+}
+
+#[test]
+fn annotation_search() {
+    let blocks = run_query(
+        "annotation_search.sql",
+        &["section\tid\tdescription\tdistance"],
+    );
+    let rows = &blocks[0];
+    assert_eq!(rows.len(), 4);
+    // the two depth fields answer a question about read coverage, nearest first
+    assert_eq!(
+        rows[..2].iter().map(|r| r[1].as_str()).collect::<Vec<_>>(),
+        ["DP", "DP"]
+    );
+    let distances: Vec<f64> = rows.iter().map(|r| r[3].parse().unwrap()).collect();
+    assert!(distances.windows(2).all(|w| w[0] <= w[1]), "{distances:?}");
+    assert!(distances[1] < distances[2], "{distances:?}");
+}
