@@ -25,6 +25,7 @@ pub mod run;
 pub mod script;
 pub mod session;
 pub mod shell;
+pub mod stamp;
 pub mod stream;
 pub mod telemetry;
 pub mod vcf;

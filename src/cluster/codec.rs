@@ -36,10 +36,10 @@ use crate::error::mark_for_client;
 use crate::lance::knn::KnnExec;
 use crate::lance::table::LanceScanExec;
 use crate::lance::{LanceTable, ShippedLanceScan};
+use crate::stamp::{FileStamp, check_unchanged};
 use crate::stream::scan::TopicExec;
 use crate::stream::table::TopicTable;
 use crate::vcf::exec::{ScanOptions, ScanSpec, VcfExec};
-use crate::vcf::stamp::{FileStamp, check_unchanged};
 use crate::vcf::{Layout, Region, VcfOptions, VcfTable};
 
 /// The tag of a VCF table or scan that vcfq's codec wrote.

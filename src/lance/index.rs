@@ -32,8 +32,6 @@ use lance::Dataset;
 use lance::index::DatasetIndexExt;
 use lance::index::vector::VectorIndexParams;
 use lance_index::IndexType;
-
-use crate::vcf::stamp::FileStamp;
 use lance_index::vector::hnsw::builder::HnswBuildParams;
 use lance_index::vector::ivf::IvfBuildParams;
 use lance_index::vector::pq::PQBuildParams;
@@ -42,6 +40,7 @@ use lance_linalg::distance::DistanceType;
 
 use super::table::LanceTable;
 use super::{lance_error, open_dataset};
+use crate::stamp::FileStamp;
 
 /// The kinds of vector index `CREATE INDEX … USING` builds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -484,7 +483,6 @@ fn named(mut infos: Vec<IndexInfo>, table: &str) -> Vec<IndexInfo> {
 
 /// The vector indexes of a dataset version, as Lance describes them (no table name yet).
 async fn describe(dataset: &Dataset) -> Result<Vec<IndexInfo>> {
-    let table = "";
     let location = dataset.uri().to_string();
     let descriptions = dataset
         .describe_indices(None)
@@ -513,7 +511,7 @@ async fn describe(dataset: &Dataset) -> Result<Vec<IndexInfo>> {
             .map(|f| f.name.clone())
             .unwrap_or_default();
         out.push(IndexInfo {
-            table: table.to_string(),
+            table: String::new(),
             location: location.clone(),
             name: d.name().to_string(),
             column,

@@ -21,7 +21,7 @@ use lance::Dataset;
 use lance::dataset::builder::DatasetBuilder;
 use lance::session::Session;
 
-use crate::vcf::stamp::FileStamp;
+use crate::stamp::FileStamp;
 
 pub use table::{LanceTable, LanceTableFactory, LanceUrlTableFactory, ShippedLanceScan};
 

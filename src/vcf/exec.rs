@@ -54,7 +54,7 @@ pub struct ScanOrigin {
     /// The FORMAT fields of the table's `genotypes` struct (likewise).
     pub formats: Vec<String>,
     /// What each file was when the table opened it.
-    pub stamps: Vec<super::stamp::FileStamp>,
+    pub stamps: Vec<crate::stamp::FileStamp>,
     /// What the planning chose.
     pub spec: ScanSpec,
 }

@@ -23,7 +23,6 @@ pub mod prune;
 pub mod record;
 pub mod region;
 pub mod schema;
-pub mod stamp;
 pub mod table;
 pub mod unordered;
 pub mod values;

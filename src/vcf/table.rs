@@ -27,9 +27,9 @@ use super::partition;
 use super::record::split_record;
 use super::region::{Region, is_region_filter, regions_from_filters, string_literal};
 use super::schema::{Layout, SAMPLE, table_schema};
-use super::stamp::FileStamp;
 use crate::config::VcfConfig;
 use crate::error::VcfError;
+use crate::stamp::FileStamp;
 
 /// Whether a path's name says it is a VCF or BCF file.
 pub fn has_vcf_extension(path: &str) -> bool {

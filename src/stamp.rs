@@ -1,6 +1,7 @@
-//! What a file was when a table opened it (size and modification time), so that a process
-//! that opens the same path later — a cluster's scheduler or executor — can tell whether it
-//! still reads the same file, and fail rather than answer from another one.
+//! What a file was when it was read (size and modification time), so that whoever opens the
+//! same path later — a cluster's scheduler or executor, the Lance dataset cache — can tell
+//! whether it still holds the same file, and fail or read it again rather than answer from
+//! another one.
 
 use std::path::Path;
 use std::time::UNIX_EPOCH;
