@@ -1,14 +1,16 @@
 //! The codecs that ship vcfq's tables and scans between a client, a Ballista scheduler and its
 //! executors: VCF, Lance and topic tables in logical plans ([`VcfLogicalCodec`]), VCF scans,
 //! Lance scans, kNN searches and topic scans in physical plans ([`VcfPhysicalCodec`]; the
-//! Lance and topic parts are in `lance_wire` and `topic_wire`). Everything else goes to Ballista's own codecs (its shuffle operators,
-//! DataFusion's file formats), behind a one-byte tag that says whose bytes follow.
+//! Lance and topic parts are in `lance_wire` and `topic_wire`). Everything else goes to
+//! Ballista's own codecs (its shuffle operators, DataFusion's file formats), behind a
+//! one-byte tag that says whose bytes follow.
 //!
-//! A table travels as its files (absolute paths: executors reach them through a shared
-//! filesystem), its options and the INFO/FORMAT fields it decodes; the receiving process reads
-//! the header again. A scan travels as what its planning chose ([`ScanSpec`]) and runs
-//! ([`ScanOptions`]); the executor plans the same scan from the same files and checks that it
-//! came out with as many partitions (a file changed in between would not).
+//! A VCF table travels as its files (absolute paths: executors reach them through a shared
+//! filesystem, with each file's size and modification time, checked there), its options and
+//! the INFO/FORMAT fields it decodes; the receiving process reads the header again. A scan
+//! travels as what its planning chose ([`ScanSpec`]) and runs ([`ScanOptions`]); the executor
+//! plans the same scan from the same files and checks that it came out with as many
+//! partitions.
 //!
 //! Functions travel by name: every process registers vcfq's UDFs and table functions.
 
@@ -245,7 +247,7 @@ fn decode_error(what: &str, e: prost::DecodeError) -> DataFusionError {
     ))
 }
 
-/// Logical plans: VCF tables (`'file.vcf.gz'`, `STORED AS VCF`, `read_vcf`, `vcf_genotypes`)
+/// Logical plans: VCF tables (`'file.vcf.gz'`, `STORED AS VCF`, `read_vcf`, `vcf_genotypes`),
 /// Lance tables and topic tables; the rest through Ballista's codec.
 #[derive(Default)]
 pub struct VcfLogicalCodec {

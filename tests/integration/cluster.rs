@@ -703,7 +703,16 @@ async fn topics_read_as_snapshots_run_on_the_cluster() {
             .await
             .expect("insert"),
         );
-        assert_ne!(written, ["0"]);
+        let want = lines(
+            &collect(
+                &local,
+                &format!("SELECT count(*) FROM '{vcf}' WHERE chrom IN ('chr1', 'chr2', 'chr3')"),
+            )
+            .await
+            .expect("count"),
+        );
+        assert_eq!(written, want);
+        assert_ne!(want, ["0"]);
         let queries = [
             format!(
                 "SELECT chrom, count(*), sum(pos), sum(info.DP) FROM {name} GROUP BY chrom ORDER BY chrom"
