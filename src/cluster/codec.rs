@@ -33,6 +33,7 @@ use datafusion_proto::physical_plan::to_proto::serialize_physical_expr;
 use datafusion_proto::protobuf::PhysicalExprNode;
 use prost::Message;
 
+use super::wire::{decode_error, internal};
 use super::{lance_wire, topic_wire};
 use crate::error::mark_for_client;
 use crate::lance::knn::KnnExec;
@@ -241,12 +242,6 @@ fn untag(buf: &[u8]) -> Result<(u8, &[u8])> {
     }
 }
 
-fn decode_error(what: &str, e: prost::DecodeError) -> DataFusionError {
-    DataFusionError::Internal(format!(
-        "cannot decode a {what} sent by a vcfq process: {e}"
-    ))
-}
-
 /// Logical plans: VCF tables (`'file.vcf.gz'`, `STORED AS VCF`, `read_vcf`, `vcf_genotypes`),
 /// Lance tables and topic tables; the rest through Ballista's codec.
 #[derive(Default)]
@@ -312,8 +307,7 @@ impl LogicalExtensionCodec for VcfLogicalCodec {
                 table.genotype_fields(),
             )?;
             buf.push(VCFQ);
-            t.encode(buf)
-                .map_err(|e| DataFusionError::Internal(e.to_string()))?;
+            t.encode(buf).map_err(internal)?;
             return Ok(());
         }
         if let Some(table) = any.downcast_ref::<LanceTable>() {
@@ -418,9 +412,7 @@ impl VcfPhysicalCodec {
             unordered_partitions: options.partitions as u64,
         };
         buf.push(VCFQ);
-        proto
-            .encode(buf)
-            .map_err(|e| DataFusionError::Internal(e.to_string()))
+        proto.encode(buf).map_err(internal)
     }
 
     fn decode_scan(&self, buf: &[u8], ctx: &TaskContext) -> Result<Arc<dyn ExecutionPlan>> {

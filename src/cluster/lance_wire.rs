@@ -8,9 +8,8 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::Float32Array;
-use datafusion::arrow::datatypes::{Schema, SchemaRef};
+use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::TableProvider;
-use datafusion::common::DataFusionError;
 use datafusion::error::Result;
 use datafusion::execution::TaskContext;
 use datafusion::logical_expr::Expr;
@@ -18,8 +17,10 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion_proto::logical_plan::LogicalExtensionCodec;
 use datafusion_proto::logical_plan::from_proto::parse_exprs;
 use datafusion_proto::logical_plan::to_proto::serialize_exprs;
-use datafusion_proto::protobuf::{self as df, LogicalExprNode};
+use datafusion_proto::protobuf::LogicalExprNode;
 use prost::Message;
+
+use super::wire::{decode_error, internal, schema_bytes, schema_of};
 
 use crate::lance::knn::{KnnExec, SearchSettings};
 use crate::lance::{DatasetVersion, LanceTable, ShippedLanceScan};
@@ -86,25 +87,6 @@ pub(super) struct KnnProto {
     refine_factor: Option<u32>,
 }
 
-fn internal(e: impl std::fmt::Display) -> DataFusionError {
-    DataFusionError::Internal(e.to_string())
-}
-
-fn schema_bytes(schema: &SchemaRef) -> Result<Vec<u8>> {
-    Ok(df::Schema::try_from(schema.as_ref())?.encode_to_vec())
-}
-
-fn schema_of(bytes: &[u8]) -> Result<SchemaRef> {
-    let proto = df::Schema::decode(bytes).map_err(|e| decode_error("schema", e))?;
-    Ok(Arc::new(Schema::try_from(&proto)?))
-}
-
-fn decode_error(what: &str, e: prost::DecodeError) -> DataFusionError {
-    DataFusionError::Internal(format!(
-        "cannot decode a Lance {what} sent by a vcfq process: {e}"
-    ))
-}
-
 /// The bytes of a Lance table.
 pub(super) fn encode_table(table: &LanceTable, buf: &mut Vec<u8>) -> Result<()> {
     LanceTableProto {
@@ -117,7 +99,7 @@ pub(super) fn encode_table(table: &LanceTable, buf: &mut Vec<u8>) -> Result<()> 
 /// A Lance table from its bytes, with the columns the query was planned with (checked
 /// against the dataset's when the table is scanned).
 pub(super) fn decode_table(buf: &[u8], schema: SchemaRef) -> Result<Arc<dyn TableProvider>> {
-    let t = LanceTableProto::decode(buf).map_err(|e| decode_error("table", e))?;
+    let t = LanceTableProto::decode(buf).map_err(|e| decode_error("Lance table", e))?;
     Ok(Arc::new(LanceTable::planned(t.location, schema)))
 }
 
@@ -146,7 +128,7 @@ pub(super) fn decode_scan(
     ctx: &TaskContext,
     codec: &dyn LogicalExtensionCodec,
 ) -> Result<Arc<dyn ExecutionPlan>> {
-    let p = LanceScanProto::decode(buf).map_err(|e| decode_error("scan", e))?;
+    let p = LanceScanProto::decode(buf).map_err(|e| decode_error("Lance scan", e))?;
     Ok(Arc::new(ShippedLanceScan::new(
         p.location,
         p.version,
@@ -191,7 +173,7 @@ pub(super) fn decode_knn(
     ctx: &TaskContext,
     codec: &dyn LogicalExtensionCodec,
 ) -> Result<Arc<dyn ExecutionPlan>> {
-    let p = KnnProto::decode(buf).map_err(|e| decode_error("search", e))?;
+    let p = KnnProto::decode(buf).map_err(|e| decode_error("kNN search", e))?;
     let metric = crate::lance::index::parse_metric(&p.metric)
         .ok_or_else(|| internal(format!("unknown Lance metric '{}'", p.metric)))?;
     let segments = p

@@ -19,6 +19,7 @@ mod lance_wire;
 pub mod planner;
 pub mod process;
 mod topic_wire;
+mod wire;
 
 use std::sync::Arc;
 

@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::{Schema, SchemaRef};
+use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::TableProvider;
 use datafusion::common::DataFusionError;
 use datafusion::error::Result;
@@ -17,8 +17,10 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion_proto::physical_plan::PhysicalExtensionCodec;
 use datafusion_proto::physical_plan::from_proto::parse_physical_expr;
 use datafusion_proto::physical_plan::to_proto::serialize_physical_expr;
-use datafusion_proto::protobuf::{self as df, PhysicalExprNode};
+use datafusion_proto::protobuf::PhysicalExprNode;
 use prost::Message;
+
+use super::wire::{decode_error, internal, schema_bytes, schema_of};
 
 use crate::stream::factory::reopen;
 use crate::stream::options::PlatformKind;
@@ -86,16 +88,6 @@ pub fn travels(table: &TopicTable) -> bool {
     table.origin().is_some() && !table.options().follow
 }
 
-fn internal(e: impl std::fmt::Display) -> DataFusionError {
-    DataFusionError::Internal(e.to_string())
-}
-
-fn decode_error(what: &str, e: prost::DecodeError) -> DataFusionError {
-    DataFusionError::Internal(format!(
-        "cannot decode a topic {what} sent by a vcfq process: {e}"
-    ))
-}
-
 fn table_proto(table: &TopicTable) -> Result<TopicTableProto> {
     let origin = table.origin().ok_or_else(|| {
         DataFusionError::NotImplemented(format!(
@@ -108,7 +100,7 @@ fn table_proto(table: &TopicTable) -> Result<TopicTableProto> {
         location: origin.location.clone(),
         option_names: origin.options.iter().map(|(k, _)| k.clone()).collect(),
         option_values: origin.options.iter().map(|(_, v)| v.clone()).collect(),
-        variant: df::Schema::try_from(table.variant().as_ref())?.encode_to_vec(),
+        variant: schema_bytes(table.variant())?,
         ids: table.has_ids(),
     })
 }
@@ -119,9 +111,7 @@ fn open_table(t: &TopicTableProto) -> Result<TopicTable> {
         "iggy" => PlatformKind::Iggy,
         other => return Err(internal(format!("unknown streaming platform '{other}'"))),
     };
-    let variant =
-        df::Schema::decode(t.variant.as_slice()).map_err(|e| decode_error("schema", e))?;
-    let variant: SchemaRef = Arc::new(Schema::try_from(&variant)?);
+    let variant = schema_of(&t.variant)?;
     let origin = TopicOrigin {
         kind,
         location: t.location.clone(),
@@ -142,7 +132,7 @@ pub(super) fn encode_table(table: &TopicTable, buf: &mut Vec<u8>) -> Result<()> 
 
 /// A topic table from its bytes; its columns must be those the query was planned with.
 pub(super) fn decode_table(buf: &[u8], schema: &SchemaRef) -> Result<Arc<dyn TableProvider>> {
-    let t = TopicTableProto::decode(buf).map_err(|e| decode_error("table", e))?;
+    let t = TopicTableProto::decode(buf).map_err(|e| decode_error("topic table", e))?;
     let table = open_table(&t)?;
     if table.schema().fields() != schema.fields() {
         return Err(DataFusionError::Execution(format!(
@@ -198,7 +188,7 @@ pub(super) fn decode_scan(
     ctx: &TaskContext,
     codec: &dyn PhysicalExtensionCodec,
 ) -> Result<Arc<dyn ExecutionPlan>> {
-    let p = TopicScanProto::decode(buf).map_err(|e| decode_error("scan", e))?;
+    let p = TopicScanProto::decode(buf).map_err(|e| decode_error("topic scan", e))?;
     let t = p
         .table
         .as_ref()

@@ -321,22 +321,39 @@ pub struct LanceScanExec {
 
 impl DisplayAs for LanceScanExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(
+        fmt_scan(
             f,
-            "LanceScanExec: location={}, version={}, projection=[{}]",
-            self.location,
+            &self.location,
             self.dataset.version().version,
-            self.columns.join(", ")
-        )?;
-        if !self.filters.is_empty() {
-            let filters: Vec<String> = self.filters.iter().map(|e| e.to_string()).collect();
-            write!(f, ", filter=[{}]", filters.join(", "))?;
-        }
-        if let Some(limit) = self.limit {
-            write!(f, ", limit={limit}")?;
-        }
-        Ok(())
+            &self.columns,
+            &self.filters,
+            self.limit,
+        )
     }
+}
+
+/// How EXPLAIN shows a Lance scan, planned here or received by an executor.
+fn fmt_scan(
+    f: &mut fmt::Formatter,
+    location: &str,
+    version: u64,
+    columns: &[String],
+    filters: &[Expr],
+    limit: Option<usize>,
+) -> fmt::Result {
+    write!(
+        f,
+        "LanceScanExec: location={location}, version={version}, projection=[{}]",
+        columns.join(", ")
+    )?;
+    if !filters.is_empty() {
+        let filters: Vec<String> = filters.iter().map(|e| e.to_string()).collect();
+        write!(f, ", filter=[{}]", filters.join(", "))?;
+    }
+    if let Some(limit) = limit {
+        write!(f, ", limit={limit}")?;
+    }
+    Ok(())
 }
 
 impl LanceScanExec {
@@ -469,21 +486,14 @@ impl ShippedLanceScan {
 
 impl DisplayAs for ShippedLanceScan {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(
+        fmt_scan(
             f,
-            "LanceScanExec: location={}, version={}, projection=[{}]",
-            self.location,
+            &self.location,
             self.version,
-            self.columns.join(", ")
-        )?;
-        if !self.filters.is_empty() {
-            let filters: Vec<String> = self.filters.iter().map(|e| e.to_string()).collect();
-            write!(f, ", filter=[{}]", filters.join(", "))?;
-        }
-        if let Some(limit) = self.limit {
-            write!(f, ", limit={limit}")?;
-        }
-        Ok(())
+            &self.columns,
+            &self.filters,
+            self.limit,
+        )
     }
 }
 

@@ -6,10 +6,12 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
 
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::SessionContext;
 
 use crate::fixtures::GEN_RECORDS;
@@ -116,30 +118,43 @@ fn queries() -> Vec<(String, bool)> {
     ]
 }
 
+/// The physical plan of `sql` in `ctx`.
+async fn physical_plan(ctx: &SessionContext, sql: &str) -> Arc<dyn ExecutionPlan> {
+    vcfq::session::sql(ctx, sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .create_physical_plan()
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+/// The rows of `sql` run on the cluster and here (it must go to the cluster and give rows
+/// here).
+async fn here_and_there(
+    local: &SessionContext,
+    cluster: &SessionContext,
+    sql: &str,
+) -> (Vec<String>, Vec<String>) {
+    assert_eq!(
+        physical_plan(cluster, sql).await.name(),
+        "ClusterExec",
+        "{sql} did not go to the cluster"
+    );
+    let run = |ctx| async move {
+        lines(
+            &collect(ctx, sql)
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}")),
+        )
+    };
+    let want = run(local).await;
+    assert!(!want.is_empty(), "{sql}: no rows");
+    (run(cluster).await, want)
+}
+
 async fn compare(local: &SessionContext, cluster: &SessionContext) {
     for (sql, ordered) in queries() {
-        let plan = vcfq::session::sql(cluster, &sql)
-            .await
-            .unwrap_or_else(|e| panic!("{sql}: {e}"))
-            .create_physical_plan()
-            .await
-            .unwrap_or_else(|e| panic!("{sql}: {e}"));
-        assert_eq!(
-            plan.name(),
-            "ClusterExec",
-            "{sql} did not go to the cluster"
-        );
-        let want = lines(
-            &collect(local, &sql)
-                .await
-                .unwrap_or_else(|e| panic!("{sql}: {e}")),
-        );
-        let got = lines(
-            &collect(cluster, &sql)
-                .await
-                .unwrap_or_else(|e| panic!("{sql}: {e}")),
-        );
-        assert!(!want.is_empty(), "{sql}: no rows");
+        let (got, want) = here_and_there(local, cluster, &sql).await;
         if ordered {
             assert_eq!(got, want, "{sql}");
         } else {
@@ -302,12 +317,7 @@ async fn a_file_replaced_after_planning_is_an_error(cluster: &SessionContext, di
         "SELECT chrom, count(*) FROM '{}' GROUP BY chrom",
         file.display()
     );
-    let planned = vcfq::session::sql(cluster, &sql)
-        .await
-        .expect("plan")
-        .create_physical_plan()
-        .await
-        .expect("physical plan");
+    let planned = physical_plan(cluster, &sql).await;
     assert_eq!(planned.name(), "ClusterExec");
     generate(3);
     let e = datafusion::physical_plan::collect(planned, cluster.task_ctx())
@@ -367,28 +377,7 @@ async fn lance_on_the_cluster(local: &SessionContext, cluster: &SessionContext, 
          ORDER BY d LIMIT 5",
     ];
     for sql in queries {
-        let plan = vcfq::session::sql(cluster, sql)
-            .await
-            .unwrap_or_else(|e| panic!("{sql}: {e}"))
-            .create_physical_plan()
-            .await
-            .unwrap_or_else(|e| panic!("{sql}: {e}"));
-        assert_eq!(
-            plan.name(),
-            "ClusterExec",
-            "{sql} did not go to the cluster"
-        );
-        let want = lines(
-            &collect(local, sql)
-                .await
-                .unwrap_or_else(|e| panic!("{sql}: {e}")),
-        );
-        assert!(!want.is_empty(), "{sql}");
-        let got = lines(
-            &collect(cluster, sql)
-                .await
-                .unwrap_or_else(|e| panic!("{sql}: {e}")),
-        );
+        let (got, want) = here_and_there(local, cluster, sql).await;
         assert_eq!(got, want, "{sql}");
     }
     // the kNN query went through the index on the cluster as it does here
@@ -724,28 +713,7 @@ async fn topics_read_as_snapshots_run_on_the_cluster() {
             format!("SELECT count(*), sum(pos) FROM {name} WHERE _partition = 1 AND _offset >= 10"),
         ];
         for sql in &queries {
-            let plan = vcfq::session::sql(&cluster, sql)
-                .await
-                .unwrap_or_else(|e| panic!("{sql}: {e}"))
-                .create_physical_plan()
-                .await
-                .unwrap_or_else(|e| panic!("{sql}: {e}"));
-            assert_eq!(
-                plan.name(),
-                "ClusterExec",
-                "{sql} did not go to the cluster"
-            );
-            let want = lines(
-                &collect(&local, sql)
-                    .await
-                    .unwrap_or_else(|e| panic!("{sql}: {e}")),
-            );
-            assert!(!want.is_empty(), "{sql}");
-            let got = lines(
-                &collect(&cluster, sql)
-                    .await
-                    .unwrap_or_else(|e| panic!("{sql}: {e}")),
-            );
+            let (got, want) = here_and_there(&local, &cluster, sql).await;
             assert_eq!(got, want, "{platform}: {sql}");
         }
         let explain = explained(&cluster, &queries[2]).await;
@@ -777,13 +745,11 @@ async fn topics_read_as_snapshots_run_on_the_cluster() {
         .await
         .expect("create followed");
         let sql = format!("SELECT chrom, pos FROM {followed} LIMIT 3");
-        let plan = vcfq::session::sql(&cluster, &sql)
-            .await
-            .expect("plan")
-            .create_physical_plan()
-            .await
-            .expect("physical plan");
-        assert_ne!(plan.name(), "ClusterExec", "{sql}");
+        assert_ne!(
+            physical_plan(&cluster, &sql).await.name(),
+            "ClusterExec",
+            "{sql}"
+        );
         assert_eq!(
             lines(&collect(&cluster, &sql).await.expect("follow")).len(),
             3

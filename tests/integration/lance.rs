@@ -611,18 +611,13 @@ async fn every_query_reads_the_latest_dataset_even_one_written_again_at_the_same
     collect(&writer, &insert(301, 310)).await;
     assert_eq!(counted(collect(&reader, count).await), (310, 48205));
     // an index (a new version) is found by the next kNN query
+    let knn = "EXPLAIN SELECT id FROM t ORDER BY l2_distance(v, [3.0, 0.0]) LIMIT 2";
     collect(
         &writer,
         "CREATE INDEX i ON t USING IVF_FLAT (v) WITH (num_partitions = 2, metric = 'l2')",
     )
     .await;
-    let plan = plan_text(
-        &collect(
-            &reader,
-            "EXPLAIN SELECT id FROM t ORDER BY l2_distance(v, [3.0, 0.0]) LIMIT 2",
-        )
-        .await,
-    );
+    let plan = plan_text(&collect(&reader, knn).await);
     assert!(
         plan.contains("KnnExec") && plan.contains("index=i"),
         "{plan}"
@@ -633,13 +628,7 @@ async fn every_query_reads_the_latest_dataset_even_one_written_again_at_the_same
     collect(&fresh, &create).await;
     collect(&fresh, &insert(1, 3)).await;
     assert_eq!(counted(collect(&reader, count).await), (3, 6));
-    let plan = plan_text(
-        &collect(
-            &reader,
-            "EXPLAIN SELECT id FROM t ORDER BY l2_distance(v, [3.0, 0.0]) LIMIT 2",
-        )
-        .await,
-    );
+    let plan = plan_text(&collect(&reader, knn).await);
     assert!(
         !plan.contains("KnnExec"),
         "no index on the new dataset:\n{plan}"
