@@ -53,12 +53,10 @@ impl JsonDecoder {
         let mut rows = 0;
         let decoded = (|| {
             for message in messages {
-                // one check of the whole message (its ASCII runs go a word at a time) instead
-                // of one per string and number: every slice cut at ASCII delimiters is then text
-                let text = std::str::from_utf8(message).map_err(|_| Decline)?;
+                // no UTF-8 check of the whole message: bytes above ASCII are valid only inside
+                // strings, where each such sequence is checked where the scan meets it
                 let mut p = Parser {
                     bytes: message,
-                    text,
                     at: 0,
                 };
                 p.ws();
@@ -263,6 +261,35 @@ pub(crate) const STRING_STOP: [bool; 256] = {
     t
 };
 
+/// Which bytes end the plain run of a string being read: those of [`STRING_STOP`] and every
+/// byte above ASCII (a UTF-8 sequence, checked on its own).
+const READ_STOP: [bool; 256] = {
+    let mut t = STRING_STOP;
+    let mut i = 0x80;
+    while i < 0x100 {
+        t[i] = true;
+        i += 1;
+    }
+    t
+};
+
+/// [`string_stops`] with every byte above ASCII marked too ([`READ_STOP`]).
+#[inline]
+fn read_stops(word: u64) -> u64 {
+    string_stops(word) | (word & 0x8080_8080_8080_8080)
+}
+
+/// How long the UTF-8 sequence a byte above ASCII starts is (`None`: it starts none).
+#[inline]
+fn utf8_width(lead: u8) -> Option<usize> {
+    match lead {
+        0xc2..=0xdf => Some(2),
+        0xe0..=0xef => Some(3),
+        0xf0..=0xf4 => Some(4),
+        _ => None,
+    }
+}
+
 /// Eight bytes (little-endian) with the high bit of each byte set where that byte is a
 /// [`STRING_STOP`]; exact up to the lowest set bit (a borrow may mark bytes above a stop),
 /// which is all [`Parser::plain_run`] reads.
@@ -277,11 +304,9 @@ pub(crate) fn string_stops(word: u64) -> u64 {
         | below(word ^ (ONES * u64::from(b'\\')), 1)
 }
 
-/// A cursor over one message (valid UTF-8, checked once before parsing).
+/// A cursor over one message.
 struct Parser<'a> {
     bytes: &'a [u8],
-    /// The same message as text.
-    text: &'a str,
     at: usize,
 }
 
@@ -405,20 +430,20 @@ impl<'a> Parser<'a> {
         Ok(&self.bytes[start..end])
     }
 
-    /// Where the run of plain string bytes starting at `from` ends: eight bytes at a time
-    /// while eight are left, then byte by byte.
+    /// Where the run of plain ASCII string bytes starting at `from` ends ([`READ_STOP`]):
+    /// eight bytes at a time while eight are left, then byte by byte.
     #[inline]
     fn plain_run(&self, from: usize) -> usize {
         let mut end = from;
         while let Some(chunk) = self.bytes[end..].first_chunk::<8>() {
-            let stops = string_stops(u64::from_le_bytes(*chunk));
+            let stops = read_stops(u64::from_le_bytes(*chunk));
             if stops != 0 {
                 return end + (stops.trailing_zeros() / 8) as usize;
             }
             end += 8;
         }
         while let Some(&b) = self.bytes.get(end) {
-            if STRING_STOP[b as usize] {
+            if READ_STOP[b as usize] {
                 break;
             }
             end += 1;
@@ -497,6 +522,16 @@ impl<'a> Parser<'a> {
                 Some(b'\\') => {
                     self.at += 1;
                     self.escape(out)?;
+                }
+                Some(lead) if lead >= 0x80 => {
+                    let width = utf8_width(lead).ok_or(Decline)?;
+                    let sequence = self.bytes.get(self.at..self.at + width).ok_or(Decline)?;
+                    // one character: std's check of overlong forms and surrogates
+                    std::str::from_utf8(sequence).map_err(|_| Decline)?;
+                    if KEEP {
+                        out.extend_from_slice(sequence);
+                    }
+                    self.at += width;
                 }
                 _ => return Err(Decline),
             }
@@ -584,6 +619,13 @@ impl<'a> Parser<'a> {
     /// A JSON number's text (checked against JSON's grammar).
     fn number(&mut self) -> Step<&'a str> {
         let start = self.at;
+        self.skip_number()?;
+        // ASCII only, as the grammar was checked
+        std::str::from_utf8(&self.bytes[start..self.at]).map_err(|_| Decline)
+    }
+
+    /// Steps over a JSON number, checking it against JSON's grammar.
+    fn skip_number(&mut self) -> Step {
         if self.peek() == Some(b'-') {
             self.at += 1;
         }
@@ -606,7 +648,7 @@ impl<'a> Parser<'a> {
                 return Err(Decline);
             }
         }
-        self.text.get(start..self.at).ok_or(Decline)
+        Ok(())
     }
 
     fn digits(&mut self) -> usize {
@@ -655,7 +697,7 @@ impl<'a> Parser<'a> {
             b't' => self.literal(b"true"),
             b'f' => self.literal(b"false"),
             b'n' => self.literal(b"null"),
-            _ => self.number().map(|_| ()),
+            _ => self.skip_number(),
         }
     }
 }
@@ -736,12 +778,11 @@ mod tests {
                         }
                         let scalar = |from: usize| {
                             (from..bytes.len())
-                                .find(|&i| STRING_STOP[bytes[i] as usize])
+                                .find(|&i| READ_STOP[bytes[i] as usize])
                                 .unwrap_or(bytes.len())
                         };
                         let p = Parser {
                             bytes: &bytes,
-                            text: "",
                             at: 0,
                         };
                         for from in [0, 1, at] {
@@ -766,10 +807,12 @@ mod tests {
             r#" { "pos" : -3 , "chrom" : "2", "zz": {"a": [1, 2.5e+3, "s\"", true, null, {}]}, "info": {"DB": false, "S": "tab\there \u00e9 \ud83e\udde1 \/"}, "alt": [] } "#,
             r#"{"chrom":"c","pos":0,"info":null,"alt":null,"qual":0}"#,
             r#"{"chrom":"ü","pos":9223372036854775807,"qual":-0.0,"info":{"DB":false,"AF":[]}}"#,
+            // raw characters of two, three and four bytes, across words, read and skipped
+            r#"{"chrom":"é🧡x€abcdefg🧡","pos":2,"zz":"ü€🧡 ü€🧡","info":{"DB":true,"S":"日本語のテキスト"}}"#,
         ];
         let got = fast(&schema, &messages).expect("decoded");
         let want = reference(&schema, &messages).unwrap();
-        assert_eq!(got.num_rows(), 4);
+        assert_eq!(got.num_rows(), 5);
         for (c, f) in schema.fields().iter().enumerate() {
             assert_eq!(
                 got.column(c).as_ref(),
@@ -794,7 +837,7 @@ mod tests {
         let mut d = JsonDecoder::new(Arc::clone(&schema)).unwrap();
         for _ in 0..2 {
             let b = d.decode(messages.iter().map(|m| m.as_bytes())).unwrap();
-            assert_eq!(b.num_rows(), 4);
+            assert_eq!(b.num_rows(), 5);
         }
         // and after a declined one: what that batch had appended is gone
         let declined = [messages[0], messages[1], r#"{"chrom":"1","pos":"x"}"#];
@@ -842,6 +885,19 @@ mod tests {
         for bad in [
             &b"{\"chrom\":\"\xff\",\"pos\":1}"[..],
             &b"{\"chrom\":\"1\",\"pos\":1,\"x\":\"\xc3\"}"[..],
+            // overlong forms, an encoded surrogate, above U+10FFFF, a lone continuation byte,
+            // a sequence cut short by the quote or by the end of the message
+            &b"{\"chrom\":\"\xc0\xaf\",\"pos\":1}"[..],
+            &b"{\"chrom\":\"\xe0\x80\xaf\",\"pos\":1}"[..],
+            &b"{\"chrom\":\"1\",\"pos\":1,\"x\":\"\xed\xa0\x80\"}"[..],
+            &b"{\"chrom\":\"\xf4\x90\x80\x80\",\"pos\":1}"[..],
+            &b"{\"chrom\":\"ab\x80\",\"pos\":1}"[..],
+            &b"{\"chrom\":\"\xe2\x82\",\"pos\":1}"[..],
+            &b"{\"chrom\":\"1\",\"pos\":1,\"x\":\"\xf0\x9f\xa7"[..],
+            // and such bytes outside strings
+            &b"{\"chrom\":\"1\",\"pos\":1}\xc3\xa9"[..],
+            &b"{\"chrom\":\"1\",\"pos\":1,\"x\":1\xc3\xa9}"[..],
+            &b"{\"chrom\":\"1\",\"p\xc3\xa9\":1}"[..],
         ] {
             let mut decoder = JsonDecoder::new(Arc::clone(&schema)).unwrap();
             assert!(decoder.decode([ok.as_bytes(), bad].into_iter()).is_none());
