@@ -107,10 +107,10 @@ impl Object {
 
     /// The member named `key` (`hint`: where the schema's order puts the next one).
     fn find(&self, key: &[u8], hint: usize) -> Option<usize> {
-        if self.names.get(hint).is_some_and(|n| **n == *key) {
+        if self.names.get(hint).is_some_and(|n| same(n, key)) {
             return Some(hint);
         }
-        self.names.iter().position(|n| **n == *key)
+        self.names.iter().position(|n| same(n, key))
     }
 
     /// The members' arrays, each column emptied (all of them, also when one fails).
@@ -130,6 +130,13 @@ impl Object {
             c.append_masked_null();
         }
     }
+}
+
+/// Whether two member names are the same, compared in line (names are short: a call to
+/// `memcmp` per member cost more than the comparison).
+#[inline]
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
 }
 
 /// A column being built, with whether the schema lets it hold nulls.
@@ -467,8 +474,9 @@ impl<'a> Parser<'a> {
                 v.push(i32::try_from(n).map_err(|_| Decline)?);
             }
             Values::Int64(v) => v.push(self.integer()?),
-            Values::Float32(v) => v.push(finite(self.number()?.parse::<f32>())?),
-            Values::Float64(v) => v.push(finite(self.number()?.parse::<f64>())?),
+            // parsed as arrow_json parses them (lexical_core), so to the same values
+            Values::Float32(v) => v.push(finite(lexical_core::parse::<f32>(self.number()?))?),
+            Values::Float64(v) => v.push(finite(lexical_core::parse::<f64>(self.number()?))?),
             Values::Boolean(v) => match self.peek() {
                 Some(b't') => {
                     self.literal(b"true")?;
@@ -616,12 +624,11 @@ impl<'a> Parser<'a> {
         Ok(v)
     }
 
-    /// A JSON number's text (checked against JSON's grammar).
-    fn number(&mut self) -> Step<&'a str> {
+    /// A JSON number's bytes (checked against JSON's grammar).
+    fn number(&mut self) -> Step<&'a [u8]> {
         let start = self.at;
         self.skip_number()?;
-        // ASCII only, as the grammar was checked
-        std::str::from_utf8(&self.bytes[start..self.at]).map_err(|_| Decline)
+        Ok(&self.bytes[start..self.at])
     }
 
     /// Steps over a JSON number, checking it against JSON's grammar.
@@ -659,46 +666,75 @@ impl<'a> Parser<'a> {
         self.at - start
     }
 
-    /// Steps over one value of any kind, checking that it is valid JSON.
+    /// Steps over one value of any kind, checking that it is valid JSON. Iterative: the
+    /// containers open inside it are kept as bits (one per level, set for an object), and a
+    /// value `depth + level` deep is declined past [`MAX_DEPTH`], as a call per level would be.
     fn skip(&mut self, depth: usize) -> Step {
-        if depth > MAX_DEPTH {
-            return Err(Decline);
-        }
-        match self.peek().ok_or(Decline)? {
-            b'"' => self.string::<false>(&mut Vec::new()),
-            b'{' => {
-                self.at += 1;
-                if self.empty(b'}') {
-                    return Ok(());
-                }
-                loop {
-                    self.string::<false>(&mut Vec::new())?;
-                    self.ws();
-                    self.eat(b':')?;
-                    self.ws();
-                    self.skip(depth + 1)?;
-                    if !self.more(b'}')? {
-                        return Ok(());
+        let mut open: u128 = 0;
+        let mut level = 0usize;
+        loop {
+            // a value
+            if depth + level > MAX_DEPTH {
+                return Err(Decline);
+            }
+            match self.peek().ok_or(Decline)? {
+                b'"' => self.skip_string()?,
+                bracket @ (b'{' | b'[') => {
+                    self.at += 1;
+                    let object = bracket == b'{';
+                    if !self.empty(if object { b'}' } else { b']' }) {
+                        open = (open << 1) | u128::from(object);
+                        level += 1;
+                        if object {
+                            self.member_name()?;
+                        }
+                        continue;
                     }
                 }
+                b't' => self.literal(b"true")?,
+                b'f' => self.literal(b"false")?,
+                b'n' => self.literal(b"null")?,
+                _ => self.skip_number()?,
             }
-            b'[' => {
-                self.at += 1;
-                if self.empty(b']') {
+            // after a value: the next one in its container, or the containers it closes
+            loop {
+                if level == 0 {
                     return Ok(());
                 }
-                loop {
-                    self.skip(depth + 1)?;
-                    if !self.more(b']')? {
-                        return Ok(());
+                let object = open & 1 == 1;
+                if self.more(if object { b'}' } else { b']' })? {
+                    if object {
+                        self.member_name()?;
                     }
+                    break;
                 }
+                open >>= 1;
+                level -= 1;
             }
-            b't' => self.literal(b"true"),
-            b'f' => self.literal(b"false"),
-            b'n' => self.literal(b"null"),
-            _ => self.skip_number(),
         }
+    }
+
+    /// A member's name and its `:` stepped over (within a skipped object).
+    #[inline]
+    fn member_name(&mut self) -> Step {
+        self.skip_string()?;
+        self.ws();
+        self.eat(b':')?;
+        self.ws();
+        Ok(())
+    }
+
+    /// Steps over a string, checking it (one without escapes or non-ASCII bytes at once).
+    #[inline]
+    fn skip_string(&mut self) -> Step {
+        if self.peek() == Some(b'"') {
+            let end = self.plain_run(self.at + 1);
+            if self.bytes.get(end) == Some(&b'"') {
+                self.at = end + 1;
+                return Ok(());
+            }
+        }
+        self.string::<false>(&mut Vec::new())
     }
 }
 
@@ -804,15 +840,20 @@ mod tests {
         let messages = [
             r#"{"chrom":"chr1","pos":10,"id":"rs1","alt":["A","TT"],"qual":50.5,"info":{"DP":7,"AF":[0.1,1e-3,null],"F32":0.1,"DB":true,"S":"x"}}"#,
             // members in another order, missing ones, whitespace, an unknown member of each kind
+            r#"{"chrom":"3","pos":4,"zz":[[],{},[{}],{"a":[]},{"b":{"c":[1,{"d":"e\"f"}]}},[[[0]]]]}"#,
             r#" { "pos" : -3 , "chrom" : "2", "zz": {"a": [1, 2.5e+3, "s\"", true, null, {}]}, "info": {"DB": false, "S": "tab\there \u00e9 \ud83e\udde1 \/"}, "alt": [] } "#,
             r#"{"chrom":"c","pos":0,"info":null,"alt":null,"qual":0}"#,
             r#"{"chrom":"ü","pos":9223372036854775807,"qual":-0.0,"info":{"DB":false,"AF":[]}}"#,
+            // floats where parsers differ in the last bit if they are not exact
+            r#"{"chrom":"f","pos":3,"qual":0.30000000000000004,"info":{"DB":true,"AF":[1.7976931348623157e308,5e-324,123456789012345678901234567890,1E+2,-2.2250738585072014E-308,0.1e1],"F32":16777217}}"#,
+            r#"{"chrom":"g","pos":4,"qual":9007199254740993,"info":{"DB":false,"F32":3.4028235e38}}"#,
+            r#"{"chrom":"h","pos":5,"info":{"DB":false,"F32":1.17549435e-38}}"#,
             // raw characters of two, three and four bytes, across words, read and skipped
             r#"{"chrom":"é🧡x€abcdefg🧡","pos":2,"zz":"ü€🧡 ü€🧡","info":{"DB":true,"S":"日本語のテキスト"}}"#,
         ];
         let got = fast(&schema, &messages).expect("decoded");
         let want = reference(&schema, &messages).unwrap();
-        assert_eq!(got.num_rows(), 5);
+        assert_eq!(got.num_rows(), 9);
         for (c, f) in schema.fields().iter().enumerate() {
             assert_eq!(
                 got.column(c).as_ref(),
@@ -830,14 +871,14 @@ mod tests {
                 .as_any()
                 .downcast_ref::<StringArray>()
                 .unwrap()
-                .value(1),
+                .value(2),
             "tab\there é 🧡 /"
         );
         // a decoder is reusable after a batch
         let mut d = JsonDecoder::new(Arc::clone(&schema)).unwrap();
         for _ in 0..2 {
             let b = d.decode(messages.iter().map(|m| m.as_bytes())).unwrap();
-            assert_eq!(b.num_rows(), 5);
+            assert_eq!(b.num_rows(), 9);
         }
         // and after a declined one: what that batch had appended is gone
         let declined = [messages[0], messages[1], r#"{"chrom":"1","pos":"x"}"#];
@@ -853,18 +894,29 @@ mod tests {
         let schema = schema();
         let ok = r#"{"chrom":"1","pos":1}"#;
         for bad in [
-            r#"{"chrom":"1","pos":"10"}"#,           // a number as text
-            r#"{"chrom":1,"pos":1}"#,                // text as a number
-            r#"{"chrom":"1","pos":1.0}"#,            // a fraction for an integer
-            r#"{"chrom":"1","pos":01}"#,             // a leading zero
-            r#"{"chrom":"1","pos":1,"pos":2}"#,      // a duplicate member
-            r#"{"chrom":"1"}"#,                      // a missing non-nullable column
-            r#"{"chrom":null,"pos":1}"#,             // a null one
-            r#"{"chrom":"\ud800","pos":1}"#,         // a lone surrogate
-            "{\"chrom\":\"a\u{1}b\",\"pos\":1}",     // a raw control character
-            r#"{"ch\u0072om":"1","pos":1}"#,         // a key with an escape
-            r#"{"chrom":"1","pos":1} {}"#,           // two objects
-            r#"{"chrom":"1","pos":1,"x":[1,}"#,      // bad JSON in a skipped member
+            r#"{"chrom":"1","pos":"10"}"#,       // a number as text
+            r#"{"chrom":1,"pos":1}"#,            // text as a number
+            r#"{"chrom":"1","pos":1.0}"#,        // a fraction for an integer
+            r#"{"chrom":"1","pos":01}"#,         // a leading zero
+            r#"{"chrom":"1","pos":1,"pos":2}"#,  // a duplicate member
+            r#"{"chrom":"1"}"#,                  // a missing non-nullable column
+            r#"{"chrom":null,"pos":1}"#,         // a null one
+            r#"{"chrom":"\ud800","pos":1}"#,     // a lone surrogate
+            "{\"chrom\":\"a\u{1}b\",\"pos\":1}", // a raw control character
+            r#"{"ch\u0072om":"1","pos":1}"#,     // a key with an escape
+            r#"{"chrom":"1","pos":1} {}"#,       // two objects
+            r#"{"chrom":"1","pos":1,"x":[1,}"#,  // bad JSON in a skipped member
+            r#"{"chrom":"1","pos":1,"x":{"a":1,}}"#,
+            r#"{"chrom":"1","pos":1,"x":{"a" 1}}"#,
+            r#"{"chrom":"1","pos":1,"x":{1:2}}"#,
+            r#"{"chrom":"1","pos":1,"x":[1 2]}"#,
+            r#"{"chrom":"1","pos":1,"x":{"a":1]}"#,
+            r#"{"chrom":"1","pos":1,"x":[1}}"#,
+            r#"{"chrom":"1","pos":1,"x":[{"a":[}]]}"#,
+            r#"{"chrom":"1","pos":1,"x":tru}"#,
+            r#"{"chrom":"1","pos":1,"x":-}"#,
+            r#"{"chrom":"1","pos":1,"x":"abc}"#,
+            r#"{"chrom":"1","pos":1,"x":[[]"#,
             r#"{"chrom":"1","pos":1,"qual":1e999}"#, // out of range
             r#"{"chrom":"1","pos":1,"info":{"DP":3000000000,"DB":true}}"#, // Int32 overflow
             r#"{"chrom":"1","pos":1,"info":{"DP":1}}"#, // the non-nullable flag missing
@@ -874,6 +926,16 @@ mod tests {
         ] {
             assert!(fast(&schema, &[ok, bad]).is_none(), "{bad}");
         }
+        // nesting within the bound is skipped as arrow_json skips it; deeper is left to it
+        let within = format!(
+            r#"{{"chrom":"1","pos":1,"x":{}1{}}}"#,
+            r#"[{"a":"#.repeat(30),
+            "}]".repeat(30)
+        );
+        assert_eq!(
+            fast(&schema, &[&within]).expect("within the bound"),
+            reference(&schema, &[&within]).unwrap()
+        );
         // deep nesting in a skipped member is left to arrow_json too
         let deep = format!(
             r#"{{"chrom":"1","pos":1,"x":{}{}}}"#,

@@ -270,6 +270,8 @@ impl PartitionReader {
 
     /// Sends what the decoder holds (filtered and projected); false when the consumer is gone.
     fn send(&mut self, out: &Outlet, decoder: &mut Decoder, sent: &mut usize) -> Result<bool> {
+        // every message taken goes through the decoder (counted here, once per batch)
+        self.counts.messages.add(decoder.len());
         let skipped = decoder.skipped;
         let batch = decoder.flush()?;
         self.counts
@@ -410,7 +412,6 @@ impl PartitionReader {
                             continue;
                         }
                         decoder.push(m);
-                        self.counts.messages.add(1);
                         if range.end.is_some_and(|end| offset + 1 >= end) {
                             finish(&mut open, &mut source, partition);
                         }
