@@ -3,62 +3,16 @@
 //! primary killed with `kill -9` in the middle of an INSERT, nothing lost and nothing read
 //! twice; the breaker opening, going half-open and closing again; both platforms down.
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use datafusion::arrow::array::{AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{Int64Type, UInt64Type};
 use datafusion::prelude::SessionContext;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
-use crate::iggy::{OwnServer, server, unique};
+use crate::iggy::{OwnServer, Relay, host_port, server, through, unique};
 use crate::kafka::bootstrap;
 use crate::topics::{count, ctx, inserted, run};
-
-/// A TCP relay on a fixed loopback port to wherever `upstream` says (a restarted Iggy server
-/// comes up on a new port). When the upstream dies, its relayed connections die with it.
-struct Relay {
-    address: String,
-    upstream: Arc<Mutex<String>>,
-}
-
-impl Relay {
-    async fn start(upstream: &str) -> Relay {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let address = listener.local_addr().expect("address").to_string();
-        let upstream = Arc::new(Mutex::new(upstream.to_string()));
-        let target = Arc::clone(&upstream);
-        tokio::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
-                let to = target.lock().unwrap().clone();
-                tokio::spawn(async move {
-                    if let Ok(mut outbound) = TcpStream::connect(&to).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                    }
-                });
-            }
-        });
-        Relay { address, upstream }
-    }
-
-    fn point_to(&self, upstream: &str) {
-        *self.upstream.lock().unwrap() = upstream.to_string();
-    }
-}
-
-fn host_port(url: &str) -> String {
-    url.rsplit('@').next().unwrap().to_string()
-}
-
-/// The primary's URL through the relay.
-fn through(relay: &Relay, url: &str) -> String {
-    let credentials = url
-        .trim_start_matches("iggy://")
-        .rsplit_once('@')
-        .map(|(c, _)| c.to_string())
-        .unwrap();
-    format!("iggy://{credentials}@{}", relay.address)
-}
 
 async fn create(ctx: &SessionContext, name: &str, primary: &str, fallback: &str, extra: &str) {
     run(

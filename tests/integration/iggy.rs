@@ -6,8 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::str::FromStr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use datafusion::arrow::array::{AsArray, RecordBatch};
@@ -18,6 +18,7 @@ use iggy::prelude::{
     AutoLogin, Client, Identifier, IggyMessage, MessageClient, Partitioning, TcpClient,
     TcpClientConfig,
 };
+use tokio::net::{TcpListener, TcpStream};
 
 use crate::fixtures::GEN_RECORDS;
 use crate::topics::{assert_rows_equal_the_file, count, ctx, explain, inserted, path, run};
@@ -479,6 +480,51 @@ async fn credentials_may_be_options_and_never_show_in_plans() {
     );
 }
 
+/// A TCP relay on a fixed loopback port to wherever `upstream` says (a restarted Iggy server
+/// comes up on a new port). When the upstream dies, its relayed connections die with it.
+pub(crate) struct Relay {
+    pub(crate) address: String,
+    upstream: Arc<Mutex<String>>,
+}
+
+impl Relay {
+    pub(crate) async fn start(upstream: &str) -> Relay {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let address = listener.local_addr().expect("address").to_string();
+        let upstream = Arc::new(Mutex::new(upstream.to_string()));
+        let target = Arc::clone(&upstream);
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let to = target.lock().unwrap().clone();
+                tokio::spawn(async move {
+                    if let Ok(mut outbound) = TcpStream::connect(&to).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+            }
+        });
+        Relay { address, upstream }
+    }
+
+    pub(crate) fn point_to(&self, upstream: &str) {
+        *self.upstream.lock().unwrap() = upstream.to_string();
+    }
+}
+
+pub(crate) fn host_port(url: &str) -> String {
+    url.rsplit('@').next().unwrap().to_string()
+}
+
+/// The primary's URL through the relay.
+pub(crate) fn through(relay: &Relay, url: &str) -> String {
+    let credentials = url
+        .trim_start_matches("iggy://")
+        .rsplit_once('@')
+        .map(|(c, _)| c.to_string())
+        .unwrap();
+    format!("iggy://{credentials}@{}", relay.address)
+}
+
 /// An Iggy server of this test's own (it gets killed), stopped on drop.
 pub(crate) struct OwnServer {
     pub(crate) dir: PathBuf,
@@ -645,6 +691,45 @@ async fn an_insert_that_succeeded_survives_a_kill_of_the_server() {
         6,
         "rows below the server's save thresholds are there too"
     );
+}
+
+/// A table keeps one logged-in connection between its metadata calls (CREATE's check, each
+/// query's planning, an INSERT's first look); when its server dies and comes back at the same
+/// address, that connection is dead, and the next statements go on over new ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_whose_server_restarted_goes_on_over_new_connections() {
+    if server().is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("dir");
+    let own = OwnServer::start(dir.path());
+    let relay = Relay::start(&host_port(&own.url)).await;
+    let url = through(&relay, &own.url);
+    let ctx = ctx();
+    let t = unique("restarts");
+    create(&ctx, &url, "moving", &t, "OPTIONS ('partitions' '2')").await;
+    let rows = "INSERT INTO moving (chrom, pos, ref) VALUES ('chr1', 1, 'A'), ('chr1', 2, 'C'), ('chr2', 3, 'G')";
+    assert_eq!(inserted(&run(&ctx, rows).await.expect("insert")), 3);
+    assert_eq!(count(&ctx, "SELECT count(*) FROM moving").await, 3);
+    own.kill();
+    let restarted = OwnServer::start(dir.path());
+    // the restarted server has the same pid file: only it is stopped at the end
+    std::mem::forget(own);
+    relay.point_to(&host_port(&restarted.url));
+    assert_eq!(
+        count(&ctx, "SELECT count(*) FROM moving").await,
+        3,
+        "planning goes on over a new connection"
+    );
+    assert_eq!(
+        inserted(&run(&ctx, rows).await.expect("insert after the restart")),
+        3
+    );
+    assert_eq!(
+        count(&ctx, "SELECT count(DISTINCT _id) FROM moving").await,
+        3
+    );
+    assert_eq!(count(&ctx, "SELECT count(*) FROM moving").await, 6);
 }
 
 /// The message logs of one topic's partitions under a server's data directory.

@@ -4,8 +4,8 @@
 //! low-level `TcpClient` is used (no heartbeat task); it logs in when it connects.
 
 use std::future::Future;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use iggy::prelude::{
     AutoLogin, Client, IggyDuration, IggyError, TcpClient, TcpClientConfig,
@@ -125,4 +125,91 @@ pub async fn connect(endpoint: &Endpoint, target: &str) -> Result<TcpClient, Str
 /// Closes a client (bounded; errors do not matter any more).
 pub async fn close(client: TcpClient, timeout: Duration) {
     let _ = tokio::time::timeout(timeout, Client::disconnect(&client)).await;
+}
+
+/// How long a [`Spare`] client may sit unused and still be taken.
+const SPARE_IDLE: Duration = Duration::from_secs(10);
+
+/// One logged-in client kept between a table's metadata calls (the check of `CREATE`, each
+/// query's planning, an `INSERT`'s first look), so that they do not each log in again: a login
+/// costs the server an Argon2 hash (about 15 ms of a core) and the caller a round trip. A
+/// client is kept only after a call on it succeeded and is taken only while it has been idle
+/// less than [`SPARE_IDLE`]; a call that fails on a kept client is made once more on a new one
+/// ([`with_client`]). Clones share the one client.
+#[derive(Clone, Default)]
+pub struct Spare(Arc<Mutex<Option<(TcpClient, Instant)>>>);
+
+impl std::fmt::Debug for Spare {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Spare")
+    }
+}
+
+impl Spare {
+    /// The kept client, when there is one idle for less than [`SPARE_IDLE`] (an older one is
+    /// closed).
+    async fn take(&self, timeout: Duration) -> Option<TcpClient> {
+        let kept = self.0.lock().ok().and_then(|mut slot| slot.take());
+        match kept {
+            Some((client, since)) if since.elapsed() < SPARE_IDLE => Some(client),
+            Some((client, _)) => {
+                close(client, timeout).await;
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// After a call on `client`: kept when the call succeeded (`ok`), closed otherwise.
+    async fn settle(&self, client: Arc<TcpClient>, ok: bool, timeout: Duration) {
+        // the call is over: nothing else holds the client
+        if let Ok(client) = Arc::try_unwrap(client) {
+            if ok {
+                self.keep(client, timeout).await;
+            } else {
+                close(client, timeout).await;
+            }
+        }
+    }
+
+    /// Keeps `client` for the next call (closes it when another one is kept already).
+    pub async fn keep(&self, client: TcpClient, timeout: Duration) {
+        let rest = match self.0.lock() {
+            Ok(mut slot) if slot.is_none() => {
+                *slot = Some((client, Instant::now()));
+                None
+            }
+            _ => Some(client),
+        };
+        if let Some(client) = rest {
+            close(client, timeout).await;
+        }
+    }
+}
+
+/// Runs `call` on the spare client, or on a new one when none is kept or the call failed on
+/// the kept one (it may have been closed by the server meanwhile); the client is kept again
+/// when the call succeeded, and closed otherwise. `call` must be safe to make twice.
+pub async fn with_client<T, F, Fut>(
+    spare: &Spare,
+    endpoint: &Endpoint,
+    target: &str,
+    call: F,
+) -> Result<T, StreamError>
+where
+    F: Fn(Arc<TcpClient>) -> Fut,
+    Fut: Future<Output = Result<T, StreamError>>,
+{
+    let timeout = endpoint.timeout.min(Duration::from_secs(1));
+    if let Some(client) = spare.take(timeout).await {
+        let client = Arc::new(client);
+        let result = call(Arc::clone(&client)).await;
+        let ok = result.is_ok();
+        spare.settle(client, ok, timeout).await;
+        return result;
+    }
+    let client = Arc::new(connect(endpoint, target).await?);
+    let result = call(Arc::clone(&client)).await;
+    spare.settle(client, result.is_ok(), timeout).await;
+    result
 }

@@ -21,7 +21,7 @@ use iggy::prelude::{
     PollingStrategy, StreamClient, TcpClient, TopicClient, TopicDetails,
 };
 
-use self::client::{Endpoint, bounded, close, connect};
+use self::client::{Endpoint, bounded};
 use super::StreamError;
 use super::options::{Start, TopicOptions};
 use super::platform::{PartitionRange, PartitionSource, Platform};
@@ -36,6 +36,8 @@ pub const KEY_HEADER: &str = "key";
 #[derive(Debug, Clone)]
 pub struct IggyPlatform {
     endpoint: Endpoint,
+    /// A logged-in client kept between metadata calls (shared by clones).
+    spare: client::Spare,
     stream: String,
     topic: String,
     options: TopicOptions,
@@ -171,6 +173,7 @@ impl IggyPlatform {
             ));
         }
         Ok(IggyPlatform {
+            spare: client::Spare::default(),
             endpoint: Endpoint {
                 address: parsed.address,
                 user,
@@ -350,17 +353,19 @@ impl Platform for IggyPlatform {
     }
 
     async fn ensure_topic(&self) -> Result<(), StreamError> {
-        let client = connect(&self.endpoint, &self.target_name()).await?;
-        let result = self.ensure_with(&client).await;
-        close(client, self.endpoint.timeout).await;
-        result
+        let target = self.target_name();
+        client::with_client(&self.spare, &self.endpoint, &target, |client| async move {
+            self.ensure_with(&client).await
+        })
+        .await
     }
 
     async fn plan_ranges(&self, seek: &Seek) -> Result<Vec<PartitionRange>, StreamError> {
-        let client = connect(&self.endpoint, &self.target_name()).await?;
-        let result = self.ranges_with(&client, seek).await;
-        close(client, self.endpoint.timeout).await;
-        result
+        let target = self.target_name();
+        client::with_client(&self.spare, &self.endpoint, &target, |client| async move {
+            self.ranges_with(&client, seek).await
+        })
+        .await
     }
 
     fn open_source(

@@ -57,42 +57,40 @@ impl TopicSink for IggySink {
 
     async fn open(&self) -> Result<Box<dyn TopicWriter>, StreamError> {
         let target = self.target();
-        let client = connect(&self.platform.endpoint, &target).await?;
-        let details = match self.platform.details(&client).await {
-            Ok(Some(details)) => details,
-            Ok(None) => {
-                close(client, self.platform.endpoint.timeout).await;
-                return Err(StreamError::permanent(target, "topic does not exist"));
-            }
-            Err(e) => {
-                close(client, self.platform.endpoint.timeout).await;
-                return Err(e);
-            }
-        };
+        let platform = &self.platform;
+        // the topic's partitions, over the table's spare client (no login after CREATE)
+        let details = client::with_client(
+            &platform.spare,
+            &platform.endpoint,
+            &target,
+            |c| async move { platform.details(&c).await },
+        )
+        .await?
+        .ok_or_else(|| StreamError::permanent(&target, "topic does not exist"))?;
         if details.partitions_count == 0 {
-            close(client, self.platform.endpoint.timeout).await;
             return Err(StreamError::permanent(target, "topic has no partitions"));
         }
-        let key = match HeaderKey::from_str(KEY_HEADER) {
-            Ok(key) => key,
-            Err(e) => {
-                close(client, self.platform.endpoint.timeout).await;
-                return Err(client::error(&target, "bad header key", &e));
-            }
-        };
-        // more connections, so that one chunk is sent while another one is acknowledged
+        let key = HeaderKey::from_str(KEY_HEADER)
+            .map_err(|e| client::error(&target, "bad header key", &e))?;
+        // more connections, so that one chunk is sent while another one is acknowledged;
+        // connected (and logged in) at the same time
         let lanes = (details.partitions_count as usize).min(CONNECTIONS);
-        let mut clients = vec![client];
-        while clients.len() < lanes {
-            match connect(&self.platform.endpoint, &target).await {
+        let connected =
+            futures::future::join_all((0..lanes).map(|_| connect(&platform.endpoint, &target)))
+                .await;
+        let mut clients = Vec::with_capacity(lanes);
+        let mut failed = None;
+        for c in connected {
+            match c {
                 Ok(client) => clients.push(client),
-                Err(e) => {
-                    for client in clients {
-                        close(client, self.platform.endpoint.timeout).await;
-                    }
-                    return Err(e);
-                }
+                Err(e) => failed = failed.or(Some(e)),
             }
+        }
+        if let Some(e) = failed {
+            for client in clients {
+                close(client, platform.endpoint.timeout).await;
+            }
+            return Err(e);
         }
         Ok(Box::new(IggyWriter {
             platform: self.platform.clone(),
