@@ -6,7 +6,9 @@
 //! on their way at once, for the windows of offsets that follow one another up to its end, so
 //! the connection is never idle while the reader decodes; an answer that ends before its window
 //! does (or a window's messages are gone) drops the requests after it, which are asked again
-//! from where the answer ended. A followed partition has one request at a time.
+//! from where the answer ended. A followed partition has one request at a time. A request's
+//! time bound (`timeout.ms`) counts from when it was asked for, its wait behind the others on
+//! the connection included.
 //!
 //! Answers are taken apart here, not by the SDK: a poll is sent with the SDK's wire encoding
 //! and its answer comes back as one buffer, each message's value a slice of it. (The SDK's
