@@ -206,7 +206,9 @@ where
         let result = call(Arc::clone(&client)).await;
         let ok = result.is_ok();
         spare.settle(client, ok, timeout).await;
-        return result;
+        if ok {
+            return result;
+        }
     }
     let client = Arc::new(connect(endpoint, target).await?);
     let result = call(Arc::clone(&client)).await;
