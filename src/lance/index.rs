@@ -11,9 +11,8 @@
 //! built when the statement runs, over the rows the dataset has then (rows added later are
 //! searched exactly until the index is built again: `CREATE INDEX … WITH (replace = true)`).
 
-use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray, UInt64Array};
@@ -39,8 +38,7 @@ use lance_index::vector::sq::builder::SQBuildParams;
 use lance_linalg::distance::DistanceType;
 
 use super::table::LanceTable;
-use super::{lance_error, open_dataset};
-use crate::stamp::FileStamp;
+use super::{Kept, lance_error, open_dataset};
 
 /// The kinds of vector index `CREATE INDEX … USING` builds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -444,34 +442,22 @@ pub struct IndexInfo {
 
 /// The vector indexes of one dataset.
 pub async fn indexes_of(table: &str, dataset: &Dataset) -> Result<Vec<IndexInfo>> {
-    // a version's indexes do not change: found once per version of a dataset
+    // a version's indexes do not change: found once per version of a dataset (by URI and
+    // version, with the stamp of that version's manifest)
+    static FOUND: Kept<(String, u64), Vec<IndexInfo>> = Kept::new();
     let key = (dataset.uri().to_string(), dataset.version().version);
     let stamp = super::manifest_stamp(dataset);
-    let cached = found().lock().ok().and_then(|m| m.get(&key).cloned());
-    if let Some((infos, was)) = cached
-        && stamp.is_some()
-        && stamp == Some(was)
+    if let Some(stamp) = stamp
+        && let Some((infos, was)) = FOUND.get(&key)
+        && was == stamp
     {
         return Ok(named(infos, table));
     }
     let infos = describe(dataset).await?;
-    if let Some(stamp) = stamp
-        && let Ok(mut map) = found().lock()
-    {
-        if map.len() >= 64 {
-            map.clear();
-        }
-        map.insert(key, (infos.clone(), stamp));
+    if let Some(stamp) = stamp {
+        FOUND.put(key, infos.clone(), stamp);
     }
     Ok(named(infos, table))
-}
-
-/// Indexes found, by dataset URI and version, with the stamp of that version's manifest.
-type Found = HashMap<(String, u64), (Vec<IndexInfo>, FileStamp)>;
-
-fn found() -> &'static Mutex<Found> {
-    static FOUND: OnceLock<Mutex<Found>> = OnceLock::new();
-    FOUND.get_or_init(Default::default)
 }
 
 fn named(mut infos: Vec<IndexInfo>, table: &str) -> Vec<IndexInfo> {

@@ -13,7 +13,9 @@ pub mod search;
 pub mod sink;
 pub mod table;
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use datafusion::error::DataFusionError;
@@ -32,8 +34,9 @@ pub use table::{LanceTable, LanceTableFactory, LanceUrlTableFactory, ShippedLanc
 /// manifest file is the one read then — a dataset deleted and written again at the same path
 /// starts its versions again), so an unchanged dataset is not read and decoded again.
 pub(crate) async fn open_dataset(uri: &str) -> lance::Result<Dataset> {
-    let cached = opened().lock().ok().and_then(|mut m| m.remove(uri));
-    if let Some((dataset, stamp)) = cached
+    // the datasets this process opened, by URI
+    static OPENED: Kept<String, Dataset> = Kept::new();
+    if let Some((dataset, stamp)) = OPENED.get(uri)
         // an error (the dataset is gone, say) is for the fresh open below to report
         && dataset
             .latest_version_id()
@@ -41,35 +44,54 @@ pub(crate) async fn open_dataset(uri: &str) -> lance::Result<Dataset> {
             .is_ok_and(|latest| latest == dataset.version().version)
         && manifest_stamp(&dataset) == Some(stamp)
     {
-        if let Ok(mut map) = opened().lock() {
-            map.insert(uri.to_string(), (dataset.clone(), stamp));
-        }
         return Ok(dataset);
     }
     let dataset = DatasetBuilder::from_uri(uri)
         .with_session(session())
         .load()
         .await?;
-    if let Some(stamp) = manifest_stamp(&dataset)
-        && let Ok(mut map) = opened().lock()
-    {
-        if map.len() >= MAX_OPENED {
-            map.clear();
-        }
-        map.insert(uri.to_string(), (dataset.clone(), stamp));
+    if let Some(stamp) = manifest_stamp(&dataset) {
+        OPENED.put(uri.to_string(), dataset.clone(), stamp);
     }
     Ok(dataset)
 }
 
-/// At most this many datasets are kept open for reuse (then the list starts again).
-const MAX_OPENED: usize = 64;
+/// A process-wide map of what was read from local files, each value with the stamp of the
+/// file it came from (what the caller compares before reusing it); at most [`MAX_KEPT`]
+/// entries, then it starts again.
+pub(crate) struct Kept<K, V>(OnceLock<Mutex<HashMap<K, (V, FileStamp)>>>);
 
-/// The datasets this process opened, by URI, with their manifest file's stamp.
-type Opened = HashMap<String, (Dataset, FileStamp)>;
+/// Entries a [`Kept`] map holds at most.
+const MAX_KEPT: usize = 64;
 
-fn opened() -> &'static Mutex<Opened> {
-    static OPENED: OnceLock<Mutex<Opened>> = OnceLock::new();
-    OPENED.get_or_init(Default::default)
+impl<K: Eq + Hash, V: Clone> Kept<K, V> {
+    /// An empty map.
+    pub(crate) const fn new() -> Self {
+        Kept(OnceLock::new())
+    }
+
+    fn map(&self) -> &Mutex<HashMap<K, (V, FileStamp)>> {
+        self.0.get_or_init(Default::default)
+    }
+
+    /// The value kept for `key`, with the stamp of the file it came from.
+    pub(crate) fn get<Q>(&self, key: &Q) -> Option<(V, FileStamp)>
+    where
+        K: Borrow<Q>,
+        Q: Eq + Hash + ?Sized,
+    {
+        self.map().lock().ok()?.get(key).cloned()
+    }
+
+    /// Keeps `value`, read from a file stamped `stamp`.
+    pub(crate) fn put(&self, key: K, value: V, stamp: FileStamp) {
+        if let Ok(mut map) = self.map().lock() {
+            if map.len() >= MAX_KEPT {
+                map.clear();
+            }
+            map.insert(key, (value, stamp));
+        }
+    }
 }
 
 /// Size and modification time of the manifest file of a local dataset's version (`None` for
